@@ -1,0 +1,81 @@
+//! The admin listener: `GET /healthz` (200 while the process serves) and
+//! `GET /readyz` (200 once the configuration is loaded and every issuer is
+//! usable, 503 naming the issuers that are not). Plain HTTP/1.1, meant for
+//! loopback or a private network.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::{HeaderValue, Method, Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioIo, TokioTimer};
+use std::convert::Infallible;
+use std::time::Duration;
+use tokio::net::TcpListener;
+use tokio::sync::{mpsc, watch};
+
+use crate::runtime::{Runtime, SharedRuntime};
+
+/// Serves admin requests until `stop_rx` changes.
+pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop_rx: watch::Receiver<()>, done: mpsc::Sender<()>) {
+    loop {
+        let (stream, _) = tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok(pair) => pair,
+                Err(e) => {
+                    tracing::error!(error = %e, "admin accept failed");
+                    tokio::time::sleep(Duration::from_millis(50)).await;
+                    continue;
+                }
+            },
+            _ = stop_rx.changed() => break,
+        };
+        let shared = shared.clone();
+        let done = done.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let rt = shared.load_full();
+                async move { Ok::<_, Infallible>(answer(&rt, &req)) }
+            });
+            let conn = hyper::server::conn::http1::Builder::new()
+                .timer(TokioTimer::new())
+                .header_read_timeout(Duration::from_secs(10))
+                .serve_connection(TokioIo::new(stream), svc);
+            let _ = conn.await;
+            drop(done);
+        });
+    }
+}
+
+fn answer(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "method_not_allowed"}));
+    }
+    match req.uri().path() {
+        "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        "/readyz" => readyz(rt),
+        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not_found"})),
+    }
+}
+
+fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
+    let waiting = rt.not_ready();
+    if waiting.is_empty() {
+        return json(StatusCode::OK, serde_json::json!({"status": "ready"}));
+    }
+    let issuers: serde_json::Map<String, serde_json::Value> =
+        waiting.into_iter().map(|(name, why)| (name, why.into())).collect();
+    json(
+        StatusCode::SERVICE_UNAVAILABLE,
+        serde_json::json!({"status": "not_ready", "issuers": issuers}),
+    )
+}
+
+fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp
+}

@@ -1,0 +1,158 @@
+//! Bearer credential extraction (RFC 6750 section 2.1, behavior contract
+//! section 2).
+//!
+//! `Authorization: Bearer <b64token>`: the scheme is case-insensitive and one
+//! or more spaces may follow it; the token must match
+//! `1*( ALPHA / DIGIT / "-" / "." / "_" / "~" / "+" / "/" ) *"="`. Anything
+//! else that announces itself as Bearer, two `Authorization` headers, or an
+//! `access_token` query parameter next to the header is a malformed request.
+//! An `access_token` query parameter alone is ignored (the gateway never
+//! accepts tokens in URLs); another scheme is no credential at all.
+
+use http::header::AUTHORIZATION;
+use http::HeaderMap;
+
+use crate::error::Rejection;
+
+/// The credential a request carries, if any.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Credential<'a> {
+    None,
+    Bearer(&'a str),
+}
+
+/// Extracts the bearer token; `query` is the raw query string.
+pub fn extract<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+    max_token_bytes: usize,
+) -> Result<Credential<'a>, Rejection> {
+    let mut values = headers.get_all(AUTHORIZATION).iter();
+    let Some(value) = values.next() else {
+        return Ok(Credential::None);
+    };
+    if values.next().is_some() {
+        return Err(Rejection::InvalidRequest("multiple Authorization headers"));
+    }
+    if query.is_some_and(has_access_token_param) {
+        return Err(Rejection::InvalidRequest(
+            "token in both the Authorization header and the query",
+        ));
+    }
+    let bytes = value.as_bytes();
+    const SCHEME: &[u8] = b"bearer";
+    let is_bearer = bytes.len() >= SCHEME.len()
+        && bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
+        && bytes.get(SCHEME.len()).is_none_or(|&b| b == b' ' || b == b'\t');
+    if !is_bearer {
+        return Ok(Credential::None);
+    }
+    let rest = &bytes[SCHEME.len()..];
+    let token_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
+    if token_start == 0 || token_start == rest.len() {
+        return Err(Rejection::InvalidRequest("malformed bearer credential"));
+    }
+    let token = &rest[token_start..];
+    if !is_b64token(token) {
+        return Err(Rejection::InvalidRequest("malformed bearer credential"));
+    }
+    if token.len() > max_token_bytes {
+        return Err(Rejection::InvalidToken("token too long"));
+    }
+    // is_b64token admits ASCII only, so this cannot fail.
+    match std::str::from_utf8(token) {
+        Ok(t) => Ok(Credential::Bearer(t)),
+        Err(_) => Err(Rejection::InvalidRequest("malformed bearer credential")),
+    }
+}
+
+fn is_b64token(token: &[u8]) -> bool {
+    let body_len = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
+    body_len > 0
+        && token[..body_len]
+            .iter()
+            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+}
+
+/// Whether the query has a parameter named `access_token` (RFC 6750 2.3).
+pub fn has_access_token_param(query: &str) -> bool {
+    query.split('&').any(|pair| {
+        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+        name == "access_token"
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use http::HeaderValue;
+
+    fn headers(values: &[&[u8]]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for v in values {
+            h.append(AUTHORIZATION, HeaderValue::from_bytes(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn extract_grammar_table() {
+        use Credential::*;
+        let ok = |t: &'static str| Ok::<_, Rejection>(Bearer(t));
+        let bad = Err::<Credential, _>(Rejection::InvalidRequest("malformed bearer credential"));
+        let cases: Vec<(&[u8], Result<Credential, Rejection>)> = vec![
+            (b"Bearer abc", ok("abc")),
+            (b"bearer abc", ok("abc")),
+            (b"BEARER abc", ok("abc")),
+            (b"Bearer    abc", ok("abc")),
+            (b"Bearer a-b.c_d~e+f/g==", ok("a-b.c_d~e+f/g==")),
+            (b"Basic dXNlcjpwYXNz", Ok(None)),
+            (b"Bearerabc", Ok(None)),
+            (b"Digest x", Ok(None)),
+            (b"Bearer", bad.clone()),
+            (b"Bearer ", bad.clone()),
+            (b"Bearer   ", bad.clone()),
+            (b"Bearer\tabc", bad.clone()),
+            (b"Bearer a\tb", bad.clone()),
+            (b"Bearer abc def", bad.clone()),
+            (b"Bearer abc ", bad.clone()),
+            (b"Bearer abc,def", bad.clone()),
+            (b"Bearer \"abc\"", bad.clone()),
+            (b"Bearer ab=c", bad.clone()),
+            (b"Bearer ===", bad.clone()),
+            (b"Bearer caf\xc3\xa9", bad.clone()),
+        ];
+        for (value, want) in cases {
+            let h = headers(&[value]);
+            assert_eq!(extract(&h, None, 8192), want, "{:?}", String::from_utf8_lossy(value));
+        }
+    }
+
+    #[test]
+    fn extract_two_headers_is_invalid_request() {
+        let h = headers(&[b"Bearer a", b"Bearer b"]);
+        assert!(matches!(extract(&h, None, 8192), Err(Rejection::InvalidRequest(_))));
+    }
+
+    #[test]
+    fn extract_query_token_next_to_header_is_invalid_request() {
+        let h = headers(&[b"Bearer a"]);
+        assert!(matches!(
+            extract(&h, Some("x=1&access_token=b"), 8192),
+            Err(Rejection::InvalidRequest(_))
+        ));
+        assert_eq!(extract(&h, Some("access_tokens=1"), 8192), Ok(Credential::Bearer("a")));
+    }
+
+    #[test]
+    fn extract_query_token_alone_is_no_credential() {
+        assert_eq!(extract(&HeaderMap::new(), Some("access_token=b"), 8192), Ok(Credential::None));
+    }
+
+    #[test]
+    fn extract_token_over_limit_is_invalid_token() {
+        let h = headers(&[b"Bearer abcdef"]);
+        assert_eq!(extract(&h, None, 6), Ok(Credential::Bearer("abcdef")));
+        assert_eq!(extract(&h, None, 5), Err(Rejection::InvalidToken("token too long")));
+    }
+}

@@ -1,0 +1,491 @@
+//! Raw configuration → typed [`Config`], once, collecting every error with
+//! its key path. The only place that knows the rules of each key.
+
+use http::{HeaderName, Method, Uri};
+use ipnet::IpNet;
+use std::net::{IpAddr, SocketAddr};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use super::raw::*;
+use super::*;
+use crate::route::Pattern;
+
+/// Collects errors while converting; `key` paths are dotted TOML paths.
+struct Builder<'a> {
+    errors: Vec<ConfigError>,
+    base_dir: &'a Path,
+}
+
+impl Builder<'_> {
+    fn err(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+        self.errors.push(ConfigError::new(key, reason));
+    }
+
+    /// A duration in milliseconds or seconds that must be at least `min`.
+    fn duration(&mut self, key: &str, value: u64, unit: Duration, min: u64) -> Duration {
+        if value < min {
+            self.err(key, format!("must be at least {min}"));
+        }
+        unit.checked_mul(u32::try_from(value).unwrap_or(u32::MAX))
+            .unwrap_or(Duration::MAX)
+    }
+
+    fn ms(&mut self, key: &str, value: u64) -> Duration {
+        self.duration(key, value, Duration::from_millis(1), 1)
+    }
+
+    fn secs(&mut self, key: &str, value: u64, min: u64) -> Duration {
+        self.duration(key, value, Duration::from_secs(1), min)
+    }
+
+    fn count(&mut self, key: &str, value: u64, min: u64, max: u64) -> usize {
+        if value < min || value > max {
+            self.err(key, format!("must be between {min} and {max}"));
+        }
+        usize::try_from(value.clamp(min, max)).unwrap_or(usize::MAX)
+    }
+
+    fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
+        value.parse().unwrap_or_else(|_| {
+            self.err(key, format!("{value:?} is not an address:port"));
+            SocketAddr::from(([127, 0, 0, 1], 0))
+        })
+    }
+
+    /// A file path, resolved against the config file's directory; must exist.
+    fn file(&mut self, key: &str, value: &str) -> PathBuf {
+        let path = self.base_dir.join(value);
+        if !path.is_file() {
+            self.err(key, format!("file {} does not exist", path.display()));
+        }
+        path
+    }
+
+    fn required<'s>(&mut self, key: &str, value: &'s Option<String>) -> &'s str {
+        match value.as_deref() {
+            Some(v) if !v.is_empty() => v,
+            _ => {
+                self.err(key, "is required");
+                ""
+            }
+        }
+    }
+
+    /// An http(s) URL the gateway fetches from: https, or http on loopback.
+    fn fetch_url(&mut self, key: &str, value: &str) -> Uri {
+        match value.parse::<Uri>() {
+            Ok(uri) if uri.host().is_some() => {
+                let loopback = uri.host().is_some_and(is_loopback_host);
+                match uri.scheme_str() {
+                    Some("https") => {}
+                    Some("http") if loopback => {}
+                    Some("http") => self.err(key, "must use https (http only for loopback hosts)"),
+                    _ => self.err(key, "must be an https URL"),
+                }
+                uri
+            }
+            _ => {
+                self.err(key, format!("{value:?} is not an absolute URL"));
+                Uri::default()
+            }
+        }
+    }
+}
+
+/// `localhost`, 127.0.0.0/8 and `::1` (brackets allowed).
+pub fn is_loopback_host(host: &str) -> bool {
+    let bare = host.trim_start_matches('[').trim_end_matches(']');
+    bare.eq_ignore_ascii_case("localhost")
+        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
+}
+
+pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErrors> {
+    let mut b = Builder {
+        errors: Vec::new(),
+        base_dir,
+    };
+    let server = server(&mut b, &raw.server);
+    let admin = raw.admin.as_ref().map(|a| AdminConfig {
+        listen: b.addr("admin.listen", &a.listen),
+    });
+    let issuers: Vec<IssuerConfig> = raw
+        .issuers
+        .iter()
+        .map(|(name, i)| issuer(&mut b, name, i))
+        .collect();
+    let upstreams: Vec<UpstreamConfig> = raw
+        .upstreams
+        .iter()
+        .map(|(name, u)| upstream(&mut b, name, u))
+        .collect();
+    let forward = forward(&mut b, &raw.forward);
+    let routes = raw
+        .routes
+        .iter()
+        .enumerate()
+        .map(|(i, r)| route(&mut b, i, r, &issuers, &upstreams))
+        .collect();
+    if b.errors.is_empty() {
+        Ok(Config {
+            server,
+            admin,
+            issuers,
+            upstreams,
+            forward,
+            routes,
+            source: None,
+        })
+    } else {
+        Err(ConfigErrors(b.errors))
+    }
+}
+
+fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
+    let tls = match (&s.tls_cert, &s.tls_key) {
+        (Some(cert), Some(key)) => Some(TlsFiles {
+            cert: b.file("server.tls_cert", cert),
+            key: b.file("server.tls_key", key),
+        }),
+        (None, None) => None,
+        (Some(_), None) => {
+            b.err("server.tls_key", "is required when server.tls_cert is set");
+            None
+        }
+        (None, Some(_)) => {
+            b.err("server.tls_cert", "is required when server.tls_key is set");
+            None
+        }
+    };
+    if s.realm.is_empty() || s.realm.bytes().any(|c| c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c)) {
+        b.err("server.realm", "must be non-empty printable ASCII without quotes or backslashes");
+    }
+    let trusted_proxies = s
+        .trusted_proxies
+        .iter()
+        .enumerate()
+        .filter_map(|(i, cidr)| {
+            let parsed = cidr
+                .parse::<IpNet>()
+                .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from));
+            parsed
+                .map_err(|_| b.err(format!("server.trusted_proxies[{i}]"), format!("{cidr:?} is not a CIDR")))
+                .ok()
+        })
+        .collect();
+    ServerConfig {
+        listen: b.addr("server.listen", &s.listen),
+        realm: s.realm.clone(),
+        tls,
+        trusted_proxies,
+        header_read_timeout: b.ms("server.header_read_timeout_ms", s.header_read_timeout_ms),
+        tls_handshake_timeout: b.ms("server.tls_handshake_timeout_ms", s.tls_handshake_timeout_ms),
+        idle_timeout: b.ms("server.idle_timeout_ms", s.idle_timeout_ms),
+        // hyper's HTTP/1 reader needs at least 8 KiB of buffer.
+        max_header_bytes: b.count("server.max_header_bytes", s.max_header_bytes, 8192, 16 << 20),
+        max_connections: b.count("server.max_connections", s.max_connections, 1, 10_000_000),
+        max_token_bytes: b.count("server.max_token_bytes", s.max_token_bytes, 1, 1 << 20),
+        identity_cache_size: s.identity_cache_size,
+        shutdown_grace: Duration::from_millis(s.shutdown_grace_ms),
+        worker_threads: match b.count("server.worker_threads", s.worker_threads, 0, 1024) {
+            0 => None,
+            n => Some(n),
+        },
+        watch_config: s.watch_config,
+        allow_underscore_headers: s.allow_underscore_headers,
+        h2: H2Limits {
+            max_concurrent_streams: b.count("server.h2_max_concurrent_streams", s.h2_max_concurrent_streams, 1, 1 << 20) as u32,
+            max_pending_accept_reset_streams: b.count("server.h2_max_pending_accept_reset_streams", s.h2_max_pending_accept_reset_streams, 1, 1 << 20),
+            max_local_error_reset_streams: b.count("server.h2_max_local_error_reset_streams", s.h2_max_local_error_reset_streams, 1, 1 << 20),
+        },
+    }
+}
+
+fn algorithm(b: &mut Builder, key: &str, name: &str) -> Option<Algorithm> {
+    if let Some(alg) = Algorithm::from_name(name) {
+        return Some(alg);
+    }
+    let reason = if name.eq_ignore_ascii_case("none") {
+        "\"none\" is never accepted".to_string()
+    } else if name.to_ascii_uppercase().starts_with("HS") {
+        format!("{name:?}: symmetric (HS*) algorithms are never accepted")
+    } else {
+        let all: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
+        format!("{name:?} is not supported (supported: {})", all.join(", "))
+    };
+    b.err(key, reason);
+    None
+}
+
+fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig {
+    let k = |field: &str| format!("issuers.{name}.{field}");
+    let issuer = b.required(&k("issuer"), &i.issuer).to_string();
+    let key_source = match (&i.jwks_uri, &i.jwks_file, i.discovery) {
+        (Some(uri), None, false) => Some(KeySource::Url(b.fetch_url(&k("jwks_uri"), uri))),
+        (None, Some(file), false) => Some(KeySource::File(b.file(&k("jwks_file"), file))),
+        (None, None, true) => {
+            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+            Some(KeySource::Discovery(b.fetch_url(&k("issuer"), &url)))
+        }
+        (None, None, false) if i.introspection.is_some() => None,
+        (None, None, false) => {
+            b.err(k("jwks_uri"), "one key source is required: jwks_uri, jwks_file or discovery = true");
+            None
+        }
+        _ => {
+            b.err(k("jwks_uri"), "exactly one of jwks_uri, jwks_file and discovery = true may be set");
+            None
+        }
+    };
+    if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
+        b.err(k("audiences"), "must be a non-empty list of non-empty strings");
+    }
+    if i.algorithms.is_empty() {
+        b.err(k("algorithms"), "must not be empty");
+    }
+    let algorithms = i
+        .algorithms
+        .iter()
+        .enumerate()
+        .filter_map(|(n, a)| algorithm(b, &format!("{}[{n}]", k("algorithms")), a))
+        .collect();
+    if i.leeway_s > 300 {
+        b.err(k("leeway_s"), "must be at most 300");
+    }
+    let profile = match i.profile.as_str() {
+        "generic" => Profile::Generic,
+        "rfc9068" => Profile::Rfc9068,
+        other => {
+            b.err(k("profile"), format!("{other:?} is not \"generic\" or \"rfc9068\""));
+            Profile::Generic
+        }
+    };
+    if i.scope_claims.is_empty() || i.scope_claims.iter().any(String::is_empty) {
+        b.err(k("scope_claims"), "must be a non-empty list of claim names");
+    }
+    if i.required_claims.iter().any(String::is_empty) {
+        b.err(k("required_claims"), "claim names must not be empty");
+    }
+    IssuerConfig {
+        name: name.to_string(),
+        issuer,
+        key_source,
+        audiences: i.audiences.clone(),
+        algorithms,
+        leeway: Duration::from_secs(i.leeway_s),
+        profile,
+        required_claims: i.required_claims.clone(),
+        scope_claims: i.scope_claims.clone(),
+        jwks_refresh: b.secs(&k("jwks_refresh_s"), i.jwks_refresh_s, 1),
+        jwks_miss_cooldown: b.secs(&k("jwks_miss_cooldown_s"), i.jwks_miss_cooldown_s, 1),
+        jwks_max_stale: b.secs(&k("jwks_max_stale_s"), i.jwks_max_stale_s, 0),
+        jwks_timeout: b.ms(&k("jwks_timeout_ms"), i.jwks_timeout_ms),
+        introspection: i.introspection.as_ref().map(|r| introspection(b, name, r)),
+    }
+}
+
+fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> IntrospectionConfig {
+    let k = |field: &str| format!("issuers.{name}.introspection.{field}");
+    let endpoint = b.required(&k("endpoint"), &r.endpoint).to_string();
+    let endpoint = if endpoint.is_empty() {
+        Uri::default()
+    } else {
+        b.fetch_url(&k("endpoint"), &endpoint)
+    };
+    let auth_method = match r.auth_method.as_str() {
+        "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
+        "client_secret_post" => ClientAuthMethod::ClientSecretPost,
+        other => {
+            b.err(k("auth_method"), format!("{other:?} is not client_secret_basic or client_secret_post"));
+            ClientAuthMethod::ClientSecretBasic
+        }
+    };
+    IntrospectionConfig {
+        endpoint,
+        client_id: b.required(&k("client_id"), &r.client_id).to_string(),
+        client_secret: Secret::new(b.required(&k("client_secret"), &r.client_secret).to_string()),
+        auth_method,
+        cache_ttl: b.secs(&k("cache_ttl_s"), r.cache_ttl_s, 0),
+        negative_cache_ttl: b.secs(&k("negative_cache_ttl_s"), r.negative_cache_ttl_s, 0),
+        timeout: b.ms(&k("timeout_ms"), r.timeout_ms),
+        max_concurrent: b.count(&k("max_concurrent"), r.max_concurrent, 1, 1 << 20),
+    }
+}
+
+fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
+    let k = |field: &str| format!("upstreams.{name}.{field}");
+    let url = b.required(&k("url"), &u.url).to_string();
+    let parsed = url.parse::<Uri>().ok().filter(|uri| uri.authority().is_some());
+    let (scheme, authority, base_path) = match parsed {
+        Some(uri) => {
+            let scheme = match uri.scheme_str() {
+                Some("http") => Scheme::Http,
+                Some("https") => Scheme::Https,
+                _ => {
+                    b.err(k("url"), "must be an http or https URL");
+                    Scheme::Http
+                }
+            };
+            if uri.query().is_some() {
+                b.err(k("url"), "must not have a query");
+            }
+            let authority = uri.authority().cloned().unwrap_or_else(|| http::uri::Authority::from_static("invalid"));
+            if authority.as_str().contains('@') {
+                b.err(k("url"), "must not contain user information");
+            }
+            let base = uri.path().trim_end_matches('/').to_string();
+            if !base.is_empty() && crate::target::normalize_path(&base).is_err() {
+                b.err(k("url"), "has an invalid path");
+            }
+            (scheme, authority, base)
+        }
+        None => {
+            if !url.is_empty() {
+                b.err(k("url"), format!("{url:?} is not an absolute http(s) URL"));
+            }
+            (Scheme::Http, http::uri::Authority::from_static("invalid"), String::new())
+        }
+    };
+    let ca_file = u.ca_file.as_ref().map(|f| b.file(&k("ca_file"), f));
+    if ca_file.is_some() && scheme == Scheme::Http {
+        b.err(k("ca_file"), "is only used with an https url");
+    }
+    UpstreamConfig {
+        name: name.to_string(),
+        scheme,
+        authority,
+        base_path,
+        timeout: b.ms(&k("timeout_ms"), u.timeout_ms),
+        connect_timeout: b.ms(&k("connect_timeout_ms"), u.connect_timeout_ms),
+        preserve_host: u.preserve_host,
+        ca_file,
+        pool_idle_timeout: b.ms(&k("pool_idle_timeout_ms"), u.pool_idle_timeout_ms),
+        pool_max_idle_per_host: b.count(&k("pool_max_idle_per_host"), u.pool_max_idle_per_host, 0, 1 << 20),
+    }
+}
+
+/// Headers the gateway sets itself or that carry routing meaning: a claim
+/// must not be sent in one of them.
+const RESERVED_HEADERS: &[&str] = &[
+    "host", "authorization", "content-length", "content-type", "x-forwarded-for",
+    "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded",
+];
+
+fn forward(b: &mut Builder, f: &RawForward) -> ForwardConfig {
+    let mut claims: Vec<(String, HeaderName)> = Vec::new();
+    for (claim, header) in &f.claims {
+        let key = format!("forward.claims.{claim}");
+        match HeaderName::from_bytes(header.as_bytes()) {
+            Ok(name)
+                if RESERVED_HEADERS.contains(&name.as_str())
+                    || crate::proxy::headers::is_hop_by_hop(&name)
+                    || crate::proxy::headers::is_routing_override(&name) =>
+            {
+                b.err(key, format!("{header:?} is a header the gateway manages"));
+            }
+            Ok(name) if claims.iter().any(|(_, h)| *h == name) => {
+                b.err(key, format!("header {header:?} is used for two claims"));
+            }
+            Ok(name) => claims.push((claim.clone(), name)),
+            Err(_) => b.err(key, format!("{header:?} is not a valid header name")),
+        }
+    }
+    ForwardConfig {
+        claims,
+        strip_authorization: f.strip_authorization,
+    }
+}
+
+fn scope_list(b: &mut Builder, key: &str, scopes: &[String]) {
+    let valid = |s: &String| {
+        !s.is_empty() && s.bytes().all(|c| c == b'!' || (0x23..=0x5b).contains(&c) || (0x5d..=0x7e).contains(&c))
+    };
+    if !scopes.iter().all(valid) {
+        b.err(key, "scopes must be non-empty RFC 6749 scope tokens (no spaces, quotes or backslashes)");
+    }
+}
+
+fn route(b: &mut Builder, i: usize, r: &RawRoute, issuers: &[IssuerConfig], upstreams: &[UpstreamConfig]) -> RouteConfig {
+    let k = |field: &str| format!("routes[{i}].{field}");
+    let path = Pattern::parse(&r.path).unwrap_or_else(|reason| {
+        b.err(k("path"), format!("{:?}: {reason}", r.path));
+        Pattern::parse("/").expect("static pattern")
+    });
+    let host = r.host.as_ref().map(|h| match crate::target::normalize_host(h) {
+        Ok(norm) if !h.contains(':') || h.starts_with('[') => norm,
+        _ => {
+            b.err(k("host"), format!("{h:?} is not a host name (without port)"));
+            String::new()
+        }
+    });
+    let methods = r.methods.as_ref().map(|ms| {
+        if ms.is_empty() {
+            b.err(k("methods"), "must not be empty (omit it to allow every method)");
+        }
+        ms.iter()
+            .filter_map(|m| match Method::from_bytes(m.as_bytes()) {
+                Ok(method) if !m.bytes().any(|c| c.is_ascii_lowercase()) => Some(method),
+                _ => {
+                    b.err(k("methods"), format!("{m:?} is not an upper-case HTTP method"));
+                    None
+                }
+            })
+            .collect()
+    });
+    let upstream = upstreams.iter().position(|u| u.name == r.upstream).unwrap_or_else(|| {
+        b.err(k("upstream"), format!("upstream {:?} is not defined", r.upstream));
+        0
+    });
+    let auth = match r.auth.as_str() {
+        "required" => AuthMode::Required,
+        "optional" => AuthMode::Optional,
+        "none" => AuthMode::None,
+        other => {
+            b.err(k("auth"), format!("{other:?} is not \"required\", \"optional\" or \"none\""));
+            AuthMode::Required
+        }
+    };
+    scope_list(b, &k("scopes"), &r.scopes);
+    scope_list(b, &k("any_scopes"), &r.any_scopes);
+    if auth == AuthMode::None && !(r.scopes.is_empty() && r.any_scopes.is_empty() && r.issuers.is_none()) {
+        b.err(k("auth"), "a route with auth = \"none\" cannot have scopes, any_scopes or issuers");
+    }
+    let route_issuers = match &r.issuers {
+        None => (0..issuers.len()).collect(),
+        Some(names) => {
+            if names.is_empty() {
+                b.err(k("issuers"), "must not be empty (omit it to trust every issuer)");
+            }
+            names
+                .iter()
+                .filter_map(|n| {
+                    let found = issuers.iter().position(|i| i.name == *n);
+                    if found.is_none() {
+                        b.err(k("issuers"), format!("issuer {n:?} is not defined"));
+                    }
+                    found
+                })
+                .collect()
+        }
+    };
+    if let Some(prefix) = &r.strip_prefix {
+        let ok = prefix.starts_with('/')
+            && prefix.len() > 1
+            && !prefix.ends_with('/')
+            && crate::target::normalize_path(prefix).is_ok_and(|p| p == prefix.as_str());
+        if !ok {
+            b.err(k("strip_prefix"), "must be a normalised path like \"/orders\", without a trailing /");
+        }
+    }
+    RouteConfig {
+        host,
+        path,
+        methods,
+        upstream,
+        auth,
+        scopes: r.scopes.clone(),
+        any_scopes: r.any_scopes.clone(),
+        issuers: route_issuers,
+        strip_prefix: r.strip_prefix.clone(),
+    }
+}

@@ -1,0 +1,252 @@
+//! Configuration: the file and the environment, loaded once into typed,
+//! validated structures.
+//!
+//! `raw` mirrors the file with serde; `load` merges built-in defaults < file <
+//! `TOKENGATE_*` environment with figment; `build` converts the raw tree into
+//! the types below, collecting every problem as a [`ConfigError`] that names
+//! the key path and the reason. After [`Config::load`] returns, nothing in the
+//! gateway checks configuration again: durations are [`Duration`]s, addresses
+//! are parsed, references between tables are indices.
+
+mod build;
+mod load;
+mod raw;
+
+use http::{HeaderName, Method, Uri};
+use ipnet::IpNet;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use crate::route::Pattern;
+
+pub use load::{env_overrides, ConfigError, ConfigErrors};
+
+/// The whole validated configuration.
+#[derive(Debug, Clone)]
+pub struct Config {
+    pub server: ServerConfig,
+    pub admin: Option<AdminConfig>,
+    /// Issuers in name order; routes refer to them by index.
+    pub issuers: Vec<IssuerConfig>,
+    /// Upstreams in name order; routes refer to them by index.
+    pub upstreams: Vec<UpstreamConfig>,
+    pub forward: ForwardConfig,
+    /// Routes in file order: the first match wins.
+    pub routes: Vec<RouteConfig>,
+    /// The file this configuration came from, if any (reload re-reads it).
+    pub source: Option<PathBuf>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub listen: SocketAddr,
+    pub realm: String,
+    pub tls: Option<TlsFiles>,
+    pub trusted_proxies: Vec<IpNet>,
+    pub header_read_timeout: Duration,
+    pub tls_handshake_timeout: Duration,
+    pub idle_timeout: Duration,
+    pub max_header_bytes: usize,
+    pub max_connections: usize,
+    pub max_token_bytes: usize,
+    pub identity_cache_size: u64,
+    pub shutdown_grace: Duration,
+    /// Tokio worker threads; `None` means one per CPU core.
+    pub worker_threads: Option<usize>,
+    pub watch_config: bool,
+    pub allow_underscore_headers: bool,
+    pub h2: H2Limits,
+}
+
+/// HTTP/2 limits set explicitly rather than inherited from library defaults.
+#[derive(Debug, Clone, Copy)]
+pub struct H2Limits {
+    pub max_concurrent_streams: u32,
+    pub max_pending_accept_reset_streams: usize,
+    pub max_local_error_reset_streams: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct TlsFiles {
+    pub cert: PathBuf,
+    pub key: PathBuf,
+}
+
+#[derive(Debug, Clone)]
+pub struct AdminConfig {
+    pub listen: SocketAddr,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Algorithm {
+    RS256,
+    RS384,
+    RS512,
+    PS256,
+    PS384,
+    PS512,
+    ES256,
+    ES384,
+    EdDSA,
+}
+
+impl Algorithm {
+    pub const ALL: [Algorithm; 9] = [
+        Algorithm::RS256,
+        Algorithm::RS384,
+        Algorithm::RS512,
+        Algorithm::PS256,
+        Algorithm::PS384,
+        Algorithm::PS512,
+        Algorithm::ES256,
+        Algorithm::ES384,
+        Algorithm::EdDSA,
+    ];
+
+    /// The JOSE name, compared exactly (RFC 7518 section 3.1).
+    pub fn name(self) -> &'static str {
+        match self {
+            Algorithm::RS256 => "RS256",
+            Algorithm::RS384 => "RS384",
+            Algorithm::RS512 => "RS512",
+            Algorithm::PS256 => "PS256",
+            Algorithm::PS384 => "PS384",
+            Algorithm::PS512 => "PS512",
+            Algorithm::ES256 => "ES256",
+            Algorithm::ES384 => "ES384",
+            Algorithm::EdDSA => "EdDSA",
+        }
+    }
+
+    pub fn from_name(name: &str) -> Option<Algorithm> {
+        Algorithm::ALL.into_iter().find(|a| a.name() == name)
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Profile {
+    Generic,
+    Rfc9068,
+}
+
+/// Where an issuer's signing keys come from: exactly one source.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum KeySource {
+    Url(Uri),
+    File(PathBuf),
+    /// The discovery document's URL; its `jwks_uri` is read at fetch time.
+    Discovery(Uri),
+}
+
+#[derive(Debug, Clone)]
+pub struct IssuerConfig {
+    pub name: String,
+    pub issuer: String,
+    /// `None` only for an issuer that has introspection and no key source:
+    /// it verifies opaque tokens only.
+    pub key_source: Option<KeySource>,
+    pub audiences: Vec<String>,
+    pub algorithms: Vec<Algorithm>,
+    pub leeway: Duration,
+    pub profile: Profile,
+    pub required_claims: Vec<String>,
+    pub scope_claims: Vec<String>,
+    pub jwks_refresh: Duration,
+    pub jwks_miss_cooldown: Duration,
+    pub jwks_max_stale: Duration,
+    pub jwks_timeout: Duration,
+    pub introspection: Option<IntrospectionConfig>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ClientAuthMethod {
+    ClientSecretBasic,
+    ClientSecretPost,
+}
+
+#[derive(Debug, Clone)]
+pub struct IntrospectionConfig {
+    pub endpoint: Uri,
+    pub client_id: String,
+    pub client_secret: Secret,
+    pub auth_method: ClientAuthMethod,
+    pub cache_ttl: Duration,
+    pub negative_cache_ttl: Duration,
+    pub timeout: Duration,
+    /// At most this many introspection calls in flight per issuer.
+    pub max_concurrent: usize,
+}
+
+/// A secret string whose `Debug` never shows the value.
+#[derive(Clone, PartialEq, Eq)]
+pub struct Secret(String);
+
+impl Secret {
+    pub fn new(value: String) -> Self {
+        Secret(value)
+    }
+    pub fn expose(&self) -> &str {
+        &self.0
+    }
+}
+
+impl fmt::Debug for Secret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Secret(<redacted>)")
+    }
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Scheme {
+    Http,
+    Https,
+}
+
+#[derive(Debug, Clone)]
+pub struct UpstreamConfig {
+    pub name: String,
+    pub scheme: Scheme,
+    /// `host[:port]` as written in the URL: the upstream's Host header.
+    pub authority: http::uri::Authority,
+    /// The URL's path without a trailing `/` ("" for none), prepended to
+    /// every forwarded path.
+    pub base_path: String,
+    pub timeout: Duration,
+    pub connect_timeout: Duration,
+    pub preserve_host: bool,
+    pub ca_file: Option<PathBuf>,
+    pub pool_idle_timeout: Duration,
+    pub pool_max_idle_per_host: usize,
+}
+
+#[derive(Debug, Clone)]
+pub struct ForwardConfig {
+    /// (claim name, header the claim is sent in), in claim-name order.
+    pub claims: Vec<(String, HeaderName)>,
+    pub strip_authorization: bool,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AuthMode {
+    Required,
+    Optional,
+    None,
+}
+
+#[derive(Debug, Clone)]
+pub struct RouteConfig {
+    /// Lower-case host without port; `None` matches every host.
+    pub host: Option<String>,
+    pub path: Pattern,
+    /// `None`: every method.
+    pub methods: Option<Vec<Method>>,
+    pub upstream: usize,
+    pub auth: AuthMode,
+    pub scopes: Vec<String>,
+    pub any_scopes: Vec<String>,
+    /// Indices into [`Config::issuers`]; every issuer when not configured.
+    pub issuers: Vec<usize>,
+    pub strip_prefix: Option<String>,
+}

@@ -1,0 +1,56 @@
+//! A small echo upstream for the demo: answers every request with a JSON
+//! description of what it received (method, path, query, headers, body
+//! size), so a user can see exactly what tokengate forwards.
+
+use bytes::Bytes;
+use http::header::CONTENT_TYPE;
+use http::{HeaderValue, Request, Response};
+use http_body_util::{BodyExt, Full};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use tokio::net::TcpListener;
+
+/// Serves echo answers on `listener` until `shutdown` resolves.
+pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
+    let accept = async {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            tokio::spawn(async move {
+                let svc = service_fn(|req| async move { Ok::<_, Infallible>(echo(req).await) });
+                let _ = auto::Builder::new(TokioExecutor::new())
+                    .serve_connection(TokioIo::new(stream), svc)
+                    .await;
+            });
+        }
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => {}
+    }
+}
+
+async fn echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let size = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let headers: serde_json::Map<String, serde_json::Value> = parts
+        .headers
+        .iter()
+        .map(|(k, v)| (k.to_string(), String::from_utf8_lossy(v.as_bytes()).into()))
+        .collect();
+    let body = serde_json::json!({
+        "method": parts.method.as_str(),
+        "path": parts.uri.path(),
+        "query": parts.uri.query(),
+        "headers": headers,
+        "body_bytes": size,
+    });
+    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
+    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp
+}

@@ -1,0 +1,41 @@
+//! tokengate: a reverse proxy that enforces OAuth 2.0 bearer tokens in front
+//! of APIs that know nothing about OAuth.
+//!
+//! # Layout
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`config`] | the file and environment → validated, typed [`config::Config`] |
+//! | [`server`] | accept loop, connection limit, TLS handshake, HTTP/1.1 + h2, timeouts, drain |
+//! | [`tls`] | rustls server and client configs (aws-lc-rs), ALPN |
+//! | [`runtime`] | the immutable snapshot a request runs against, swapped whole on reload |
+//! | [`target`] | request-target normalisation and refusal |
+//! | [`route`] | path patterns and the first-match route table |
+//! | [`auth`] | bearer credential extraction (and verification) |
+//! | [`proxy`] | the upstream request, header hygiene, pooled clients, 502/504, tunnels |
+//! | [`error`] | every refusal → status, challenge, JSON body, log level |
+//! | [`service`] | the request path, top to bottom |
+//! | [`admin`] | `/healthz`, `/readyz` |
+//! | [`echo`] | a small echo upstream for the demo |
+//!
+//! One request: `server` accepts the connection (TLS if configured) and
+//! hands each request to [`service::handle`] with the current [`runtime`]
+//! snapshot. `service` normalises the target (`target`), finds the route
+//! (`route`), extracts and checks the credential (`auth`), and forwards
+//! (`proxy`), streaming the upstream's answer back. Any refusal is a
+//! [`error::Rejection`], rendered in one place.
+
+#![forbid(unsafe_code)]
+
+pub mod admin;
+pub mod auth;
+pub mod config;
+pub mod echo;
+pub mod error;
+pub mod proxy;
+pub mod route;
+pub mod runtime;
+pub mod server;
+pub mod service;
+pub mod target;
+pub mod tls;

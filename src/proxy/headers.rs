@@ -1,0 +1,215 @@
+//! Header hygiene in both directions (behavior contract section 6).
+//!
+//! Request: hop-by-hop headers and every header `Connection` names, incoming
+//! copies of the identity headers the gateway sets, routing-override headers
+//! a backend might obey, and (unless allowed) names containing `_`, which
+//! some servers fold into `-` and so could smuggle an identity header.
+//! Response: hop-by-hop headers plus `Proxy-Authenticate`.
+
+use http::header::{HeaderName, CONNECTION, UPGRADE};
+use http::{HeaderMap, HeaderValue};
+
+/// RFC 9110 section 7.6.1 and the usual legacy names.
+const HOP_BY_HOP: &[&str] = &[
+    "connection",
+    "keep-alive",
+    "proxy-connection",
+    "te",
+    "trailer",
+    "transfer-encoding",
+    "upgrade",
+    "proxy-authorization",
+    "http2-settings",
+];
+
+const ROUTING_OVERRIDES: &[&str] = &[
+    "x-original-url",
+    "x-rewrite-url",
+    "x-forwarded-uri",
+    "x-forwarded-prefix",
+    "x-forwarded-path",
+    "x-http-method-override",
+    "x-http-method",
+    "x-method-override",
+];
+
+pub fn is_hop_by_hop(name: &HeaderName) -> bool {
+    HOP_BY_HOP.contains(&name.as_str())
+}
+
+pub fn is_routing_override(name: &HeaderName) -> bool {
+    ROUTING_OVERRIDES.contains(&name.as_str())
+}
+
+/// Removes `Connection` and every header it names (RFC 9110 7.6.1), then the
+/// fixed hop-by-hop list.
+fn strip_hop_by_hop(headers: &mut HeaderMap) {
+    let named: Vec<HeaderName> = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
+        .collect();
+    for name in named {
+        headers.remove(name);
+    }
+    for name in HOP_BY_HOP {
+        headers.remove(*name);
+    }
+}
+
+/// What the request side keeps or drops beyond the fixed lists.
+pub struct RequestPolicy<'a> {
+    /// Headers the gateway writes from verified claims.
+    pub identity_headers: &'a [HeaderName],
+    pub allow_underscore_headers: bool,
+    /// A WebSocket upgrade keeps `Connection: upgrade` and `Upgrade`.
+    pub upgrade: Option<HeaderValue>,
+}
+
+/// Cleans an incoming request's headers before forwarding.
+pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
+    strip_hop_by_hop(headers);
+    for name in policy.identity_headers {
+        headers.remove(name);
+    }
+    for name in ROUTING_OVERRIDES {
+        headers.remove(*name);
+    }
+    if !policy.allow_underscore_headers {
+        let underscored: Vec<HeaderName> = headers
+            .keys()
+            .filter(|k| k.as_str().contains('_'))
+            .cloned()
+            .collect();
+        for name in underscored {
+            headers.remove(name);
+        }
+    }
+    if let Some(upgrade) = &policy.upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, upgrade.clone());
+    }
+}
+
+/// Cleans an upstream response's headers; a 101 keeps its upgrade headers.
+pub fn clean_response(headers: &mut HeaderMap, switching_protocols: bool) {
+    let upgrade = switching_protocols.then(|| headers.get(UPGRADE).cloned()).flatten();
+    strip_hop_by_hop(headers);
+    headers.remove("proxy-authenticate");
+    if let Some(upgrade) = upgrade {
+        headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
+        headers.insert(UPGRADE, upgrade);
+    }
+}
+
+/// The `Upgrade` value when the request asks for a WebSocket (RFC 6455 4.1):
+/// `Upgrade: websocket` and a `Connection` that lists `upgrade`.
+pub fn websocket_upgrade(headers: &HeaderMap) -> Option<HeaderValue> {
+    let upgrade = headers.get(UPGRADE)?;
+    let is_ws = upgrade
+        .to_str()
+        .ok()?
+        .split(',')
+        .any(|p| p.trim().eq_ignore_ascii_case("websocket"));
+    let conn_upgrade = headers
+        .get_all(CONNECTION)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| t.trim().eq_ignore_ascii_case("upgrade"));
+    (is_ws && conn_upgrade).then(|| upgrade.clone())
+}
+
+/// A client-supplied request id is kept when it is 1-128 characters of
+/// `[A-Za-z0-9._:-]`; otherwise the gateway makes one.
+pub fn sane_request_id(value: &HeaderValue) -> bool {
+    let b = value.as_bytes();
+    !b.is_empty()
+        && b.len() <= 128
+        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn map(pairs: &[(&str, &str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+        }
+        h
+    }
+
+    #[test]
+    fn clean_request_strips_every_listed_header() {
+        let mut h = map(&[
+            ("connection", "close, x-secret"),
+            ("x-secret", "1"),
+            ("keep-alive", "timeout=5"),
+            ("proxy-connection", "keep-alive"),
+            ("te", "trailers"),
+            ("trailer", "x"),
+            ("transfer-encoding", "chunked"),
+            ("upgrade", "h2c"),
+            ("proxy-authorization", "Basic x"),
+            ("http2-settings", "AAA"),
+            ("x-original-url", "/admin"),
+            ("x-rewrite-url", "/admin"),
+            ("x-forwarded-uri", "/admin"),
+            ("x-forwarded-prefix", "/admin"),
+            ("x-forwarded-path", "/admin"),
+            ("x-http-method-override", "DELETE"),
+            ("x-http-method", "DELETE"),
+            ("x-method-override", "DELETE"),
+            ("x-auth-subject", "admin"),
+            ("x_auth_subject", "admin"),
+            ("accept", "*/*"),
+            ("authorization", "Bearer t"),
+        ]);
+        let ids = [HeaderName::from_static("x-auth-subject")];
+        let policy = RequestPolicy { identity_headers: &ids, allow_underscore_headers: false, upgrade: None };
+        clean_request(&mut h, &policy);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["accept", "authorization"]);
+    }
+
+    #[test]
+    fn clean_request_underscore_allowed_keeps_them() {
+        let mut h = map(&[("x_custom", "1")]);
+        let policy = RequestPolicy { identity_headers: &[], allow_underscore_headers: true, upgrade: None };
+        clean_request(&mut h, &policy);
+        assert!(h.contains_key("x_custom"));
+    }
+
+    #[test]
+    fn clean_response_strips_hop_by_hop_and_proxy_authenticate() {
+        let mut h = map(&[
+            ("connection", "x-internal"),
+            ("x-internal", "1"),
+            ("proxy-authenticate", "Basic"),
+            ("transfer-encoding", "chunked"),
+            ("content-type", "text/plain"),
+        ]);
+        clean_response(&mut h, false);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["content-type"]);
+    }
+
+    #[test]
+    fn websocket_upgrade_needs_both_headers() {
+        assert!(websocket_upgrade(&map(&[("upgrade", "websocket"), ("connection", "keep-alive, Upgrade")])).is_some());
+        assert!(websocket_upgrade(&map(&[("upgrade", "websocket")])).is_none());
+        assert!(websocket_upgrade(&map(&[("upgrade", "h2c"), ("connection", "upgrade")])).is_none());
+    }
+
+    #[test]
+    fn sane_request_id_table() {
+        for (v, want) in [("abc-123", true), ("a.b:c_d", true), ("", false), ("a b", false), ("x\"y", false)] {
+            assert_eq!(sane_request_id(&HeaderValue::from_str(v).unwrap()), want, "{v}");
+        }
+        assert!(!sane_request_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()));
+    }
+}

@@ -1,0 +1,164 @@
+//! The runtime snapshot: everything a request needs (configuration, route
+//! table, upstream clients, TLS acceptor), built whole from a validated
+//! [`Config`] and then immutable. The server holds it behind an `ArcSwap`:
+//! a request takes one snapshot at its start and keeps it to the end, and a
+//! reload builds a complete new snapshot before swapping it in, so no
+//! request ever sees a mix of old and new rules.
+
+use arc_swap::ArcSwap;
+use http::HeaderName;
+use std::sync::Arc;
+use tokio_rustls::TlsAcceptor;
+
+use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::proxy::Upstream;
+use crate::route::{RouteKey, RouteTable};
+
+pub struct Runtime {
+    pub config: Config,
+    pub routes: RouteTable,
+    /// Parallel to `config.upstreams`.
+    pub upstreams: Vec<Arc<Upstream>>,
+    pub tls: Option<TlsAcceptor>,
+    /// Headers named in `forward.claims`: stripped from every request.
+    pub identity_headers: Vec<HeaderName>,
+    /// Per route: its required scopes, space-separated, for the 403 challenge.
+    pub scope_challenges: Vec<String>,
+}
+
+impl Runtime {
+    /// Builds every part or fails naming the key; no network I/O.
+    pub fn build(config: Config) -> Result<Runtime, ConfigErrors> {
+        let mut errors = Vec::new();
+        let tls = match &config.server.tls {
+            Some(files) => match crate::tls::server_config(&files.cert, &files.key) {
+                Ok(c) => Some(TlsAcceptor::from(c)),
+                Err(reason) => {
+                    errors.push(ConfigError::new("server.tls_cert", reason));
+                    None
+                }
+            },
+            None => None,
+        };
+        let mut upstreams = Vec::new();
+        for u in &config.upstreams {
+            match Upstream::new(u) {
+                Ok(up) => upstreams.push(Arc::new(up)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(ConfigErrors(errors));
+        }
+        let routes = RouteTable::new(
+            config
+                .routes
+                .iter()
+                .map(|r| RouteKey {
+                    host: r.host.clone(),
+                    pattern: r.path.clone(),
+                    methods: r.methods.clone(),
+                })
+                .collect(),
+        );
+        let identity_headers = config.forward.claims.iter().map(|(_, h)| h.clone()).collect();
+        let scope_challenges = config.routes.iter().map(|r| r.scopes.join(" ")).collect();
+        Ok(Runtime {
+            config,
+            routes,
+            upstreams,
+            tls,
+            identity_headers,
+            scope_challenges,
+        })
+    }
+
+    /// Issuers that cannot verify tokens yet, with the reason; empty when ready.
+    pub fn not_ready(&self) -> Vec<(String, &'static str)> {
+        Vec::new()
+    }
+}
+
+/// The current snapshot, swapped atomically on reload.
+pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
+
+pub fn shared(runtime: Runtime) -> SharedRuntime {
+    Arc::new(ArcSwap::from_pointee(runtime))
+}
+
+/// Re-reads `path`, builds a whole new runtime, then swaps it in. On any
+/// error the running snapshot stays.
+pub fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), ConfigErrors> {
+    let config = Config::load(path)?;
+    let next = Runtime::build(config)?;
+    let current = shared.load();
+    if next.config.server.listen != current.config.server.listen {
+        tracing::warn!("server.listen changed; the new address takes effect on restart");
+    }
+    shared.store(Arc::new(next));
+    Ok(())
+}
+
+/// The resolved configuration as `tokengate check` prints it: no secrets.
+pub fn describe(rt: &Runtime) -> String {
+    use std::fmt::Write;
+    let c = &rt.config;
+    let mut out = String::new();
+    let tls = if c.server.tls.is_some() { "tls" } else { "plain" };
+    let _ = writeln!(out, "server: {} ({tls}), realm {:?}", c.server.listen, c.server.realm);
+    if let Some(admin) = &c.admin {
+        let _ = writeln!(out, "admin: {}", admin.listen);
+    }
+    let _ = writeln!(out, "issuers:");
+    for i in &c.issuers {
+        let source = match &i.key_source {
+            Some(crate::config::KeySource::Url(u)) => format!("jwks_uri {u}"),
+            Some(crate::config::KeySource::File(f)) => format!("jwks_file {}", f.display()),
+            Some(crate::config::KeySource::Discovery(u)) => format!("discovery {u}"),
+            None => "no key source".to_string(),
+        };
+        let algs: Vec<&str> = i.algorithms.iter().map(|a| a.name()).collect();
+        let _ = writeln!(
+            out,
+            "  {}: iss {:?}, {source}, audiences {:?}, algorithms [{}]{}",
+            i.name,
+            i.issuer,
+            i.audiences,
+            algs.join(", "),
+            i.introspection
+                .as_ref()
+                .map(|x| format!(", introspection {} as client {:?}", x.endpoint, x.client_id))
+                .unwrap_or_default()
+        );
+    }
+    let _ = writeln!(out, "upstreams:");
+    for u in &c.upstreams {
+        let scheme = match u.scheme {
+            crate::config::Scheme::Http => "http",
+            crate::config::Scheme::Https => "https",
+        };
+        let _ = writeln!(out, "  {}: {scheme}://{}{}", u.name, u.authority, u.base_path);
+    }
+    let _ = writeln!(out, "routes:");
+    for (n, r) in c.routes.iter().enumerate() {
+        let methods = r
+            .methods
+            .as_ref()
+            .map(|m| m.iter().map(|m| m.as_str()).collect::<Vec<_>>().join(","))
+            .unwrap_or_else(|| "*".into());
+        let _ = writeln!(
+            out,
+            "  [{n}] {}{} {methods} -> {} auth={:?} scopes={:?} any_scopes={:?}",
+            r.host.as_deref().unwrap_or(""),
+            r.path,
+            c.upstreams[r.upstream].name,
+            r.auth,
+            r.scopes,
+            r.any_scopes
+        );
+    }
+    for (shadowed, by) in rt.routes.shadowed() {
+        let _ = writeln!(out, "warning: routes[{shadowed}] is shadowed by routes[{by}] and never matches");
+    }
+    out
+}

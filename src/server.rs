@@ -1,0 +1,276 @@
+//! The accept loop and connection lifecycle: connection limit, TLS handshake
+//! with a timeout, hyper-util's `auto` builder (HTTP/1.1 and h2, upgrades),
+//! header-read and idle timeouts, and graceful drain on shutdown.
+//!
+//! [`run`] is the library's entry point: it takes already-bound listeners, a
+//! validated configuration and a shutdown future, so tests and benchmarks run
+//! the real server on port 0.
+
+use http::{Request, Response};
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::server::conn::auto;
+use std::convert::Infallible;
+use std::future::Future;
+use std::io;
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch, Semaphore};
+
+use crate::config::{Config, ConfigErrors, ServerConfig};
+use crate::proxy::ResponseBody;
+use crate::runtime::{self, Runtime, SharedRuntime};
+use crate::service::{self, ConnInfo};
+
+/// The sockets the gateway serves on, bound by the caller.
+pub struct Listeners {
+    pub gateway: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+/// Builds the runtime from `config` and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ConfigErrors> {
+    let shared = runtime::shared(Runtime::build(config)?);
+    serve(shared, listeners, shutdown).await;
+    Ok(())
+}
+
+/// Serves with an existing shared runtime (which a caller may swap to reload).
+pub async fn serve(shared: SharedRuntime, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) {
+    let (stop_tx, stop_rx) = watch::channel(());
+    let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
+    if let Some(admin) = listeners.admin {
+        tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_rx.clone(), done_tx.clone()));
+    }
+    let limit = Arc::new(Semaphore::new(shared.load().config.server.max_connections));
+    tokio::select! {
+        _ = accept_loop(&listeners.gateway, &shared, &limit, &stop_rx, &done_tx) => {}
+        _ = shutdown => {}
+    }
+    drop(listeners.gateway);
+    let grace = shared.load().config.server.shutdown_grace;
+    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining connections");
+    let _ = stop_tx.send(());
+    drop(done_tx);
+    if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
+        tracing::warn!("shutdown grace period over; closing remaining connections");
+    }
+}
+
+async fn accept_loop(
+    listener: &TcpListener,
+    shared: &SharedRuntime,
+    limit: &Arc<Semaphore>,
+    stop_rx: &watch::Receiver<()>,
+    done_tx: &mpsc::Sender<()>,
+) {
+    loop {
+        let Ok(permit) = limit.clone().acquire_owned().await else {
+            return;
+        };
+        let (stream, peer) = match listener.accept().await {
+            Ok(pair) => pair,
+            Err(e) => {
+                // Typically EMFILE: back off instead of spinning.
+                tracing::error!(error = %e, "accept failed");
+                tokio::time::sleep(Duration::from_millis(50)).await;
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
+        let shared = shared.clone();
+        let stop_rx = stop_rx.clone();
+        let done = done_tx.clone();
+        tokio::spawn(async move {
+            connection(shared, stream, peer, stop_rx).await;
+            drop(permit);
+            drop(done);
+        });
+    }
+}
+
+/// The HTTP server settings for a configuration.
+pub fn http_builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(server.h2.max_concurrent_streams)
+        .max_pending_accept_reset_streams(server.h2.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(server.h2.max_local_error_reset_streams);
+    builder
+}
+
+async fn connection(shared: SharedRuntime, stream: TcpStream, peer: SocketAddr, stop_rx: watch::Receiver<()>) {
+    let rt = shared.load_full();
+    let server = &rt.config.server;
+    match &rt.tls {
+        None => drive(&rt, shared.clone(), stream, ConnInfo { peer, tls: false }, stop_rx).await,
+        Some(acceptor) => {
+            match tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(stream)).await {
+                Ok(Ok(tls)) => drive(&rt, shared.clone(), tls, ConnInfo { peer, tls: true }, stop_rx).await,
+                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+            }
+        }
+    }
+}
+
+/// Serves one connection until it closes, idles out, or the server stops.
+async fn drive<IO>(rt: &Runtime, shared: SharedRuntime, io: IO, conn: ConnInfo, mut stop_rx: watch::Receiver<()>)
+where
+    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
+{
+    let activity = Arc::new(Activity::new());
+    let io = TokioIo::new(ActivityIo {
+        inner: io,
+        activity: activity.clone(),
+    });
+    let svc_activity = activity.clone();
+    let svc = service_fn(move |req: Request<Incoming>| {
+        let shared = shared.clone();
+        let activity = svc_activity.clone();
+        async move {
+            let _in_flight = activity.begin();
+            let rt = shared.load_full();
+            Ok::<Response<ResponseBody>, Infallible>(service::handle(&rt, conn, req).await)
+        }
+    });
+    let builder = http_builder(&rt.config.server);
+    let connection = builder.serve_connection_with_upgrades(io, svc);
+    tokio::pin!(connection);
+    let idle_timeout = rt.config.server.idle_timeout;
+    tokio::select! {
+        res = connection.as_mut() => {
+            if let Err(e) = res {
+                tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stop_rx.changed() => {}
+        _ = activity.idle(idle_timeout) => {
+            tracing::debug!(peer = %conn.peer, "idle connection closed");
+        }
+    }
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// Last I/O time and in-flight request count of one connection.
+struct Activity {
+    base: Instant,
+    last_ms: AtomicU64,
+    in_flight: AtomicUsize,
+}
+
+struct InFlight<'a>(&'a Activity);
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.in_flight.fetch_sub(1, Ordering::Relaxed);
+        self.0.touch();
+    }
+}
+
+impl Activity {
+    fn new() -> Self {
+        Activity {
+            base: Instant::now(),
+            last_ms: AtomicU64::new(0),
+            in_flight: AtomicUsize::new(0),
+        }
+    }
+
+    fn touch(&self) {
+        self.last_ms
+            .store(self.base.elapsed().as_millis() as u64, Ordering::Relaxed);
+    }
+
+    fn begin(&self) -> InFlight<'_> {
+        self.in_flight.fetch_add(1, Ordering::Relaxed);
+        InFlight(self)
+    }
+
+    /// Resolves once no request is in flight and no byte moved for `timeout`.
+    async fn idle(&self, timeout: Duration) {
+        loop {
+            let last = self.base + Duration::from_millis(self.last_ms.load(Ordering::Relaxed));
+            let deadline = last + timeout;
+            let now = Instant::now();
+            if now >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
+                return;
+            }
+            let wake = if now >= deadline { now + timeout } else { deadline };
+            tokio::time::sleep_until(wake.into()).await;
+        }
+    }
+}
+
+/// An I/O stream that records when bytes last moved.
+struct ActivityIo<IO> {
+    inner: IO,
+    activity: Arc<Activity>,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
+    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let res = Pin::new(&mut self.inner).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.activity.touch();
+        }
+        res
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
+    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write(cx, buf);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
+        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
+            self.activity.touch();
+        }
+        res
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.inner.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.inner).poll_shutdown(cx)
+    }
+}

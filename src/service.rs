@@ -1,0 +1,160 @@
+//! The request path, top to bottom in one place: target, route, credential,
+//! verification, policy, forward. Every refusal is a [`Rejection`] rendered
+//! by `error`; nothing here returns an error to hyper. One access-log event
+//! per request.
+
+use http::header::HOST;
+use http::{HeaderValue, Method, Request, Response, Version};
+use http_body_util::Either;
+use hyper::body::Incoming;
+use std::net::SocketAddr;
+use std::time::Instant;
+
+use crate::auth::bearer::{self, Credential};
+use crate::config::{AuthMode, RouteConfig};
+use crate::error::{Blame, Rejection};
+use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
+use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
+use crate::route::Match;
+use crate::runtime::Runtime;
+use crate::target::{normalize_host, normalize_path, TargetError};
+
+/// What the gateway knows about the connection a request came on.
+#[derive(Debug, Clone, Copy)]
+pub struct ConnInfo {
+    pub peer: SocketAddr,
+    pub tls: bool,
+}
+
+/// Handles one request against one runtime snapshot.
+pub async fn handle(rt: &Runtime, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+    let start = Instant::now();
+    let request_id = match req.headers().get(&X_REQUEST_ID) {
+        Some(v) if sane_request_id(v) => v.clone(),
+        _ => new_request_id(),
+    };
+    let method = req.method().clone();
+    let mut route_label = None;
+    let result = pipeline(rt, conn, req, request_id.clone(), &mut route_label).await;
+    let (mut resp, outcome) = match result {
+        Ok(resp) => (resp, "forwarded"),
+        Err(rejection) => {
+            log_rejection(&rejection);
+            let outcome = rejection.outcome();
+            (rejection.into_response(&rt.config.server.realm).map(Either::Right), outcome)
+        }
+    };
+    resp.headers_mut().entry(&X_REQUEST_ID).or_insert(request_id.clone());
+    tracing::info!(
+        target: "tokengate::access",
+        method = %method,
+        route = route_label.unwrap_or("-"),
+        status = resp.status().as_u16(),
+        outcome,
+        latency_us = start.elapsed().as_micros() as u64,
+        request_id = request_id.to_str().unwrap_or("-"),
+        peer = %conn.peer,
+    );
+    resp
+}
+
+fn log_rejection(rejection: &Rejection) {
+    match rejection.blame() {
+        Blame::Client => tracing::debug!(reason = %rejection, "request refused"),
+        Blame::Upstream => tracing::warn!(reason = %rejection, "request failed"),
+        Blame::Gateway => tracing::error!(reason = %rejection, "request failed"),
+    }
+}
+
+async fn pipeline<'r>(
+    rt: &'r Runtime,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+    request_id: HeaderValue,
+    route_label: &mut Option<&'r str>,
+) -> Result<Response<ResponseBody>, Rejection> {
+    let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
+    let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
+    let index = match rt.routes.find(host.as_deref(), &path, req.method()) {
+        Match::Found(i) => i,
+        Match::NotFound => return Err(Rejection::NotFound),
+        Match::MethodNotAllowed(allow) => return Err(Rejection::MethodNotAllowed(allow)),
+    };
+    let route: &RouteConfig = &rt.config.routes[index];
+    *route_label = Some(route.path.as_str());
+    authorize(rt, index, &req)?;
+    let upgrade = (req.version() == Version::HTTP_11 && req.method() == Method::GET)
+        .then(|| websocket_upgrade(req.headers()))
+        .flatten();
+    let server = &rt.config.server;
+    let path = path.into_owned();
+    let fwd = Forwarded {
+        peer: conn.peer,
+        tls: conn.tls,
+        original_host,
+        path: &path,
+        strip_prefix: route.strip_prefix.as_deref(),
+        request_id,
+        trusted_proxies: &server.trusted_proxies,
+        identity: Vec::new(),
+        policy: RequestPolicy {
+            identity_headers: &rt.identity_headers,
+            allow_underscore_headers: server.allow_underscore_headers,
+            upgrade,
+        },
+        strip_authorization: rt.config.forward.strip_authorization,
+    };
+    proxy::forward(&rt.upstreams[route.upstream], req, fwd).await
+}
+
+/// Applies the route's `auth` mode. Token verification arrives with the
+/// issuer support; until then a presented token cannot be verified and is
+/// refused (fail closed), exactly as on a route whose issuers can verify
+/// neither JWTs nor opaque tokens.
+fn authorize(rt: &Runtime, index: usize, req: &Request<Incoming>) -> Result<(), Rejection> {
+    let route = &rt.config.routes[index];
+    if route.auth == AuthMode::None {
+        return Ok(());
+    }
+    let credential = bearer::extract(req.headers(), req.uri().query(), rt.config.server.max_token_bytes)?;
+    match (credential, route.auth) {
+        (Credential::None, AuthMode::Optional) => Ok(()),
+        (Credential::None, _) => Err(Rejection::MissingToken),
+        (Credential::Bearer(_), _) => Err(Rejection::InvalidToken("no configured issuer can verify this token")),
+    }
+}
+
+/// The host to match routes on (lower case, no port) and the value to pass
+/// on as `X-Forwarded-Host`. Absolute-form targets must name the Host.
+fn request_host(req: &Request<Incoming>) -> Result<(Option<String>, Option<HeaderValue>), TargetError> {
+    let mut hosts = req.headers().get_all(HOST).iter();
+    let host_header = hosts.next();
+    if hosts.next().is_some() {
+        return Err(TargetError::BadHost);
+    }
+    let uri = req.uri();
+    let authority = uri.authority();
+    let original = if req.version() == Version::HTTP_2 {
+        match (authority, host_header) {
+            (Some(a), _) => Some(HeaderValue::from_str(a.as_str()).map_err(|_| TargetError::BadHost)?),
+            (None, h) => h.cloned(),
+        }
+    } else {
+        match (uri.scheme(), authority, host_header) {
+            (None, None, h) => h.cloned(),
+            (Some(_), Some(a), Some(h)) if a.as_str().eq_ignore_ascii_case(h.to_str().unwrap_or("")) => Some(h.clone()),
+            (Some(_), Some(_), _) => return Err(TargetError::AuthorityMismatch),
+            _ => return Err(TargetError::NotOriginForm),
+        }
+    };
+    let host = match &original {
+        Some(v) => Some(normalize_host(v.to_str().map_err(|_| TargetError::BadHost)?)?),
+        None => None,
+    };
+    Ok((host, original))
+}
+
+fn new_request_id() -> HeaderValue {
+    let id: u128 = rand::random();
+    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+}
