@@ -148,11 +148,15 @@ pub fn describe(rt: &Runtime) -> String {
             .unwrap_or_else(|| "*".into());
         let _ = writeln!(
             out,
-            "  [{n}] {}{} {methods} -> {} auth={:?} scopes={:?} any_scopes={:?}",
+            "  [{n}] {}{} {methods} -> {} auth={} scopes={:?} any_scopes={:?}",
             r.host.as_deref().unwrap_or(""),
             r.path,
             c.upstreams[r.upstream].name,
-            r.auth,
+            match r.auth {
+                crate::config::AuthMode::Required => "required",
+                crate::config::AuthMode::Optional => "optional",
+                crate::config::AuthMode::None => "none",
+            },
             r.scopes,
             r.any_scopes
         );

@@ -111,10 +111,7 @@ fn figment_errors(err: figment::Error) -> ConfigErrors {
 
 fn figment_error(err: figment::Error) -> ConfigError {
     use figment::error::Kind;
-    let mut path = err.path.clone();
-    if let Kind::UnknownField(field, _) = &err.kind {
-        path.push(field.clone());
-    }
+    let path = &err.path;
     let key = if path.is_empty() {
         "config".to_string()
     } else {

@@ -250,3 +250,6 @@ pub struct RouteConfig {
     pub issuers: Vec<usize>,
     pub strip_prefix: Option<String>,
 }
+
+#[cfg(test)]
+mod tests;
