@@ -18,7 +18,12 @@ use tokio::sync::{mpsc, watch};
 use crate::runtime::{Runtime, SharedRuntime};
 
 /// Serves admin requests until `stop_rx` changes.
-pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop_rx: watch::Receiver<()>, done: mpsc::Sender<()>) {
+pub async fn serve(
+    listener: TcpListener,
+    shared: SharedRuntime,
+    mut stop_rx: watch::Receiver<()>,
+    done: mpsc::Sender<()>,
+) {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -50,12 +55,18 @@ pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop_rx: wa
 
 fn answer(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json(StatusCode::METHOD_NOT_ALLOWED, serde_json::json!({"error": "method_not_allowed"}));
+        return json(
+            StatusCode::METHOD_NOT_ALLOWED,
+            serde_json::json!({"error": "method_not_allowed"}),
+        );
     }
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         "/readyz" => readyz(rt),
-        _ => json(StatusCode::NOT_FOUND, serde_json::json!({"error": "not_found"})),
+        _ => json(
+            StatusCode::NOT_FOUND,
+            serde_json::json!({"error": "not_found"}),
+        ),
     }
 }
 
@@ -64,8 +75,10 @@ fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
     if waiting.is_empty() {
         return json(StatusCode::OK, serde_json::json!({"status": "ready"}));
     }
-    let issuers: serde_json::Map<String, serde_json::Value> =
-        waiting.into_iter().map(|(name, why)| (name, why.into())).collect();
+    let issuers: serde_json::Map<String, serde_json::Value> = waiting
+        .into_iter()
+        .map(|(name, why)| (name, why.into()))
+        .collect();
     json(
         StatusCode::SERVICE_UNAVAILABLE,
         serde_json::json!({"status": "not_ready", "issuers": issuers}),
@@ -75,7 +88,9 @@ fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut().insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

@@ -37,7 +37,11 @@ pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
 
 async fn echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
     let (parts, body) = req.into_parts();
-    let size = body.collect().await.map(|b| b.to_bytes().len()).unwrap_or(0);
+    let size = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes().len())
+        .unwrap_or(0);
     let headers: serde_json::Map<String, serde_json::Value> = parts
         .headers
         .iter()
@@ -51,6 +55,7 @@ async fn echo(req: Request<Incoming>) -> Response<Full<Bytes>> {
         "body_bytes": size,
     });
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    resp.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
+    resp.headers_mut()
+        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
     resp
 }

@@ -7,7 +7,9 @@
 //! client sent (a token, a claim, a kid, an alg) can be echoed back.
 
 use bytes::Bytes;
-use http::header::{HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE};
+use http::header::{
+    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+};
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
@@ -63,9 +65,9 @@ impl Rejection {
             Rejection::InvalidToken(_) => "invalid_token",
             Rejection::InsufficientScope(_) => "insufficient_scope",
             Rejection::Unavailable { .. } => "unavailable",
-            Rejection::UpstreamConnect | Rejection::UpstreamTimeout | Rejection::UpstreamProtocol => {
-                "upstream_error"
-            }
+            Rejection::UpstreamConnect
+            | Rejection::UpstreamTimeout
+            | Rejection::UpstreamProtocol => "upstream_error",
         }
     }
 
@@ -103,23 +105,28 @@ impl Rejection {
         match self {
             Rejection::BadTarget(e) => (Some("invalid_request"), e.description()),
             Rejection::NotFound => (Some("not_found"), "no route matches the request path"),
-            Rejection::MethodNotAllowed(_) => {
-                (Some("method_not_allowed"), "the route does not allow this method")
-            }
+            Rejection::MethodNotAllowed(_) => (
+                Some("method_not_allowed"),
+                "the route does not allow this method",
+            ),
             Rejection::MissingToken => (None, "a bearer token is required"),
             Rejection::InvalidRequest(d) => (Some("invalid_request"), d),
             Rejection::InvalidToken(d) => (Some("invalid_token"), d),
-            Rejection::InsufficientScope(_) => {
-                (Some("insufficient_scope"), "the token lacks a scope the route requires")
-            }
+            Rejection::InsufficientScope(_) => (
+                Some("insufficient_scope"),
+                "the token lacks a scope the route requires",
+            ),
             Rejection::Unavailable { description, .. } => {
                 (Some("temporarily_unavailable"), description)
             }
-            Rejection::UpstreamConnect => (Some("bad_gateway"), "the upstream could not be reached"),
-            Rejection::UpstreamProtocol => (Some("bad_gateway"), "the upstream failed to answer"),
-            Rejection::UpstreamTimeout => {
-                (Some("gateway_timeout"), "the upstream did not answer in time")
+            Rejection::UpstreamConnect => {
+                (Some("bad_gateway"), "the upstream could not be reached")
             }
+            Rejection::UpstreamProtocol => (Some("bad_gateway"), "the upstream failed to answer"),
+            Rejection::UpstreamTimeout => (
+                Some("gateway_timeout"),
+                "the upstream did not answer in time",
+            ),
         }
     }
 
@@ -183,7 +190,9 @@ mod tests {
     use super::*;
 
     fn header(resp: &Response<Full<Bytes>>, name: http::header::HeaderName) -> Option<String> {
-        resp.headers().get(name).map(|v| v.to_str().unwrap().to_string())
+        resp.headers()
+            .get(name)
+            .map(|v| v.to_str().unwrap().to_string())
     }
 
     #[test]
@@ -214,15 +223,26 @@ mod tests {
         for (rej, status, challenge) in cases {
             let resp = rej.clone().into_response("r");
             assert_eq!(resp.status().as_u16(), status, "{rej:?}");
-            assert_eq!(header(&resp, WWW_AUTHENTICATE).as_deref(), challenge, "{rej:?}");
-            assert_eq!(header(&resp, CONTENT_TYPE).as_deref(), Some("application/json"));
+            assert_eq!(
+                header(&resp, WWW_AUTHENTICATE).as_deref(),
+                challenge,
+                "{rej:?}"
+            );
+            assert_eq!(
+                header(&resp, CONTENT_TYPE).as_deref(),
+                Some("application/json")
+            );
             assert_eq!(header(&resp, CACHE_CONTROL).as_deref(), Some("no-store"));
         }
     }
 
     #[test]
     fn into_response_unavailable_has_retry_after_and_code() {
-        let resp = Rejection::Unavailable { description: "x", retry_after_s: 7 }.into_response("r");
+        let resp = Rejection::Unavailable {
+            description: "x",
+            retry_after_s: 7,
+        }
+        .into_response("r");
         assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("7"));
     }
 

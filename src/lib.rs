@@ -11,7 +11,9 @@
 //! | [`runtime`] | the immutable snapshot a request runs against, swapped whole on reload |
 //! | [`target`] | request-target normalisation and refusal |
 //! | [`route`] | path patterns and the first-match route table |
-//! | [`auth`] | bearer credential extraction (and verification) |
+//! | [`auth`] | bearer extraction, JWT verification, key sets, the verified principal |
+//! | [`policy`] | route scope rules |
+//! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`proxy`] | the upstream request, header hygiene, pooled clients, 502/504, tunnels |
 //! | [`error`] | every refusal → status, challenge, JSON body, log level |
 //! | [`service`] | the request path, top to bottom |
@@ -21,7 +23,8 @@
 //! One request: `server` accepts the connection (TLS if configured) and
 //! hands each request to [`service::handle`] with the current [`runtime`]
 //! snapshot. `service` normalises the target (`target`), finds the route
-//! (`route`), extracts and checks the credential (`auth`), and forwards
+//! (`route`), extracts and verifies the credential (`auth`), checks the
+//! route's scopes (`policy`), and forwards
 //! (`proxy`), streaming the upstream's answer back. Any refusal is a
 //! [`error::Rejection`], rendered in one place.
 
@@ -32,6 +35,8 @@ pub mod auth;
 pub mod config;
 pub mod echo;
 pub mod error;
+pub mod fetch;
+pub mod policy;
 pub mod proxy;
 pub mod route;
 pub mod runtime;

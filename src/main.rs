@@ -76,7 +76,9 @@ fn init_logging(format: Option<LogFormat>) {
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
-    let builder = tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr);
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -207,7 +209,10 @@ fn check(path: &Path) -> ExitCode {
 fn demo(port: u16) -> anyhow::Result<()> {
     let upstream_port = port.checked_add(2).context("--port is too high")?;
     let env = vec![
-        ("TOKENGATE_SERVER__LISTEN".to_string(), format!("127.0.0.1:{port}")),
+        (
+            "TOKENGATE_SERVER__LISTEN".to_string(),
+            format!("127.0.0.1:{port}"),
+        ),
         (
             "TOKENGATE_UPSTREAMS__ECHO__URL".to_string(),
             format!("http://127.0.0.1:{upstream_port}"),
@@ -219,7 +224,11 @@ fn demo(port: u16) -> anyhow::Result<()> {
     })?;
     let rt = build(config)?;
     tokio_runtime(None)?.block_on(async move {
-        let upstream = bind(SocketAddr::from(([127, 0, 0, 1], upstream_port)), "demo upstream").await?;
+        let upstream = bind(
+            SocketAddr::from(([127, 0, 0, 1], upstream_port)),
+            "demo upstream",
+        )
+        .await?;
         tokio::spawn(tokengate::echo::serve(upstream, std::future::pending()));
         println!("{}", demo_instructions(port));
         serve(rt, None).await

@@ -332,7 +332,9 @@ mod tests {
 
     #[test]
     fn pattern_parse_bad_patterns_are_refused() {
-        for bad in ["", "health", "/a//b", "/a/**/b", "/a*", "/a/./b", "/a/../b", "/a\\b", "/a;b", "/%2F"] {
+        for bad in [
+            "", "health", "/a//b", "/a/**/b", "/a*", "/a/./b", "/a/../b", "/a\\b", "/a;b", "/%2F",
+        ] {
             assert!(Pattern::parse(bad).is_err(), "{bad}");
         }
     }
@@ -344,9 +346,18 @@ mod tests {
             key("/orders/*", None, None),
             key("/orders/special", None, None),
         ]);
-        assert_eq!(table.find(None, "/orders/special", &Method::GET), Match::Found(0));
-        assert_eq!(table.find(None, "/orders/special", &Method::POST), Match::Found(1));
-        assert_eq!(table.find(None, "/orders/a/b", &Method::GET), Match::Found(0));
+        assert_eq!(
+            table.find(None, "/orders/special", &Method::GET),
+            Match::Found(0)
+        );
+        assert_eq!(
+            table.find(None, "/orders/special", &Method::POST),
+            Match::Found(1)
+        );
+        assert_eq!(
+            table.find(None, "/orders/a/b", &Method::GET),
+            Match::Found(0)
+        );
     }
 
     #[test]
@@ -368,21 +379,34 @@ mod tests {
             key("/x", None, Some("api.example.com")),
             key("/y", Some(&["GET"]), None),
         ]);
-        assert_eq!(table.find(Some("api.example.com"), "/x", &Method::GET), Match::Found(0));
-        assert_eq!(table.find(Some("other.example.com"), "/x", &Method::GET), Match::NotFound);
+        assert_eq!(
+            table.find(Some("api.example.com"), "/x", &Method::GET),
+            Match::Found(0)
+        );
+        assert_eq!(
+            table.find(Some("other.example.com"), "/x", &Method::GET),
+            Match::NotFound
+        );
         assert_eq!(table.find(None, "/x", &Method::GET), Match::NotFound);
     }
 
     #[test]
     fn find_large_table_keeps_first_match() {
-        let mut keys: Vec<RouteKey> =
-            (0..1000).map(|i| key(&format!("/svc{i}/**"), None, None)).collect();
+        let mut keys: Vec<RouteKey> = (0..1000)
+            .map(|i| key(&format!("/svc{i}/**"), None, None))
+            .collect();
         keys.push(key("/svc999/special", None, None));
         keys.insert(0, key("/svc500/*", Some(&["PUT"]), None));
         let table = RouteTable::new(keys);
-        assert_eq!(table.find(None, "/svc999/special", &Method::GET), Match::Found(1000));
+        assert_eq!(
+            table.find(None, "/svc999/special", &Method::GET),
+            Match::Found(1000)
+        );
         assert_eq!(table.find(None, "/svc500/a", &Method::PUT), Match::Found(0));
-        assert_eq!(table.find(None, "/svc500/a", &Method::GET), Match::Found(501));
+        assert_eq!(
+            table.find(None, "/svc500/a", &Method::GET),
+            Match::Found(501)
+        );
     }
 
     #[test]

@@ -10,7 +10,9 @@ use http::HeaderName;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
+use crate::auth::Authenticator;
 use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::fetch::HttpFetcher;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
 
@@ -20,6 +22,7 @@ pub struct Runtime {
     /// Parallel to `config.upstreams`.
     pub upstreams: Vec<Arc<Upstream>>,
     pub tls: Option<TlsAcceptor>,
+    pub auth: Authenticator,
     /// Headers named in `forward.claims`: stripped from every request.
     pub identity_headers: Vec<HeaderName>,
     /// Per route: its required scopes, space-separated, for the 403 challenge.
@@ -47,9 +50,17 @@ impl Runtime {
                 Err(e) => errors.push(e),
             }
         }
-        if !errors.is_empty() {
+        let fetcher = HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?;
+        let auth = match Authenticator::new(&config, &fetcher) {
+            Ok(auth) => Some(auth),
+            Err(mut e) => {
+                errors.append(&mut e);
+                None
+            }
+        };
+        let Some(auth) = auth.filter(|_| errors.is_empty()) else {
             return Err(ConfigErrors(errors));
-        }
+        };
         let routes = RouteTable::new(
             config
                 .routes
@@ -61,21 +72,33 @@ impl Runtime {
                 })
                 .collect(),
         );
-        let identity_headers = config.forward.claims.iter().map(|(_, h)| h.clone()).collect();
-        let scope_challenges = config.routes.iter().map(|r| r.scopes.join(" ")).collect();
+        let identity_headers = config
+            .forward
+            .claims
+            .iter()
+            .map(|(_, h)| h.clone())
+            .collect();
+        let scope_challenges = config.routes.iter().map(crate::policy::challenge).collect();
         Ok(Runtime {
             config,
             routes,
             upstreams,
             tls,
+            auth,
             identity_headers,
             scope_challenges,
         })
     }
 
+    /// Starts background work (key-set fetches); needs a tokio runtime.
+    /// Calling it again does nothing.
+    pub fn start(&self) {
+        self.auth.start();
+    }
+
     /// Issuers that cannot verify tokens yet, with the reason; empty when ready.
     pub fn not_ready(&self) -> Vec<(String, &'static str)> {
-        Vec::new()
+        self.auth.not_ready()
     }
 }
 
@@ -95,6 +118,7 @@ pub fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), Conf
     if next.config.server.listen != current.config.server.listen {
         tracing::warn!("server.listen changed; the new address takes effect on restart");
     }
+    next.start();
     shared.store(Arc::new(next));
     Ok(())
 }
@@ -104,8 +128,16 @@ pub fn describe(rt: &Runtime) -> String {
     use std::fmt::Write;
     let c = &rt.config;
     let mut out = String::new();
-    let tls = if c.server.tls.is_some() { "tls" } else { "plain" };
-    let _ = writeln!(out, "server: {} ({tls}), realm {:?}", c.server.listen, c.server.realm);
+    let tls = if c.server.tls.is_some() {
+        "tls"
+    } else {
+        "plain"
+    };
+    let _ = writeln!(
+        out,
+        "server: {} ({tls}), realm {:?}",
+        c.server.listen, c.server.realm
+    );
     if let Some(admin) = &c.admin {
         let _ = writeln!(out, "admin: {}", admin.listen);
     }
@@ -137,7 +169,11 @@ pub fn describe(rt: &Runtime) -> String {
             crate::config::Scheme::Http => "http",
             crate::config::Scheme::Https => "https",
         };
-        let _ = writeln!(out, "  {}: {scheme}://{}{}", u.name, u.authority, u.base_path);
+        let _ = writeln!(
+            out,
+            "  {}: {scheme}://{}{}",
+            u.name, u.authority, u.base_path
+        );
     }
     let _ = writeln!(out, "routes:");
     for (n, r) in c.routes.iter().enumerate() {
@@ -162,7 +198,10 @@ pub fn describe(rt: &Runtime) -> String {
         );
     }
     for (shadowed, by) in rt.routes.shadowed() {
-        let _ = writeln!(out, "warning: routes[{shadowed}] is shadowed by routes[{by}] and never matches");
+        let _ = writeln!(
+            out,
+            "warning: routes[{shadowed}] is shadowed by routes[{by}] and never matches"
+        );
     }
     out
 }

@@ -47,11 +47,21 @@ pub async fn run(
 }
 
 /// Serves with an existing shared runtime (which a caller may swap to reload).
-pub async fn serve(shared: SharedRuntime, listeners: Listeners, shutdown: impl Future<Output = ()> + Send) {
+pub async fn serve(
+    shared: SharedRuntime,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    shared.load().start();
     let (stop_tx, stop_rx) = watch::channel(());
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     if let Some(admin) = listeners.admin {
-        tokio::spawn(crate::admin::serve(admin, shared.clone(), stop_rx.clone(), done_tx.clone()));
+        tokio::spawn(crate::admin::serve(
+            admin,
+            shared.clone(),
+            stop_rx.clone(),
+            done_tx.clone(),
+        ));
     }
     let limit = Arc::new(Semaphore::new(shared.load().config.server.max_connections));
     tokio::select! {
@@ -60,7 +70,10 @@ pub async fn serve(shared: SharedRuntime, listeners: Listeners, shutdown: impl F
     }
     drop(listeners.gateway);
     let grace = shared.load().config.server.shutdown_grace;
-    tracing::info!(grace_ms = grace.as_millis() as u64, "shutting down: draining connections");
+    tracing::info!(
+        grace_ms = grace.as_millis() as u64,
+        "shutting down: draining connections"
+    );
     let _ = stop_tx.send(());
     drop(done_tx);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
@@ -119,14 +132,38 @@ pub fn http_builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
     builder
 }
 
-async fn connection(shared: SharedRuntime, stream: TcpStream, peer: SocketAddr, stop_rx: watch::Receiver<()>) {
+async fn connection(
+    shared: SharedRuntime,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop_rx: watch::Receiver<()>,
+) {
     let rt = shared.load_full();
     let server = &rt.config.server;
     match &rt.tls {
-        None => drive(&rt, shared.clone(), stream, ConnInfo { peer, tls: false }, stop_rx).await,
+        None => {
+            drive(
+                &rt,
+                shared.clone(),
+                stream,
+                ConnInfo { peer, tls: false },
+                stop_rx,
+            )
+            .await
+        }
         Some(acceptor) => {
-            match tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(stream)).await {
-                Ok(Ok(tls)) => drive(&rt, shared.clone(), tls, ConnInfo { peer, tls: true }, stop_rx).await,
+            match tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(stream)).await
+            {
+                Ok(Ok(tls)) => {
+                    drive(
+                        &rt,
+                        shared.clone(),
+                        tls,
+                        ConnInfo { peer, tls: true },
+                        stop_rx,
+                    )
+                    .await
+                }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
             }
@@ -135,8 +172,13 @@ async fn connection(shared: SharedRuntime, stream: TcpStream, peer: SocketAddr, 
 }
 
 /// Serves one connection until it closes, idles out, or the server stops.
-async fn drive<IO>(rt: &Runtime, shared: SharedRuntime, io: IO, conn: ConnInfo, mut stop_rx: watch::Receiver<()>)
-where
+async fn drive<IO>(
+    rt: &Runtime,
+    shared: SharedRuntime,
+    io: IO,
+    conn: ConnInfo,
+    mut stop_rx: watch::Receiver<()>,
+) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
     let activity = Arc::new(Activity::new());
@@ -218,7 +260,11 @@ impl Activity {
             if now >= deadline && self.in_flight.load(Ordering::Relaxed) == 0 {
                 return;
             }
-            let wake = if now >= deadline { now + timeout } else { deadline };
+            let wake = if now >= deadline {
+                now + timeout
+            } else {
+                deadline
+            };
             tokio::time::sleep_until(wake.into()).await;
         }
     }
@@ -231,7 +277,11 @@ struct ActivityIo<IO> {
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
-    fn poll_read(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
@@ -242,7 +292,11 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
 }
 
 impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
-    fn poll_write(mut self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<io::Result<usize>> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
             self.activity.touch();

@@ -3,16 +3,19 @@
 //! by `error`; nothing here returns an error to hyper. One access-log event
 //! per request.
 
-use http::header::HOST;
+use http::header::{HeaderName, HOST};
 use http::{HeaderValue, Method, Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::bearer::{self, Credential};
+use crate::auth::Principal;
 use crate::config::{AuthMode, RouteConfig};
 use crate::error::{Blame, Rejection};
+use crate::policy;
 use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
 use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
 use crate::route::Match;
@@ -27,28 +30,40 @@ pub struct ConnInfo {
 }
 
 /// Handles one request against one runtime snapshot.
-pub async fn handle(rt: &Runtime, conn: ConnInfo, req: Request<Incoming>) -> Response<ResponseBody> {
+pub async fn handle(
+    rt: &Runtime,
+    conn: ConnInfo,
+    req: Request<Incoming>,
+) -> Response<ResponseBody> {
     let start = Instant::now();
     let request_id = match req.headers().get(&X_REQUEST_ID) {
         Some(v) if sane_request_id(v) => v.clone(),
         _ => new_request_id(),
     };
     let method = req.method().clone();
-    let mut route_label = None;
-    let result = pipeline(rt, conn, req, request_id.clone(), &mut route_label).await;
+    let mut trace = Trace::default();
+    let result = pipeline(rt, conn, req, request_id.clone(), &mut trace).await;
     let (mut resp, outcome) = match result {
         Ok(resp) => (resp, "forwarded"),
         Err(rejection) => {
             log_rejection(&rejection);
             let outcome = rejection.outcome();
-            (rejection.into_response(&rt.config.server.realm).map(Either::Right), outcome)
+            (
+                rejection
+                    .into_response(&rt.config.server.realm)
+                    .map(Either::Right),
+                outcome,
+            )
         }
     };
-    resp.headers_mut().entry(&X_REQUEST_ID).or_insert(request_id.clone());
+    resp.headers_mut()
+        .entry(&X_REQUEST_ID)
+        .or_insert(request_id.clone());
     tracing::info!(
         target: "tokengate::access",
         method = %method,
-        route = route_label.unwrap_or("-"),
+        route = trace.route.unwrap_or("-"),
+        subject = trace.subject.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(),
         outcome,
         latency_us = start.elapsed().as_micros() as u64,
@@ -66,12 +81,20 @@ fn log_rejection(rejection: &Rejection) {
     }
 }
 
+/// What the access log reports besides status and outcome.
+#[derive(Default)]
+struct Trace<'r> {
+    route: Option<&'r str>,
+    /// `sub`, else `client_id`, of the verified token.
+    subject: Option<String>,
+}
+
 async fn pipeline<'r>(
     rt: &'r Runtime,
     conn: ConnInfo,
     req: Request<Incoming>,
     request_id: HeaderValue,
-    route_label: &mut Option<&'r str>,
+    trace: &mut Trace<'r>,
 ) -> Result<Response<ResponseBody>, Rejection> {
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
     let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
@@ -81,8 +104,15 @@ async fn pipeline<'r>(
         Match::MethodNotAllowed(allow) => return Err(Rejection::MethodNotAllowed(allow)),
     };
     let route: &RouteConfig = &rt.config.routes[index];
-    *route_label = Some(route.path.as_str());
-    authorize(rt, index, &req)?;
+    trace.route = Some(route.path.as_str());
+    let principal = authorize(rt, index, &req).await?;
+    trace.subject = principal
+        .as_ref()
+        .and_then(|p| p.subject.clone().or_else(|| p.client_id.clone()));
+    let identity = principal
+        .as_deref()
+        .map(|p| identity_headers(rt, p))
+        .unwrap_or_default();
     let upgrade = (req.version() == Version::HTTP_11 && req.method() == Method::GET)
         .then(|| websocket_upgrade(req.headers()))
         .flatten();
@@ -96,7 +126,7 @@ async fn pipeline<'r>(
         strip_prefix: route.strip_prefix.as_deref(),
         request_id,
         trusted_proxies: &server.trusted_proxies,
-        identity: Vec::new(),
+        identity,
         policy: RequestPolicy {
             identity_headers: &rt.identity_headers,
             allow_underscore_headers: server.allow_underscore_headers,
@@ -107,26 +137,58 @@ async fn pipeline<'r>(
     proxy::forward(&rt.upstreams[route.upstream], req, fwd).await
 }
 
-/// Applies the route's `auth` mode. Token verification arrives with the
-/// issuer support; until then a presented token cannot be verified and is
-/// refused (fail closed), exactly as on a route whose issuers can verify
-/// neither JWTs nor opaque tokens.
-fn authorize(rt: &Runtime, index: usize, req: &Request<Incoming>) -> Result<(), Rejection> {
+/// Applies the route's `auth` mode: `none` forwards without a look at the
+/// credential; `optional` forwards anonymously without one but rejects a bad
+/// one exactly like `required`; a verified principal must satisfy the
+/// route's scopes.
+async fn authorize(
+    rt: &Runtime,
+    index: usize,
+    req: &Request<Incoming>,
+) -> Result<Option<Arc<Principal>>, Rejection> {
     let route = &rt.config.routes[index];
     if route.auth == AuthMode::None {
-        return Ok(());
+        return Ok(None);
     }
-    let credential = bearer::extract(req.headers(), req.uri().query(), rt.config.server.max_token_bytes)?;
-    match (credential, route.auth) {
-        (Credential::None, AuthMode::Optional) => Ok(()),
-        (Credential::None, _) => Err(Rejection::MissingToken),
-        (Credential::Bearer(_), _) => Err(Rejection::InvalidToken("no configured issuer can verify this token")),
+    let credential = bearer::extract(
+        req.headers(),
+        req.uri().query(),
+        rt.config.server.max_token_bytes,
+    )?;
+    let token = match (credential, route.auth) {
+        (Credential::Bearer(token), _) => token,
+        (Credential::None, AuthMode::Optional) => return Ok(None),
+        (Credential::None, _) => return Err(Rejection::MissingToken),
+    };
+    let principal = rt.auth.authenticate(token, &route.issuers).await?;
+    if !policy::allows(route, &principal.scopes) {
+        return Err(Rejection::InsufficientScope(
+            rt.scope_challenges[index].clone(),
+        ));
     }
+    Ok(Some(principal))
+}
+
+/// The `forward.claims` headers for a principal: absent claims and values
+/// that cannot be a header are not sent.
+fn identity_headers(rt: &Runtime, p: &Principal) -> Vec<(HeaderName, HeaderValue)> {
+    rt.config
+        .forward
+        .claims
+        .iter()
+        .filter_map(|(claim, header)| {
+            let text = Principal::header_value(p.forwarded.get(claim)?)?;
+            let value = HeaderValue::from_bytes(text.as_bytes()).ok()?;
+            Some((header.clone(), value))
+        })
+        .collect()
 }
 
 /// The host to match routes on (lower case, no port) and the value to pass
 /// on as `X-Forwarded-Host`. Absolute-form targets must name the Host.
-fn request_host(req: &Request<Incoming>) -> Result<(Option<String>, Option<HeaderValue>), TargetError> {
+fn request_host(
+    req: &Request<Incoming>,
+) -> Result<(Option<String>, Option<HeaderValue>), TargetError> {
     let mut hosts = req.headers().get_all(HOST).iter();
     let host_header = hosts.next();
     if hosts.next().is_some() {
@@ -136,19 +198,27 @@ fn request_host(req: &Request<Incoming>) -> Result<(Option<String>, Option<Heade
     let authority = uri.authority();
     let original = if req.version() == Version::HTTP_2 {
         match (authority, host_header) {
-            (Some(a), _) => Some(HeaderValue::from_str(a.as_str()).map_err(|_| TargetError::BadHost)?),
+            (Some(a), _) => {
+                Some(HeaderValue::from_str(a.as_str()).map_err(|_| TargetError::BadHost)?)
+            }
             (None, h) => h.cloned(),
         }
     } else {
         match (uri.scheme(), authority, host_header) {
             (None, None, h) => h.cloned(),
-            (Some(_), Some(a), Some(h)) if a.as_str().eq_ignore_ascii_case(h.to_str().unwrap_or("")) => Some(h.clone()),
+            (Some(_), Some(a), Some(h))
+                if a.as_str().eq_ignore_ascii_case(h.to_str().unwrap_or("")) =>
+            {
+                Some(h.clone())
+            }
             (Some(_), Some(_), _) => return Err(TargetError::AuthorityMismatch),
             _ => return Err(TargetError::NotOriginForm),
         }
     };
     let host = match &original {
-        Some(v) => Some(normalize_host(v.to_str().map_err(|_| TargetError::BadHost)?)?),
+        Some(v) => Some(normalize_host(
+            v.to_str().map_err(|_| TargetError::BadHost)?,
+        )?),
         None => None,
     };
     Ok((host, original))

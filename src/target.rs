@@ -148,9 +148,9 @@ pub fn normalize_host(raw: &str) -> Result<String, TargetError> {
         raw.rsplit_once(':').map_or(raw, |(h, _)| h)
     };
     let ok = !host.is_empty()
-        && host
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':'));
+        && host.bytes().all(|b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+        });
     if ok {
         Ok(host.to_ascii_lowercase())
     } else {
@@ -231,7 +231,10 @@ mod tests {
 
     #[test]
     fn normalize_host_strips_port_and_case() {
-        assert_eq!(normalize_host("API.Example.com:8443").unwrap(), "api.example.com");
+        assert_eq!(
+            normalize_host("API.Example.com:8443").unwrap(),
+            "api.example.com"
+        );
         assert_eq!(normalize_host("[::1]:80").unwrap(), "[::1]");
         assert_eq!(normalize_host("127.0.0.1").unwrap(), "127.0.0.1");
         assert!(normalize_host("a b").is_err());

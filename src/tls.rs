@@ -22,8 +22,10 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Installs aws-lc-rs as the process-wide default; later calls do nothing.
+/// jsonwebtoken's provider is set the same way, so both use aws-lc-rs.
 pub fn install_default_provider() {
     let _ = CryptoProvider::install_default((*provider()).clone());
+    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }
 
 /// The server config for `cert` and `key` (PEM); the error is the reason.
@@ -35,7 +37,8 @@ pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig
     if certs.is_empty() {
         return Err("no certificate in the file".into());
     }
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key: {e}"))?;
+    let key =
+        PrivateKeyDer::from_pem_file(key).map_err(|e| format!("cannot read private key: {e}"))?;
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?

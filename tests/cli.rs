@@ -76,7 +76,10 @@ fn check_valid_config_prints_resolved_config_without_secrets() {
 #[test]
 fn check_invalid_config_exits_1_naming_key_and_reason() {
     let dir = tempfile::tempdir().unwrap();
-    let bad = VALID.replace("upstream = \"app\"\nscopes", "upstream = \"missing\"\nscopes");
+    let bad = VALID.replace(
+        "upstream = \"app\"\nscopes",
+        "upstream = \"missing\"\nscopes",
+    );
     let path = write_config(dir.path(), &bad);
     let out = tokengate(&["check", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
@@ -93,7 +96,11 @@ fn check_unknown_key_is_an_error() {
     let path = write_config(dir.path(), &VALID.replace("listen =", "lisen ="));
     let out = tokengate(&["check", "--config", path.to_str().unwrap()], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("server.lisen: unknown key"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("server.lisen: unknown key"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -111,7 +118,11 @@ fn env_override_is_applied_and_validated() {
         &[("TOKENGATE_SERVER__LISTEN", "not-an-address")],
     );
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("server.listen:"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("server.listen:"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 #[test]
@@ -130,23 +141,40 @@ fn run_with_invalid_config_exits_1_before_binding() {
         args.push(path.to_str().unwrap());
         let out = tokengate(&args, &[]);
         assert_eq!(out.status.code(), Some(1));
-        assert!(text(&out.stderr).contains("issuers.corp.audiences:"), "{}", text(&out.stderr));
+        assert!(
+            text(&out.stderr).contains("issuers.corp.audiences:"),
+            "{}",
+            text(&out.stderr)
+        );
     }
-    assert!(TcpStream::connect(("127.0.0.1", port)).is_err(), "something listened");
+    assert!(
+        TcpStream::connect(("127.0.0.1", port)).is_err(),
+        "something listened"
+    );
 }
 
 #[test]
 fn run_missing_config_file_exits_1() {
     let out = tokengate(&["--config", "/nonexistent/tokengate.toml"], &[]);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("cannot read"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("cannot read"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 /// Starts `tokengate run`, waits for its "serving" log line, returns the
 /// child and the address it listens on.
 fn start(path: &Path) -> (Child, String) {
     let mut child = Command::new(BIN)
-        .args(["run", "--config", path.to_str().unwrap(), "--log-format", "json"])
+        .args([
+            "run",
+            "--config",
+            path.to_str().unwrap(),
+            "--log-format",
+            "json",
+        ])
         .env("RUST_LOG", "info")
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
@@ -169,7 +197,10 @@ fn start(path: &Path) -> (Child, String) {
 }
 
 fn signal(child: &Child, sig: &str) {
-    let status = Command::new("kill").args([sig, &child.id().to_string()]).status().unwrap();
+    let status = Command::new("kill")
+        .args([sig, &child.id().to_string()])
+        .status()
+        .unwrap();
     assert!(status.success());
 }
 
@@ -188,10 +219,17 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
 fn get_status(addr: &str, path: &str) -> u16 {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
-    write!(s, "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").unwrap();
+    write!(
+        s,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .unwrap();
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.split(' ').nth(1).and_then(|c| c.parse().ok()).unwrap_or(0)
+    buf.split(' ')
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or(0)
 }
 
 #[test]
@@ -210,7 +248,8 @@ fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     let path = write_config(dir.path(), VALID);
     let (mut child, addr) = start(&path);
     assert_eq!(get_status(&addr, "/extra"), 404);
-    let with_extra = format!("{VALID}\n[[routes]]\npath = \"/extra\"\nupstream = \"app\"\nauth = \"none\"\n");
+    let with_extra =
+        format!("{VALID}\n[[routes]]\npath = \"/extra\"\nupstream = \"app\"\nauth = \"none\"\n");
     std::fs::write(&path, with_extra).unwrap();
     signal(&child, "-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -222,7 +261,11 @@ fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     std::fs::write(&path, "this is not toml [").unwrap();
     signal(&child, "-HUP");
     std::thread::sleep(Duration::from_millis(300));
-    assert_eq!(get_status(&addr, "/extra"), 502, "bad reload replaced the config");
+    assert_eq!(
+        get_status(&addr, "/extra"),
+        502,
+        "bad reload replaced the config"
+    );
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), Some(0));
 }

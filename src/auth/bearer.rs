@@ -43,7 +43,9 @@ pub fn extract<'a>(
     const SCHEME: &[u8] = b"bearer";
     let is_bearer = bytes.len() >= SCHEME.len()
         && bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
-        && bytes.get(SCHEME.len()).is_none_or(|&b| b == b' ' || b == b'\t');
+        && bytes
+            .get(SCHEME.len())
+            .is_none_or(|&b| b == b' ' || b == b'\t');
     if !is_bearer {
         return Ok(Credential::None);
     }
@@ -69,9 +71,9 @@ pub fn extract<'a>(
 fn is_b64token(token: &[u8]) -> bool {
     let body_len = token.iter().rposition(|&b| b != b'=').map_or(0, |i| i + 1);
     body_len > 0
-        && token[..body_len]
-            .iter()
-            .all(|&b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/'))
+        && token[..body_len].iter().all(|&b| {
+            b.is_ascii_alphanumeric() || matches!(b, b'-' | b'.' | b'_' | b'~' | b'+' | b'/')
+        })
 }
 
 /// Whether the query has a parameter named `access_token` (RFC 6750 2.3).
@@ -123,14 +125,22 @@ mod tests {
         ];
         for (value, want) in cases {
             let h = headers(&[value]);
-            assert_eq!(extract(&h, None, 8192), want, "{:?}", String::from_utf8_lossy(value));
+            assert_eq!(
+                extract(&h, None, 8192),
+                want,
+                "{:?}",
+                String::from_utf8_lossy(value)
+            );
         }
     }
 
     #[test]
     fn extract_two_headers_is_invalid_request() {
         let h = headers(&[b"Bearer a", b"Bearer b"]);
-        assert!(matches!(extract(&h, None, 8192), Err(Rejection::InvalidRequest(_))));
+        assert!(matches!(
+            extract(&h, None, 8192),
+            Err(Rejection::InvalidRequest(_))
+        ));
     }
 
     #[test]
@@ -140,18 +150,27 @@ mod tests {
             extract(&h, Some("x=1&access_token=b"), 8192),
             Err(Rejection::InvalidRequest(_))
         ));
-        assert_eq!(extract(&h, Some("access_tokens=1"), 8192), Ok(Credential::Bearer("a")));
+        assert_eq!(
+            extract(&h, Some("access_tokens=1"), 8192),
+            Ok(Credential::Bearer("a"))
+        );
     }
 
     #[test]
     fn extract_query_token_alone_is_no_credential() {
-        assert_eq!(extract(&HeaderMap::new(), Some("access_token=b"), 8192), Ok(Credential::None));
+        assert_eq!(
+            extract(&HeaderMap::new(), Some("access_token=b"), 8192),
+            Ok(Credential::None)
+        );
     }
 
     #[test]
     fn extract_token_over_limit_is_invalid_token() {
         let h = headers(&[b"Bearer abcdef"]);
         assert_eq!(extract(&h, None, 6), Ok(Credential::Bearer("abcdef")));
-        assert_eq!(extract(&h, None, 5), Err(Rejection::InvalidToken("token too long")));
+        assert_eq!(
+            extract(&h, None, 5),
+            Err(Rejection::InvalidToken("token too long"))
+        );
     }
 }

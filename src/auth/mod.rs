@@ -1,4 +1,245 @@
-//! Authentication: getting the bearer credential out of a request
-//! ([`bearer`]) and, in later stages, verifying it into a principal.
+//! Authentication: from a bearer credential to a verified [`Principal`].
+//!
+//! | module | owns |
+//! |---|---|
+//! | [`bearer`] | the `Authorization` header grammar (RFC 6750) |
+//! | [`jws`] | JWT structure and header rules, before any crypto |
+//! | [`json`] | strict JSON (no duplicate names) |
+//! | [`claims`] | claim types and values, scopes |
+//! | [`jwk`] | JWK Set parsing, filtering and key selection |
+//! | [`keys`] | one issuer's key set over time: fetch, refresh, stale, miss |
+//! | [`principal`] | the verified identity |
+//!
+//! [`Authenticator::authenticate`] dispatches by token shape, verifies, and
+//! remembers verified identities (keyed by a SHA-256 of the token, never the
+//! token) until their `exp`. A cached identity is re-checked on every use:
+//! still unexpired, its issuer trusted by the route, its signing key still in
+//! the issuer's latest key set. Failures are never cached.
 
 pub mod bearer;
+pub mod claims;
+pub mod json;
+pub mod jwk;
+pub mod jws;
+pub mod keys;
+pub mod principal;
+
+pub use principal::Principal;
+
+use moka::future::Cache;
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use crate::config::{Algorithm, Config, ConfigError};
+use crate::error::Rejection;
+use crate::fetch::HttpFetcher;
+use keys::{IssuerKeys, Unusable};
+
+/// Retry-After for answers given while an issuer cannot be consulted.
+const RETRY_AFTER_S: u32 = 5;
+
+type TokenHash = [u8; 32];
+
+/// Verifies tokens for one runtime snapshot.
+pub struct Authenticator {
+    /// Parallel to `Config::issuers`.
+    pub issuers: Vec<Arc<IssuerKeys>>,
+    cache: Option<Cache<TokenHash, Arc<Principal>>>,
+    forward_claims: Vec<String>,
+}
+
+/// Expires a cached identity at its `exp`.
+struct ExpireAtExp;
+
+impl moka::Expiry<TokenHash, Arc<Principal>> for ExpireAtExp {
+    fn expire_after_create(
+        &self,
+        _: &TokenHash,
+        p: &Arc<Principal>,
+        _: Instant,
+    ) -> Option<Duration> {
+        let left = p.expires_at - unix_now();
+        Some(Duration::from_secs_f64(left.clamp(0.0, 365.0 * 86_400.0)))
+    }
+}
+
+/// Seconds since the epoch, the clock of `exp`, `nbf` and `iat`.
+pub fn unix_now() -> f64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0.0, |d| d.as_secs_f64())
+}
+
+fn unavailable(why: Unusable) -> Rejection {
+    Rejection::Unavailable {
+        description: match why {
+            Unusable::NotLoaded | Unusable::Stale => "the token issuer cannot be consulted",
+        },
+        retry_after_s: RETRY_AFTER_S,
+    }
+}
+
+fn jwt_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
+    use jsonwebtoken::Algorithm as J;
+    match alg {
+        Algorithm::RS256 => J::RS256,
+        Algorithm::RS384 => J::RS384,
+        Algorithm::RS512 => J::RS512,
+        Algorithm::PS256 => J::PS256,
+        Algorithm::PS384 => J::PS384,
+        Algorithm::PS512 => J::PS512,
+        Algorithm::ES256 => J::ES256,
+        Algorithm::ES384 => J::ES384,
+        Algorithm::EdDSA => J::EdDSA,
+    }
+}
+
+impl Authenticator {
+    /// Builds issuer state (reading key files); no network I/O.
+    pub fn new(config: &Config, fetcher: &HttpFetcher) -> Result<Authenticator, Vec<ConfigError>> {
+        let mut issuers = Vec::new();
+        let mut errors = Vec::new();
+        for issuer in &config.issuers {
+            match IssuerKeys::new(issuer.clone(), fetcher.clone()) {
+                Ok(keys) => issuers.push(Arc::new(keys)),
+                Err(e) => errors.push(e),
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
+        let size = config.server.identity_cache_size;
+        let cache = (size > 0).then(|| {
+            Cache::builder()
+                .max_capacity(size)
+                .expire_after(ExpireAtExp)
+                .build()
+        });
+        Ok(Authenticator {
+            issuers,
+            cache,
+            forward_claims: config
+                .forward
+                .claims
+                .iter()
+                .map(|(c, _)| c.clone())
+                .collect(),
+        })
+    }
+
+    /// Starts background key-set fetches.
+    pub fn start(&self) {
+        for issuer in &self.issuers {
+            issuer.start();
+        }
+    }
+
+    /// Issuers whose keys cannot be used now, with the reason.
+    pub fn not_ready(&self) -> Vec<(String, &'static str)> {
+        let now = Instant::now();
+        self.issuers
+            .iter()
+            .filter(|i| i.config.key_source.is_some())
+            .filter_map(|i| {
+                i.usable(now)
+                    .err()
+                    .map(|why| (i.config.name.clone(), why.reason()))
+            })
+            .collect()
+    }
+
+    /// Verifies `token` for a route trusting `route_issuers`.
+    pub async fn authenticate(
+        &self,
+        token: &str,
+        route_issuers: &[usize],
+    ) -> Result<Arc<Principal>, Rejection> {
+        let principal = match &self.cache {
+            Some(cache) => {
+                let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
+                cache
+                    .try_get_with(hash, self.verify(token))
+                    .await
+                    .map_err(|e| (*e).clone())?
+            }
+            None => self.verify(token).await?,
+        };
+        self.recheck(&principal, route_issuers)?;
+        Ok(principal)
+    }
+
+    /// The checks that must hold on every use, cached or not.
+    fn recheck(&self, p: &Principal, route_issuers: &[usize]) -> Result<(), Rejection> {
+        if !route_issuers.contains(&p.issuer) {
+            return Err(Rejection::InvalidToken("token issuer is not accepted"));
+        }
+        let issuer = &self.issuers[p.issuer];
+        if unix_now() >= p.expires_at + issuer.config.leeway.as_secs_f64() {
+            return Err(Rejection::InvalidToken("token expired"));
+        }
+        if let Some(fingerprint) = &p.key {
+            let (set, _) = issuer.usable(Instant::now()).map_err(unavailable)?;
+            if !set.contains_fingerprint(fingerprint) {
+                return Err(Rejection::InvalidToken("token signing key was withdrawn"));
+            }
+        }
+        Ok(())
+    }
+
+    async fn verify(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+        if jws::is_jwt_shaped(token) {
+            self.verify_jwt(token).await.map(Arc::new)
+        } else {
+            Err(Rejection::InvalidToken(
+                "no configured issuer can verify this token",
+            ))
+        }
+    }
+
+    async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {
+        let jwt = jws::parse(token).map_err(Rejection::InvalidToken)?;
+        let iss = jwt.claims.get("iss").and_then(|v| v.as_str());
+        let index = self
+            .issuers
+            .iter()
+            .position(|i| i.config.key_source.is_some() && Some(i.config.issuer.as_str()) == iss)
+            .ok_or(Rejection::InvalidToken("token issuer is not accepted"))?;
+        let issuer = &self.issuers[index];
+        let config = &issuer.config;
+        let alg = Algorithm::from_name(&jwt.alg)
+            .filter(|a| config.algorithms.contains(a))
+            .ok_or(Rejection::InvalidToken("token algorithm is not accepted"))?;
+        claims::check_typ(jwt.typ.as_deref(), config.profile).map_err(Rejection::InvalidToken)?;
+        let mut principal =
+            claims::validate(&jwt.claims, config, index, &self.forward_claims, unix_now())
+                .map_err(Rejection::InvalidToken)?;
+        let (mut set, generation) = issuer.usable(Instant::now()).map_err(unavailable)?;
+        if matches!(
+            set.select(jwt.kid.as_deref(), alg),
+            Err(jwk::KeyMiss::UnknownKid)
+        ) {
+            issuer.refetch_on_miss(generation).await;
+            set = issuer.usable(Instant::now()).map_err(unavailable)?.0;
+        }
+        let key = set.select(jwt.kid.as_deref(), alg).map_err(|miss| {
+            Rejection::InvalidToken(match miss {
+                jwk::KeyMiss::UnknownKid => "token signing key is unknown",
+                jwk::KeyMiss::NoFit => "token signing key does not fit its algorithm",
+                jwk::KeyMiss::Ambiguous => "token names no key and the issuer has several",
+            })
+        })?;
+        let valid = jsonwebtoken::crypto::verify(
+            jwt.signature,
+            jwt.signing_input.as_bytes(),
+            &key.key,
+            jwt_algorithm(alg),
+        )
+        .unwrap_or(false);
+        if !valid {
+            return Err(Rejection::InvalidToken("token signature is invalid"));
+        }
+        principal.key = Some(key.fingerprint);
+        Ok(principal)
+    }
+}

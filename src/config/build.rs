@@ -114,6 +114,17 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .iter()
         .map(|(name, i)| issuer(&mut b, name, i))
         .collect();
+    for (i, issuer) in issuers.iter().enumerate() {
+        if issuers[..i]
+            .iter()
+            .any(|earlier| earlier.issuer == issuer.issuer && !issuer.issuer.is_empty())
+        {
+            b.err(
+                format!("issuers.{}.issuer", issuer.name),
+                "another issuer table has the same issuer value; tokens could not be told apart",
+            );
+        }
+    }
     let upstreams: Vec<UpstreamConfig> = raw
         .upstreams
         .iter()
@@ -157,8 +168,15 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
             None
         }
     };
-    if s.realm.is_empty() || s.realm.bytes().any(|c| c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c)) {
-        b.err("server.realm", "must be non-empty printable ASCII without quotes or backslashes");
+    if s.realm.is_empty()
+        || s.realm
+            .bytes()
+            .any(|c| c == b'"' || c == b'\\' || !(0x20..0x7f).contains(&c))
+    {
+        b.err(
+            "server.realm",
+            "must be non-empty printable ASCII without quotes or backslashes",
+        );
     }
     let trusted_proxies = s
         .trusted_proxies
@@ -169,7 +187,12 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
                 .parse::<IpNet>()
                 .or_else(|_| cidr.parse::<IpAddr>().map(IpNet::from));
             parsed
-                .map_err(|_| b.err(format!("server.trusted_proxies[{i}]"), format!("{cidr:?} is not a CIDR")))
+                .map_err(|_| {
+                    b.err(
+                        format!("server.trusted_proxies[{i}]"),
+                        format!("{cidr:?} is not a CIDR"),
+                    )
+                })
                 .ok()
         })
         .collect();
@@ -179,10 +202,18 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
         tls,
         trusted_proxies,
         header_read_timeout: b.ms("server.header_read_timeout_ms", s.header_read_timeout_ms),
-        tls_handshake_timeout: b.ms("server.tls_handshake_timeout_ms", s.tls_handshake_timeout_ms),
+        tls_handshake_timeout: b.ms(
+            "server.tls_handshake_timeout_ms",
+            s.tls_handshake_timeout_ms,
+        ),
         idle_timeout: b.ms("server.idle_timeout_ms", s.idle_timeout_ms),
         // hyper's HTTP/1 reader needs at least 8 KiB of buffer.
-        max_header_bytes: b.count("server.max_header_bytes", s.max_header_bytes, 8192, 16 << 20),
+        max_header_bytes: b.count(
+            "server.max_header_bytes",
+            s.max_header_bytes,
+            8192,
+            16 << 20,
+        ),
         max_connections: b.count("server.max_connections", s.max_connections, 1, 10_000_000),
         max_token_bytes: b.count("server.max_token_bytes", s.max_token_bytes, 1, 1 << 20),
         identity_cache_size: s.identity_cache_size,
@@ -194,9 +225,24 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
         watch_config: s.watch_config,
         allow_underscore_headers: s.allow_underscore_headers,
         h2: H2Limits {
-            max_concurrent_streams: b.count("server.h2_max_concurrent_streams", s.h2_max_concurrent_streams, 1, 1 << 20) as u32,
-            max_pending_accept_reset_streams: b.count("server.h2_max_pending_accept_reset_streams", s.h2_max_pending_accept_reset_streams, 1, 1 << 20),
-            max_local_error_reset_streams: b.count("server.h2_max_local_error_reset_streams", s.h2_max_local_error_reset_streams, 1, 1 << 20),
+            max_concurrent_streams: b.count(
+                "server.h2_max_concurrent_streams",
+                s.h2_max_concurrent_streams,
+                1,
+                1 << 20,
+            ) as u32,
+            max_pending_accept_reset_streams: b.count(
+                "server.h2_max_pending_accept_reset_streams",
+                s.h2_max_pending_accept_reset_streams,
+                1,
+                1 << 20,
+            ),
+            max_local_error_reset_streams: b.count(
+                "server.h2_max_local_error_reset_streams",
+                s.h2_max_local_error_reset_streams,
+                1,
+                1 << 20,
+            ),
         },
     }
 }
@@ -224,21 +270,33 @@ fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig {
         (Some(uri), None, false) => Some(KeySource::Url(b.fetch_url(&k("jwks_uri"), uri))),
         (None, Some(file), false) => Some(KeySource::File(b.file(&k("jwks_file"), file))),
         (None, None, true) => {
-            let url = format!("{}/.well-known/openid-configuration", issuer.trim_end_matches('/'));
+            let url = format!(
+                "{}/.well-known/openid-configuration",
+                issuer.trim_end_matches('/')
+            );
             Some(KeySource::Discovery(b.fetch_url(&k("issuer"), &url)))
         }
         (None, None, false) if i.introspection.is_some() => None,
         (None, None, false) => {
-            b.err(k("jwks_uri"), "one key source is required: jwks_uri, jwks_file or discovery = true");
+            b.err(
+                k("jwks_uri"),
+                "one key source is required: jwks_uri, jwks_file or discovery = true",
+            );
             None
         }
         _ => {
-            b.err(k("jwks_uri"), "exactly one of jwks_uri, jwks_file and discovery = true may be set");
+            b.err(
+                k("jwks_uri"),
+                "exactly one of jwks_uri, jwks_file and discovery = true may be set",
+            );
             None
         }
     };
     if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-        b.err(k("audiences"), "must be a non-empty list of non-empty strings");
+        b.err(
+            k("audiences"),
+            "must be a non-empty list of non-empty strings",
+        );
     }
     if i.algorithms.is_empty() {
         b.err(k("algorithms"), "must not be empty");
@@ -256,7 +314,10 @@ fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig {
         "generic" => Profile::Generic,
         "rfc9068" => Profile::Rfc9068,
         other => {
-            b.err(k("profile"), format!("{other:?} is not \"generic\" or \"rfc9068\""));
+            b.err(
+                k("profile"),
+                format!("{other:?} is not \"generic\" or \"rfc9068\""),
+            );
             Profile::Generic
         }
     };
@@ -296,14 +357,20 @@ fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> Introspec
         "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
         "client_secret_post" => ClientAuthMethod::ClientSecretPost,
         other => {
-            b.err(k("auth_method"), format!("{other:?} is not client_secret_basic or client_secret_post"));
+            b.err(
+                k("auth_method"),
+                format!("{other:?} is not client_secret_basic or client_secret_post"),
+            );
             ClientAuthMethod::ClientSecretBasic
         }
     };
     IntrospectionConfig {
         endpoint,
         client_id: b.required(&k("client_id"), &r.client_id).to_string(),
-        client_secret: Secret::new(b.required(&k("client_secret"), &r.client_secret).to_string()),
+        client_secret: Secret::new(
+            b.required(&k("client_secret"), &r.client_secret)
+                .to_string(),
+        ),
         auth_method,
         cache_ttl: b.secs(&k("cache_ttl_s"), r.cache_ttl_s, 0),
         negative_cache_ttl: b.secs(&k("negative_cache_ttl_s"), r.negative_cache_ttl_s, 0),
@@ -315,7 +382,10 @@ fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> Introspec
 fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
     let k = |field: &str| format!("upstreams.{name}.{field}");
     let url = b.required(&k("url"), &u.url).to_string();
-    let parsed = url.parse::<Uri>().ok().filter(|uri| uri.authority().is_some());
+    let parsed = url
+        .parse::<Uri>()
+        .ok()
+        .filter(|uri| uri.authority().is_some());
     let (scheme, authority, base_path) = match parsed {
         Some(uri) => {
             let scheme = match uri.scheme_str() {
@@ -329,7 +399,10 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
             if uri.query().is_some() {
                 b.err(k("url"), "must not have a query");
             }
-            let authority = uri.authority().cloned().unwrap_or_else(|| http::uri::Authority::from_static("invalid"));
+            let authority = uri
+                .authority()
+                .cloned()
+                .unwrap_or_else(|| http::uri::Authority::from_static("invalid"));
             if authority.as_str().contains('@') {
                 b.err(k("url"), "must not contain user information");
             }
@@ -343,7 +416,11 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
             if !url.is_empty() {
                 b.err(k("url"), format!("{url:?} is not an absolute http(s) URL"));
             }
-            (Scheme::Http, http::uri::Authority::from_static("invalid"), String::new())
+            (
+                Scheme::Http,
+                http::uri::Authority::from_static("invalid"),
+                String::new(),
+            )
         }
     };
     let ca_file = u.ca_file.as_ref().map(|f| b.file(&k("ca_file"), f));
@@ -360,15 +437,27 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
         preserve_host: u.preserve_host,
         ca_file,
         pool_idle_timeout: b.ms(&k("pool_idle_timeout_ms"), u.pool_idle_timeout_ms),
-        pool_max_idle_per_host: b.count(&k("pool_max_idle_per_host"), u.pool_max_idle_per_host, 0, 1 << 20),
+        pool_max_idle_per_host: b.count(
+            &k("pool_max_idle_per_host"),
+            u.pool_max_idle_per_host,
+            0,
+            1 << 20,
+        ),
     }
 }
 
 /// Headers the gateway sets itself or that carry routing meaning: a claim
 /// must not be sent in one of them.
 const RESERVED_HEADERS: &[&str] = &[
-    "host", "authorization", "content-length", "content-type", "x-forwarded-for",
-    "x-forwarded-proto", "x-forwarded-host", "x-request-id", "forwarded",
+    "host",
+    "authorization",
+    "content-length",
+    "content-type",
+    "x-forwarded-for",
+    "x-forwarded-proto",
+    "x-forwarded-host",
+    "x-request-id",
+    "forwarded",
 ];
 
 fn forward(b: &mut Builder, f: &RawForward) -> ForwardConfig {
@@ -398,63 +487,103 @@ fn forward(b: &mut Builder, f: &RawForward) -> ForwardConfig {
 
 fn scope_list(b: &mut Builder, key: &str, scopes: &[String]) {
     let valid = |s: &String| {
-        !s.is_empty() && s.bytes().all(|c| c == b'!' || (0x23..=0x5b).contains(&c) || (0x5d..=0x7e).contains(&c))
+        !s.is_empty()
+            && s.bytes()
+                .all(|c| c == b'!' || (0x23..=0x5b).contains(&c) || (0x5d..=0x7e).contains(&c))
     };
     if !scopes.iter().all(valid) {
-        b.err(key, "scopes must be non-empty RFC 6749 scope tokens (no spaces, quotes or backslashes)");
+        b.err(
+            key,
+            "scopes must be non-empty RFC 6749 scope tokens (no spaces, quotes or backslashes)",
+        );
     }
 }
 
-fn route(b: &mut Builder, i: usize, r: &RawRoute, issuers: &[IssuerConfig], upstreams: &[UpstreamConfig]) -> RouteConfig {
+fn route(
+    b: &mut Builder,
+    i: usize,
+    r: &RawRoute,
+    issuers: &[IssuerConfig],
+    upstreams: &[UpstreamConfig],
+) -> RouteConfig {
     let k = |field: &str| format!("routes[{i}].{field}");
     let path = Pattern::parse(&r.path).unwrap_or_else(|reason| {
         b.err(k("path"), format!("{:?}: {reason}", r.path));
         Pattern::parse("/").expect("static pattern")
     });
-    let host = r.host.as_ref().map(|h| match crate::target::normalize_host(h) {
-        Ok(norm) if !h.contains(':') || h.starts_with('[') => norm,
-        _ => {
-            b.err(k("host"), format!("{h:?} is not a host name (without port)"));
-            String::new()
-        }
-    });
+    let host = r
+        .host
+        .as_ref()
+        .map(|h| match crate::target::normalize_host(h) {
+            Ok(norm) if !h.contains(':') || h.starts_with('[') => norm,
+            _ => {
+                b.err(
+                    k("host"),
+                    format!("{h:?} is not a host name (without port)"),
+                );
+                String::new()
+            }
+        });
     let methods = r.methods.as_ref().map(|ms| {
         if ms.is_empty() {
-            b.err(k("methods"), "must not be empty (omit it to allow every method)");
+            b.err(
+                k("methods"),
+                "must not be empty (omit it to allow every method)",
+            );
         }
         ms.iter()
             .filter_map(|m| match Method::from_bytes(m.as_bytes()) {
                 Ok(method) if !m.bytes().any(|c| c.is_ascii_lowercase()) => Some(method),
                 _ => {
-                    b.err(k("methods"), format!("{m:?} is not an upper-case HTTP method"));
+                    b.err(
+                        k("methods"),
+                        format!("{m:?} is not an upper-case HTTP method"),
+                    );
                     None
                 }
             })
             .collect()
     });
-    let upstream = upstreams.iter().position(|u| u.name == r.upstream).unwrap_or_else(|| {
-        b.err(k("upstream"), format!("upstream {:?} is not defined", r.upstream));
-        0
-    });
+    let upstream = upstreams
+        .iter()
+        .position(|u| u.name == r.upstream)
+        .unwrap_or_else(|| {
+            b.err(
+                k("upstream"),
+                format!("upstream {:?} is not defined", r.upstream),
+            );
+            0
+        });
     let auth = match r.auth.as_str() {
         "required" => AuthMode::Required,
         "optional" => AuthMode::Optional,
         "none" => AuthMode::None,
         other => {
-            b.err(k("auth"), format!("{other:?} is not \"required\", \"optional\" or \"none\""));
+            b.err(
+                k("auth"),
+                format!("{other:?} is not \"required\", \"optional\" or \"none\""),
+            );
             AuthMode::Required
         }
     };
     scope_list(b, &k("scopes"), &r.scopes);
     scope_list(b, &k("any_scopes"), &r.any_scopes);
-    if auth == AuthMode::None && !(r.scopes.is_empty() && r.any_scopes.is_empty() && r.issuers.is_none()) {
-        b.err(k("auth"), "a route with auth = \"none\" cannot have scopes, any_scopes or issuers");
+    if auth == AuthMode::None
+        && !(r.scopes.is_empty() && r.any_scopes.is_empty() && r.issuers.is_none())
+    {
+        b.err(
+            k("auth"),
+            "a route with auth = \"none\" cannot have scopes, any_scopes or issuers",
+        );
     }
     let route_issuers = match &r.issuers {
         None => (0..issuers.len()).collect(),
         Some(names) => {
             if names.is_empty() {
-                b.err(k("issuers"), "must not be empty (omit it to trust every issuer)");
+                b.err(
+                    k("issuers"),
+                    "must not be empty (omit it to trust every issuer)",
+                );
             }
             names
                 .iter()
@@ -474,7 +603,10 @@ fn route(b: &mut Builder, i: usize, r: &RawRoute, issuers: &[IssuerConfig], upst
             && !prefix.ends_with('/')
             && crate::target::normalize_path(prefix).is_ok_and(|p| p == prefix.as_str());
         if !ok {
-            b.err(k("strip_prefix"), "must be a normalised path like \"/orders\", without a trailing /");
+            b.err(
+                k("strip_prefix"),
+                "must be a normalised path like \"/orders\", without a trailing /",
+            );
         }
     }
     RouteConfig {

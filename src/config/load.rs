@@ -78,10 +78,7 @@ impl Config {
     }
 
     /// Loads `path` with the given environment overrides (name, value).
-    pub fn load_with_env(
-        path: &Path,
-        env: Vec<(String, String)>,
-    ) -> Result<Config, ConfigErrors> {
+    pub fn load_with_env(path: &Path, env: Vec<(String, String)>) -> Result<Config, ConfigErrors> {
         let text = std::fs::read_to_string(path).map_err(|e| {
             ConfigError::new("config", format!("cannot read {}: {e}", path.display()))
         })?;

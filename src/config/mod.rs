@@ -21,6 +21,7 @@ use std::time::Duration;
 
 use crate::route::Pattern;
 
+pub use build::is_loopback_host;
 pub use load::{env_overrides, ConfigError, ConfigErrors};
 
 /// The whole validated configuration.

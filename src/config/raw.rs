@@ -116,7 +116,9 @@ impl Default for RawIssuer {
             jwks_file: None,
             discovery: false,
             audiences: Vec::new(),
-            algorithms: ["RS256", "PS256", "ES256", "EdDSA"].map(String::from).to_vec(),
+            algorithms: ["RS256", "PS256", "ES256", "EdDSA"]
+                .map(String::from)
+                .to_vec(),
             leeway_s: 60,
             profile: "generic".into(),
             required_claims: Vec::new(),

@@ -18,7 +18,10 @@ fn load(text: &str) -> Result<Config, ConfigErrors> {
 }
 
 fn load_env(text: &str, env: &[(&str, &str)]) -> Result<Config, ConfigErrors> {
-    let env = env.iter().map(|(k, v)| (k.to_string(), v.to_string())).collect();
+    let env = env
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
     Config::from_toml(text, Path::new("."), env)
 }
 
@@ -51,10 +54,19 @@ fn load_minimal_applies_documented_defaults() {
     assert_eq!(c.routes[0].auth, AuthMode::None);
     assert_eq!(c.upstreams[0].timeout, Duration::from_secs(30));
     assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
-    let claims: Vec<(&str, &str)> = c.forward.claims.iter().map(|(k, h)| (k.as_str(), h.as_str())).collect();
+    let claims: Vec<(&str, &str)> = c
+        .forward
+        .claims
+        .iter()
+        .map(|(k, h)| (k.as_str(), h.as_str()))
+        .collect();
     assert_eq!(
         claims,
-        vec![("client_id", "x-auth-client-id"), ("scope", "x-auth-scope"), ("sub", "x-auth-subject")]
+        vec![
+            ("client_id", "x-auth-client-id"),
+            ("scope", "x-auth-scope"),
+            ("sub", "x-auth-subject")
+        ]
     );
 }
 
@@ -63,7 +75,15 @@ fn load_issuer_defaults_match_the_contract() {
     let c = load(&format!("{MINIMAL}{ISSUER}")).unwrap();
     let i = &c.issuers[0];
     assert_eq!(i.name, "corp");
-    assert_eq!(i.algorithms, vec![Algorithm::RS256, Algorithm::PS256, Algorithm::ES256, Algorithm::EdDSA]);
+    assert_eq!(
+        i.algorithms,
+        vec![
+            Algorithm::RS256,
+            Algorithm::PS256,
+            Algorithm::ES256,
+            Algorithm::EdDSA
+        ]
+    );
     assert_eq!(i.leeway, Duration::from_secs(60));
     assert_eq!(i.profile, Profile::Generic);
     assert_eq!(i.scope_claims, vec!["scope", "scp"]);
@@ -71,15 +91,24 @@ fn load_issuer_defaults_match_the_contract() {
     assert_eq!(i.jwks_miss_cooldown, Duration::from_secs(30));
     assert_eq!(i.jwks_max_stale, Duration::from_secs(86400));
     assert_eq!(i.jwks_timeout, Duration::from_millis(5000));
-    assert!(matches!(&i.key_source, Some(KeySource::Url(u)) if u == "https://idp.example.com/jwks"));
-    assert_eq!(c.routes[0].issuers, vec![0], "a route without `issuers` trusts every issuer");
+    assert!(
+        matches!(&i.key_source, Some(KeySource::Url(u)) if u == "https://idp.example.com/jwks")
+    );
+    assert_eq!(
+        c.routes[0].issuers,
+        vec![0],
+        "a route without `issuers` trusts every issuer"
+    );
 }
 
 #[test]
 fn load_example_file_is_valid() {
     let c = Config::load_with_env(Path::new("config/tokengate.example.toml"), Vec::new()).unwrap();
     assert_eq!(c.routes.len(), 3);
-    assert_eq!(c.issuers[0].introspection.as_ref().unwrap().client_id, "tokengate");
+    assert_eq!(
+        c.issuers[0].introspection.as_ref().unwrap().client_id,
+        "tokengate"
+    );
     assert_eq!(c.routes[1].host.as_deref(), Some("api.example.com"));
 }
 
@@ -120,7 +149,10 @@ fn load_errors_name_the_key() {
     ];
     for (text, key) in cases {
         let keys = error_keys(&text);
-        assert!(keys.iter().any(|k| k == key), "expected an error for {key}, got {keys:?}\n{text}");
+        assert!(
+            keys.iter().any(|k| k == key),
+            "expected an error for {key}, got {keys:?}\n{text}"
+        );
     }
 }
 
@@ -151,14 +183,24 @@ fn load_issuer_errors_name_the_key() {
     ];
     for (text, key) in cases {
         let keys = error_keys(&text);
-        assert!(keys.iter().any(|k| k == key), "expected an error for {key}, got {keys:?}\n{text}");
+        assert!(
+            keys.iter().any(|k| k == key),
+            "expected an error for {key}, got {keys:?}\n{text}"
+        );
     }
 }
 
 #[test]
 fn load_loopback_http_key_sources_are_allowed() {
-    for url in ["http://127.0.0.1:9000/jwks", "http://localhost/jwks", "http://[::1]:80/jwks", "http://127.9.9.9/jwks"] {
-        let text = format!("{MINIMAL}[issuers.corp]\nissuer = \"x\"\naudiences = [\"a\"]\njwks_uri = \"{url}\"\n");
+    for url in [
+        "http://127.0.0.1:9000/jwks",
+        "http://localhost/jwks",
+        "http://[::1]:80/jwks",
+        "http://127.9.9.9/jwks",
+    ] {
+        let text = format!(
+            "{MINIMAL}[issuers.corp]\nissuer = \"x\"\naudiences = [\"a\"]\njwks_uri = \"{url}\"\n"
+        );
         assert!(load(&text).is_ok(), "{url}");
     }
 }
@@ -185,7 +227,10 @@ fn load_env_overrides_file_and_keeps_strings() {
             ("TOKENGATE_SERVER__MAX_CONNECTIONS", "5"),
             ("TOKENGATE_SERVER__ALLOW_UNDERSCORE_HEADERS", "true"),
             ("TOKENGATE_ISSUERS__CORP__INTROSPECTION__CLIENT_ID", "0123"),
-            ("TOKENGATE_ISSUERS__CORP__INTROSPECTION__CLIENT_SECRET", "true"),
+            (
+                "TOKENGATE_ISSUERS__CORP__INTROSPECTION__CLIENT_SECRET",
+                "true",
+            ),
             ("TOKENGATE_ISSUERS__CORP__AUDIENCES", "[\"a\", \"b\"]"),
             ("TOKENGATE_SERVER__REALM", "007"),
             ("OTHER_VARIABLE", "ignored"),
@@ -230,6 +275,8 @@ fn load_relative_paths_resolve_against_the_config_directory() {
     let text = format!("{MINIMAL}[issuers.corp]\nissuer = \"x\"\naudiences = [\"a\"]\njwks_file = \"keys/jwks.json\"\n");
     std::fs::write(dir.join("gw.toml"), text).unwrap();
     let c = Config::load_with_env(&dir.join("gw.toml"), Vec::new()).unwrap();
-    assert!(matches!(&c.issuers[0].key_source, Some(KeySource::File(p)) if p == &dir.join("keys/jwks.json")));
+    assert!(
+        matches!(&c.issuers[0].key_source, Some(KeySource::File(p)) if p == &dir.join("keys/jwks.json"))
+    );
     std::fs::remove_dir_all(&dir).unwrap();
 }

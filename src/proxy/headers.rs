@@ -95,7 +95,9 @@ pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
 
 /// Cleans an upstream response's headers; a 101 keeps its upgrade headers.
 pub fn clean_response(headers: &mut HeaderMap, switching_protocols: bool) {
-    let upgrade = switching_protocols.then(|| headers.get(UPGRADE).cloned()).flatten();
+    let upgrade = switching_protocols
+        .then(|| headers.get(UPGRADE).cloned())
+        .flatten();
     strip_hop_by_hop(headers);
     headers.remove("proxy-authenticate");
     if let Some(upgrade) = upgrade {
@@ -128,7 +130,8 @@ pub fn sane_request_id(value: &HeaderValue) -> bool {
     let b = value.as_bytes();
     !b.is_empty()
         && b.len() <= 128
-        && b.iter().all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
+        && b.iter()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, b'.' | b'_' | b':' | b'-'))
 }
 
 #[cfg(test)]
@@ -138,7 +141,10 @@ mod tests {
     fn map(pairs: &[(&str, &str)]) -> HeaderMap {
         let mut h = HeaderMap::new();
         for (k, v) in pairs {
-            h.append(HeaderName::from_bytes(k.as_bytes()).unwrap(), HeaderValue::from_str(v).unwrap());
+            h.append(
+                HeaderName::from_bytes(k.as_bytes()).unwrap(),
+                HeaderValue::from_str(v).unwrap(),
+            );
         }
         h
     }
@@ -170,7 +176,11 @@ mod tests {
             ("authorization", "Bearer t"),
         ]);
         let ids = [HeaderName::from_static("x-auth-subject")];
-        let policy = RequestPolicy { identity_headers: &ids, allow_underscore_headers: false, upgrade: None };
+        let policy = RequestPolicy {
+            identity_headers: &ids,
+            allow_underscore_headers: false,
+            upgrade: None,
+        };
         clean_request(&mut h, &policy);
         let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
         assert_eq!(left, vec!["accept", "authorization"]);
@@ -179,7 +189,11 @@ mod tests {
     #[test]
     fn clean_request_underscore_allowed_keeps_them() {
         let mut h = map(&[("x_custom", "1")]);
-        let policy = RequestPolicy { identity_headers: &[], allow_underscore_headers: true, upgrade: None };
+        let policy = RequestPolicy {
+            identity_headers: &[],
+            allow_underscore_headers: true,
+            upgrade: None,
+        };
         clean_request(&mut h, &policy);
         assert!(h.contains_key("x_custom"));
     }
@@ -200,16 +214,34 @@ mod tests {
 
     #[test]
     fn websocket_upgrade_needs_both_headers() {
-        assert!(websocket_upgrade(&map(&[("upgrade", "websocket"), ("connection", "keep-alive, Upgrade")])).is_some());
+        assert!(websocket_upgrade(&map(&[
+            ("upgrade", "websocket"),
+            ("connection", "keep-alive, Upgrade")
+        ]))
+        .is_some());
         assert!(websocket_upgrade(&map(&[("upgrade", "websocket")])).is_none());
-        assert!(websocket_upgrade(&map(&[("upgrade", "h2c"), ("connection", "upgrade")])).is_none());
+        assert!(
+            websocket_upgrade(&map(&[("upgrade", "h2c"), ("connection", "upgrade")])).is_none()
+        );
     }
 
     #[test]
     fn sane_request_id_table() {
-        for (v, want) in [("abc-123", true), ("a.b:c_d", true), ("", false), ("a b", false), ("x\"y", false)] {
-            assert_eq!(sane_request_id(&HeaderValue::from_str(v).unwrap()), want, "{v}");
+        for (v, want) in [
+            ("abc-123", true),
+            ("a.b:c_d", true),
+            ("", false),
+            ("a b", false),
+            ("x\"y", false),
+        ] {
+            assert_eq!(
+                sane_request_id(&HeaderValue::from_str(v).unwrap()),
+                want,
+                "{v}"
+            );
         }
-        assert!(!sane_request_id(&HeaderValue::from_str(&"a".repeat(129)).unwrap()));
+        assert!(!sane_request_id(
+            &HeaderValue::from_str(&"a".repeat(129)).unwrap()
+        ));
     }
 }

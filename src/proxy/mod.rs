@@ -46,8 +46,9 @@ impl Upstream {
         http.enforce_http(false);
         http.set_nodelay(true);
         http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = crate::tls::client_config(config.ca_file.as_deref())
-            .map_err(|reason| ConfigError::new(format!("upstreams.{}.ca_file", config.name), reason))?;
+        let tls = crate::tls::client_config(config.ca_file.as_deref()).map_err(|reason| {
+            ConfigError::new(format!("upstreams.{}.ca_file", config.name), reason)
+        })?;
         let connector = hyper_rustls::HttpsConnectorBuilder::new()
             .with_tls_config(tls)
             .https_or_http()
@@ -63,8 +64,12 @@ impl Upstream {
             Scheme::Http => UriScheme::HTTP,
             Scheme::Https => UriScheme::HTTPS,
         };
-        let host_header = HeaderValue::from_str(config.authority.as_str())
-            .map_err(|_| ConfigError::new(format!("upstreams.{}.url", config.name), "invalid authority"))?;
+        let host_header = HeaderValue::from_str(config.authority.as_str()).map_err(|_| {
+            ConfigError::new(
+                format!("upstreams.{}.url", config.name),
+                "invalid authority",
+            )
+        })?;
         Ok(Upstream {
             config: config.clone(),
             client,
@@ -98,7 +103,11 @@ pub async fn forward(
     mut req: Request<Incoming>,
     fwd: Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, Rejection> {
-    let client_upgrade = fwd.policy.upgrade.is_some().then(|| hyper::upgrade::on(&mut req));
+    let client_upgrade = fwd
+        .policy
+        .upgrade
+        .is_some()
+        .then(|| hyper::upgrade::on(&mut req));
     let (parts, body) = req.into_parts();
     let uri = upstream_uri(upstream, &fwd, parts.uri.query())?;
     let mut out = Request::new(body);
@@ -137,12 +146,19 @@ pub async fn forward(
     Ok(resp.map(Either::Left))
 }
 
-fn upstream_uri(upstream: &Upstream, fwd: &Forwarded, query: Option<&str>) -> Result<Uri, Rejection> {
+fn upstream_uri(
+    upstream: &Upstream,
+    fwd: &Forwarded,
+    query: Option<&str>,
+) -> Result<Uri, Rejection> {
     let mut path = fwd.path;
     if let Some(prefix) = fwd.strip_prefix {
         if path == prefix {
             path = "/";
-        } else if path.len() > prefix.len() && path.starts_with(prefix) && path.as_bytes()[prefix.len()] == b'/' {
+        } else if path.len() > prefix.len()
+            && path.starts_with(prefix)
+            && path.as_bytes()[prefix.len()] == b'/'
+        {
             path = &path[prefix.len()..];
         }
     }

@@ -1,0 +1,70 @@
+//! The identity a verified token proves, whichever way it was verified
+//! (JWT signature or introspection): what policy checks and what is
+//! forwarded. Never holds the token itself.
+
+use serde_json::{Map, Value};
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct Principal {
+    /// Index of the issuer in the configuration.
+    pub issuer: usize,
+    /// Fingerprint of the key that verified a JWT; `None` for introspection.
+    pub key: Option<[u8; 32]>,
+    /// `exp` in seconds since the epoch.
+    pub expires_at: f64,
+    pub scopes: Vec<String>,
+    pub subject: Option<String>,
+    pub client_id: Option<String>,
+    /// The claims named in `forward.claims`, as found in the token.
+    pub forwarded: Map<String, Value>,
+}
+
+impl Principal {
+    /// The value of a claim header: strings as they are, numbers and
+    /// booleans printed, arrays of those joined with spaces; `None` for
+    /// anything else or a value with control characters.
+    pub fn header_value(value: &Value) -> Option<String> {
+        let scalar = |v: &Value| match v {
+            Value::String(s) => Some(s.clone()),
+            Value::Number(n) => Some(n.to_string()),
+            Value::Bool(b) => Some(b.to_string()),
+            _ => None,
+        };
+        let text = match value {
+            Value::Array(items) => items
+                .iter()
+                .map(scalar)
+                .collect::<Option<Vec<_>>>()?
+                .join(" "),
+            other => scalar(other)?,
+        };
+        let clean = text.bytes().all(|b| b >= 0x20 && b != 0x7f);
+        clean.then_some(text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn header_value_table() {
+        let cases = [
+            (json!("alice"), Some("alice")),
+            (json!(42), Some("42")),
+            (json!(true), Some("true")),
+            (json!(["a", "b"]), Some("a b")),
+            (json!(["a", 1]), Some("a 1")),
+            (json!(["a", {"x": 1}]), None),
+            (json!({"x": 1}), None),
+            (json!(null), None),
+            (json!("a\r\nX-Injected: 1"), None),
+            (json!("tab\there"), None),
+            (json!("caf\u{e9}"), Some("caf\u{e9}")),
+        ];
+        for (v, want) in cases {
+            assert_eq!(Principal::header_value(&v).as_deref(), want, "{v}");
+        }
+    }
+}

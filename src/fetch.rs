@@ -1,0 +1,156 @@
+//! Outbound HTTP to identity providers (key sets, discovery, introspection):
+//! one pooled client, a deadline on the whole exchange, a size limit on the
+//! body, no redirects followed (a 3xx is a failed fetch).
+
+use bytes::Bytes;
+use http::header::{ACCEPT, CACHE_CONTROL};
+use http::{HeaderValue, Request, StatusCode, Uri};
+use http_body_util::{BodyExt, Full, Limited};
+use hyper_rustls::HttpsConnector;
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
+use std::time::Duration;
+
+/// Why a fetch failed; used for logs and metrics labels.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, thiserror::Error)]
+pub enum FetchError {
+    #[error("timed out")]
+    Timeout,
+    #[error("connection failed")]
+    Connect,
+    #[error("HTTP status {0}")]
+    Status(u16),
+    #[error("response body too large")]
+    TooLarge,
+    #[error("response is not JSON")]
+    NotJson,
+    #[error("request failed")]
+    Failed,
+}
+
+impl FetchError {
+    pub fn label(self) -> &'static str {
+        match self {
+            FetchError::Timeout => "timeout",
+            FetchError::Connect => "connect_error",
+            FetchError::Status(_) => "bad_status",
+            FetchError::TooLarge => "too_large",
+            FetchError::NotJson => "not_json",
+            FetchError::Failed => "error",
+        }
+    }
+}
+
+/// A response read whole (within the limit).
+pub struct Fetched {
+    pub status: StatusCode,
+    pub headers: http::HeaderMap,
+    pub body: Bytes,
+}
+
+impl Fetched {
+    /// The body as JSON.
+    pub fn json(&self) -> Result<serde_json::Value, FetchError> {
+        serde_json::from_slice(&self.body).map_err(|_| FetchError::NotJson)
+    }
+
+    /// `Cache-Control: max-age`, if the response has one.
+    pub fn max_age(&self) -> Option<Duration> {
+        let value = self.headers.get(CACHE_CONTROL)?.to_str().ok()?;
+        value.split(',').find_map(|d| {
+            let (name, v) = d.trim().split_once('=')?;
+            if name.trim().eq_ignore_ascii_case("max-age") {
+                v.trim()
+                    .trim_matches('"')
+                    .parse()
+                    .ok()
+                    .map(Duration::from_secs)
+            } else {
+                None
+            }
+        })
+    }
+}
+
+/// The pooled client; cheap to clone.
+#[derive(Clone)]
+pub struct HttpFetcher {
+    client: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+}
+
+impl HttpFetcher {
+    pub fn new() -> Result<HttpFetcher, String> {
+        let mut http = HttpConnector::new();
+        http.enforce_http(false);
+        http.set_nodelay(true);
+        let tls = crate::tls::client_config(None)?;
+        let connector = hyper_rustls::HttpsConnectorBuilder::new()
+            .with_tls_config(tls)
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(http);
+        let client = Client::builder(TokioExecutor::new())
+            .timer(TokioTimer::new())
+            .pool_timer(TokioTimer::new())
+            .pool_idle_timeout(Duration::from_secs(60))
+            .build(connector);
+        Ok(HttpFetcher { client })
+    }
+
+    /// Sends `req` and reads the whole response, all within `deadline`.
+    pub async fn send(
+        &self,
+        req: Request<Full<Bytes>>,
+        deadline: Duration,
+        limit: usize,
+    ) -> Result<Fetched, FetchError> {
+        let exchange = async {
+            let resp = self.client.request(req).await.map_err(|e| {
+                if e.is_connect() {
+                    FetchError::Connect
+                } else {
+                    FetchError::Failed
+                }
+            })?;
+            let (parts, body) = resp.into_parts();
+            let body = Limited::new(body, limit)
+                .collect()
+                .await
+                .map_err(|e| {
+                    if e.is::<http_body_util::LengthLimitError>() {
+                        FetchError::TooLarge
+                    } else {
+                        FetchError::Failed
+                    }
+                })?
+                .to_bytes();
+            Ok(Fetched {
+                status: parts.status,
+                headers: parts.headers,
+                body,
+            })
+        };
+        tokio::time::timeout(deadline, exchange)
+            .await
+            .map_err(|_| FetchError::Timeout)?
+    }
+
+    /// GET `uri` expecting `200` and a JSON body.
+    pub async fn get_json(
+        &self,
+        uri: &Uri,
+        deadline: Duration,
+        limit: usize,
+    ) -> Result<(serde_json::Value, Fetched), FetchError> {
+        let req = Request::get(uri.clone())
+            .header(ACCEPT, HeaderValue::from_static("application/json"))
+            .body(Full::new(Bytes::new()))
+            .map_err(|_| FetchError::Failed)?;
+        let fetched = self.send(req, deadline, limit).await?;
+        if fetched.status != StatusCode::OK {
+            return Err(FetchError::Status(fetched.status.as_u16()));
+        }
+        Ok((fetched.json()?, fetched))
+    }
+}
