@@ -101,6 +101,14 @@ impl IssuerKeys {
         )
     }
 
+    /// Seconds since the current key set was fetched (or loaded).
+    pub fn age(&self, now: Instant) -> Option<Duration> {
+        self.state
+            .load()
+            .last_good
+            .map(|t| now.saturating_duration_since(t))
+    }
+
     /// The current key set, if it may be used at `now`.
     pub fn usable(&self, now: Instant) -> Result<(Arc<KeySet>, u64), Unusable> {
         let state = self.state.load();
@@ -144,6 +152,9 @@ impl IssuerKeys {
             },
         };
         self.state.store(Arc::new(next));
+        let label = result.as_ref().map_or_else(|e| e.label(), |_| "ok");
+        metrics::counter!("tokengate_jwks_fetches_total", "issuer" => self.config.name.clone(), "result" => label)
+            .increment(1);
         match result {
             Ok((set, max_age)) => {
                 tracing::info!(issuer = %self.config.name, keys = set.len(), skipped = set.skipped, "key set loaded");

@@ -8,16 +8,20 @@
 //! | [`claims`] | claim types and values, scopes |
 //! | [`jwk`] | JWK Set parsing, filtering and key selection |
 //! | [`keys`] | one issuer's key set over time: fetch, refresh, stale, miss |
+//! | [`introspect`] | opaque tokens: RFC 7662 calls, their cache and limits |
 //! | [`principal`] | the verified identity |
 //!
-//! [`Authenticator::authenticate`] dispatches by token shape, verifies, and
-//! remembers verified identities (keyed by a SHA-256 of the token, never the
+//! [`Authenticator::authenticate`] dispatches by token shape (a JWT to the
+//! issuer its `iss` names; an opaque token to the first of the route's
+//! issuers with introspection; never one mode after the other), verifies, and
+//! remembers verified JWT identities (keyed by a SHA-256 of the token, never the
 //! token) until their `exp`. A cached identity is re-checked on every use:
 //! still unexpired, its issuer trusted by the route, its signing key still in
 //! the issuer's latest key set. Failures are never cached.
 
 pub mod bearer;
 pub mod claims;
+pub mod introspect;
 pub mod json;
 pub mod jwk;
 pub mod jws;
@@ -34,6 +38,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use crate::config::{Algorithm, Config, ConfigError};
 use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
+use introspect::Introspector;
 use keys::{IssuerKeys, Unusable};
 
 /// Retry-After for answers given while an issuer cannot be consulted.
@@ -45,6 +50,8 @@ type TokenHash = [u8; 32];
 pub struct Authenticator {
     /// Parallel to `Config::issuers`.
     pub issuers: Vec<Arc<IssuerKeys>>,
+    /// Parallel to `issuers`: the issuer's introspection client, if any.
+    introspectors: Vec<Option<Introspector>>,
     cache: Option<Cache<TokenHash, Arc<Principal>>>,
     forward_claims: Vec<String>,
 }
@@ -109,6 +116,22 @@ impl Authenticator {
         if !errors.is_empty() {
             return Err(errors);
         }
+        let forward_claims: Vec<String> = config
+            .forward
+            .claims
+            .iter()
+            .map(|(c, _)| c.clone())
+            .collect();
+        let introspectors = config
+            .issuers
+            .iter()
+            .enumerate()
+            .map(|(index, issuer)| {
+                issuer.introspection.as_ref().map(|cfg| {
+                    Introspector::new(index, issuer, cfg, forward_claims.clone(), fetcher.clone())
+                })
+            })
+            .collect();
         let size = config.server.identity_cache_size;
         let cache = (size > 0).then(|| {
             Cache::builder()
@@ -118,13 +141,9 @@ impl Authenticator {
         });
         Ok(Authenticator {
             issuers,
+            introspectors,
             cache,
-            forward_claims: config
-                .forward
-                .claims
-                .iter()
-                .map(|(c, _)| c.clone())
-                .collect(),
+            forward_claims,
         })
     }
 
@@ -155,18 +174,36 @@ impl Authenticator {
         token: &str,
         route_issuers: &[usize],
     ) -> Result<Arc<Principal>, Rejection> {
-        let principal = match &self.cache {
-            Some(cache) => {
-                let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
-                cache
-                    .try_get_with(hash, self.verify(token))
-                    .await
-                    .map_err(|e| (*e).clone())?
-            }
-            None => self.verify(token).await?,
+        let principal = if jws::is_jwt_shaped(token) {
+            self.cached_jwt(token).await?
+        } else {
+            let introspector = route_issuers
+                .iter()
+                .find_map(|&i| self.introspectors[i].as_ref())
+                .ok_or(Rejection::InvalidToken(
+                    "no configured issuer can verify this token",
+                ))?;
+            introspector.lookup(token).await?
         };
         self.recheck(&principal, route_issuers)?;
         Ok(principal)
+    }
+
+    /// A verified JWT identity, from the cache when it is there.
+    async fn cached_jwt(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+        let Some(cache) = &self.cache else {
+            return self.verify_jwt(token).await.map(Arc::new);
+        };
+        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
+        if let Some(p) = cache.get(&hash).await {
+            metrics::counter!("tokengate_cache_hits_total", "cache" => "identity").increment(1);
+            return Ok(p);
+        }
+        metrics::counter!("tokengate_cache_misses_total", "cache" => "identity").increment(1);
+        cache
+            .try_get_with(hash, async { self.verify_jwt(token).await.map(Arc::new) })
+            .await
+            .map_err(|e| (*e).clone())
     }
 
     /// The checks that must hold on every use, cached or not.
@@ -185,16 +222,6 @@ impl Authenticator {
             }
         }
         Ok(())
-    }
-
-    async fn verify(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
-        if jws::is_jwt_shaped(token) {
-            self.verify_jwt(token).await.map(Arc::new)
-        } else {
-            Err(Rejection::InvalidToken(
-                "no configured issuer can verify this token",
-            ))
-        }
     }
 
     async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {

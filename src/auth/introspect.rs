@@ -1,0 +1,413 @@
+//! Opaque tokens: RFC 7662 introspection (behavior contract section 4).
+//!
+//! One [`Introspector`] per issuer with `[introspection]`. A lookup is a
+//! `POST` of `token` and `token_type_hint=access_token` with the gateway's
+//! client authentication (`client_secret_basic`, id and secret
+//! form-urlencoded before base64 per RFC 6749 section 2.3.1, or
+//! `client_secret_post`), `Accept: application/json`; the token is never put
+//! in a URL.
+//!
+//! Answers are cached under a SHA-256 of the endpoint and the token: active
+//! for `min(cache_ttl_s, exp - now)`, inactive (and active-but-refused) for
+//! `negative_cache_ttl_s`, failures never. Concurrent lookups of one token
+//! share one call (moka `try_get_with`). At most `max_concurrent` calls are
+//! in flight per issuer; past that, a fast 503 protects the identity
+//! provider from a flood of random tokens. Every failure to get an answer
+//! (timeout, 5xx, 401/403 for our own credentials, non-JSON) is a 503: a
+//! token that cannot be checked is never forwarded.
+
+use base64::engine::general_purpose::STANDARD;
+use base64::Engine;
+use bytes::Bytes;
+use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
+use http::{HeaderValue, Request, StatusCode};
+use http_body_util::Full;
+use moka::future::Cache;
+use serde_json::{Map, Value};
+use sha2::{Digest, Sha256};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+use tokio::sync::Semaphore;
+
+use super::{claims, unix_now, Principal};
+use crate::config::{ClientAuthMethod, IntrospectionConfig, IssuerConfig};
+use crate::error::Rejection;
+use crate::fetch::{FetchError, HttpFetcher};
+
+/// An introspection answer larger than this is a failure.
+const MAX_ANSWER_BYTES: usize = 256 * 1024;
+const RETRY_AFTER_S: u32 = 5;
+
+/// A cached answer.
+#[derive(Clone, Debug)]
+pub enum Answer {
+    Active(Arc<Principal>),
+    /// Inactive, or active but refused (expired, foreign issuer...).
+    Refused(&'static str),
+}
+
+struct AnswerExpiry {
+    ttl: Duration,
+    negative_ttl: Duration,
+}
+
+impl moka::Expiry<[u8; 32], Answer> for AnswerExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], answer: &Answer, _: Instant) -> Option<Duration> {
+        Some(match answer {
+            Answer::Active(p) => {
+                let left = Duration::from_secs_f64((p.expires_at - unix_now()).clamp(0.0, 1e9));
+                left.min(self.ttl)
+            }
+            Answer::Refused(_) => self.negative_ttl,
+        })
+    }
+}
+
+pub struct Introspector {
+    issuer: usize,
+    name: String,
+    config: IntrospectionConfig,
+    expected_issuer: String,
+    audiences: Vec<String>,
+    scope_claims: Vec<String>,
+    forward_claims: Vec<String>,
+    basic: Option<HeaderValue>,
+    fetcher: HttpFetcher,
+    cache: Cache<[u8; 32], Answer>,
+    in_flight: Arc<Semaphore>,
+}
+
+/// `application/x-www-form-urlencoded` encoding of one value.
+pub fn form_encode(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for b in value.bytes() {
+        match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
+                out.push(b as char)
+            }
+            b' ' => out.push('+'),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    out
+}
+
+fn unavailable(description: &'static str) -> Rejection {
+    Rejection::Unavailable {
+        description,
+        retry_after_s: RETRY_AFTER_S,
+    }
+}
+
+impl Introspector {
+    pub fn new(
+        index: usize,
+        issuer: &IssuerConfig,
+        config: &IntrospectionConfig,
+        forward_claims: Vec<String>,
+        fetcher: HttpFetcher,
+    ) -> Introspector {
+        let basic = (config.auth_method == ClientAuthMethod::ClientSecretBasic).then(|| {
+            let pair = format!(
+                "{}:{}",
+                form_encode(&config.client_id),
+                form_encode(config.client_secret.expose())
+            );
+            let mut v = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(pair)))
+                .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
+            v.set_sensitive(true);
+            v
+        });
+        let cache = Cache::builder()
+            .max_capacity(100_000)
+            .expire_after(AnswerExpiry {
+                ttl: config.cache_ttl,
+                negative_ttl: config.negative_cache_ttl,
+            })
+            .build();
+        Introspector {
+            issuer: index,
+            name: issuer.name.clone(),
+            config: config.clone(),
+            expected_issuer: issuer.issuer.clone(),
+            audiences: issuer.audiences.clone(),
+            scope_claims: issuer.scope_claims.clone(),
+            forward_claims,
+            basic,
+            fetcher,
+            cache,
+            in_flight: Arc::new(Semaphore::new(config.max_concurrent)),
+        }
+    }
+
+    fn cache_key(&self, token: &str) -> [u8; 32] {
+        let mut h = Sha256::new();
+        h.update(self.config.endpoint.to_string().as_bytes());
+        h.update([0]);
+        h.update(token.as_bytes());
+        h.finalize().into()
+    }
+
+    /// The verified principal for an opaque `token`.
+    pub async fn lookup(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+        let key = self.cache_key(token);
+        if let Some(answer) = self.cache.get(&key).await {
+            metrics::counter!("tokengate_cache_hits_total", "cache" => "introspection")
+                .increment(1);
+            return answer.into_result();
+        }
+        metrics::counter!("tokengate_cache_misses_total", "cache" => "introspection").increment(1);
+        let answer = self
+            .cache
+            .try_get_with(key, self.call(token))
+            .await
+            .map_err(|e| (*e).clone())?;
+        answer.into_result()
+    }
+
+    async fn call(&self, token: &str) -> Result<Answer, Rejection> {
+        let Ok(_permit) = self.in_flight.try_acquire() else {
+            self.count("overloaded");
+            return Err(unavailable("too many token checks in flight"));
+        };
+        let fetched = match self
+            .fetcher
+            .send(self.request(token)?, self.config.timeout, MAX_ANSWER_BYTES)
+            .await
+        {
+            Ok(f) => f,
+            Err(e) => {
+                self.count(e.label());
+                tracing::warn!(issuer = %self.name, error = %e, "introspection failed");
+                return Err(unavailable("the token issuer cannot be consulted"));
+            }
+        };
+        if fetched.status != StatusCode::OK {
+            let label = match fetched.status {
+                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                    tracing::error!(issuer = %self.name, status = fetched.status.as_u16(), "introspection endpoint refused the gateway's credentials");
+                    "credentials_refused"
+                }
+                _ => {
+                    tracing::warn!(issuer = %self.name, status = fetched.status.as_u16(), "introspection endpoint failed");
+                    FetchError::Status(0).label()
+                }
+            };
+            self.count(label);
+            return Err(unavailable("the token issuer cannot be consulted"));
+        }
+        let Ok(Value::Object(doc)) = fetched.json() else {
+            self.count(FetchError::NotJson.label());
+            tracing::warn!(issuer = %self.name, "introspection answer is not a JSON object");
+            return Err(unavailable("the token issuer cannot be consulted"));
+        };
+        let answer = self.judge(&doc, unix_now());
+        self.count(match answer {
+            Answer::Active(_) => "active",
+            Answer::Refused(_) => "inactive",
+        });
+        Ok(answer)
+    }
+
+    fn count(&self, result: &'static str) {
+        metrics::counter!("tokengate_introspection_requests_total", "issuer" => self.name.clone(), "result" => result).increment(1);
+    }
+
+    fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, Rejection> {
+        let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
+        if self.basic.is_none() {
+            body.push_str(&format!(
+                "&client_id={}&client_secret={}",
+                form_encode(&self.config.client_id),
+                form_encode(self.config.client_secret.expose())
+            ));
+        }
+        let mut req = Request::post(self.config.endpoint.clone())
+            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
+            .header(ACCEPT, "application/json")
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| unavailable("the token issuer cannot be consulted"))?;
+        if let Some(basic) = &self.basic {
+            req.headers_mut().insert(AUTHORIZATION, basic.clone());
+        }
+        Ok(req)
+    }
+
+    /// Decides an introspection answer (RFC 7662 section 2.2) at `now`.
+    pub fn judge(&self, doc: &Map<String, Value>, now: f64) -> Answer {
+        match self.principal(doc, now) {
+            Ok(p) => Answer::Active(Arc::new(p)),
+            Err(reason) => Answer::Refused(reason),
+        }
+    }
+
+    fn principal(&self, doc: &Map<String, Value>, now: f64) -> Result<Principal, &'static str> {
+        if doc.get("active") != Some(&Value::Bool(true)) {
+            return Err("token is not active");
+        }
+        let expires_at = match doc.get("exp") {
+            None => f64::MAX,
+            Some(Value::Number(n)) => n.as_f64().ok_or("token time claim is invalid")?,
+            Some(_) => return Err("token time claim is not a number"),
+        };
+        if now >= expires_at {
+            return Err("token expired");
+        }
+        match doc.get("iss") {
+            None => {}
+            Some(Value::String(iss)) if *iss == self.expected_issuer => {}
+            Some(_) => return Err("token issuer is not accepted"),
+        }
+        let audience_ok = |a: &Value| {
+            a.as_str()
+                .is_some_and(|a| self.audiences.iter().any(|w| w == a))
+        };
+        match doc.get("aud") {
+            None => {}
+            Some(Value::Array(items)) if items.iter().any(audience_ok) => {}
+            Some(a) if audience_ok(a) => {}
+            Some(_) => return Err("token audience is not accepted"),
+        }
+        match doc.get("token_type") {
+            None => {}
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("Bearer") => {}
+            Some(_) => return Err("token type is not accepted"),
+        }
+        if doc.contains_key("cnf") {
+            return Err("sender-constrained tokens are not supported");
+        }
+        let text = |name: &str| doc.get(name).and_then(Value::as_str).map(String::from);
+        Ok(Principal {
+            issuer: self.issuer,
+            key: None,
+            expires_at,
+            scopes: claims::scopes(doc, &self.scope_claims)?,
+            subject: text("sub"),
+            client_id: text("client_id"),
+            forwarded: self
+                .forward_claims
+                .iter()
+                .filter_map(|c| doc.get(c).map(|v| (c.clone(), v.clone())))
+                .collect(),
+        })
+    }
+}
+
+impl Answer {
+    fn into_result(self) -> Result<Arc<Principal>, Rejection> {
+        match self {
+            Answer::Active(p) => Ok(p),
+            Answer::Refused(reason) => Err(Rejection::InvalidToken(reason)),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use serde_json::json;
+    use std::path::Path;
+
+    fn introspector(method: &str) -> Introspector {
+        let text = format!(
+            "[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n[issuers.i]\nissuer = \"https://idp/\"\naudiences = [\"api\"]\n[issuers.i.introspection]\nendpoint = \"http://127.0.0.1:9/introspect\"\nclient_id = \"gate way\"\nclient_secret = \"p@ss:w/rd\"\nauth_method = \"{method}\"\n"
+        );
+        let c = Config::from_toml(&text, Path::new("."), Vec::new()).unwrap();
+        let i = &c.issuers[0];
+        Introspector::new(
+            0,
+            i,
+            i.introspection.as_ref().unwrap(),
+            vec!["sub".into()],
+            HttpFetcher::new().unwrap(),
+        )
+    }
+
+    const NOW: f64 = 1_700_000_000.0;
+
+    fn judge(doc: Value) -> Result<Vec<String>, &'static str> {
+        match introspector("client_secret_basic").judge(doc.as_object().unwrap(), NOW) {
+            Answer::Active(p) => Ok(p.scopes.clone()),
+            Answer::Refused(r) => Err(r),
+        }
+    }
+
+    #[test]
+    fn judge_table() {
+        let cases: Vec<(Value, Result<Vec<String>, &str>)> = vec![
+            (
+                json!({"active": true, "scope": "a b"}),
+                Ok(vec!["a".into(), "b".into()]),
+            ),
+            (json!({"active": false}), Err("token is not active")),
+            (json!({"active": "true"}), Err("token is not active")),
+            (json!({"active": 1}), Err("token is not active")),
+            (json!({"scope": "a"}), Err("token is not active")),
+            (
+                json!({"active": true, "exp": NOW - 1.0}),
+                Err("token expired"),
+            ),
+            (json!({"active": true, "exp": NOW + 10.0}), Ok(vec![])),
+            (
+                json!({"active": true, "exp": "soon"}),
+                Err("token time claim is not a number"),
+            ),
+            (
+                json!({"active": true, "iss": "https://other/"}),
+                Err("token issuer is not accepted"),
+            ),
+            (json!({"active": true, "iss": "https://idp/"}), Ok(vec![])),
+            (json!({"active": true, "aud": ["x", "api"]}), Ok(vec![])),
+            (
+                json!({"active": true, "aud": "x"}),
+                Err("token audience is not accepted"),
+            ),
+            (
+                json!({"active": true, "token_type": "DPoP"}),
+                Err("token type is not accepted"),
+            ),
+            (json!({"active": true, "token_type": "bearer"}), Ok(vec![])),
+            (
+                json!({"active": true, "cnf": {"jkt": "x"}}),
+                Err("sender-constrained tokens are not supported"),
+            ),
+        ];
+        for (doc, want) in cases {
+            assert_eq!(judge(doc.clone()), want, "{doc}");
+        }
+    }
+
+    #[test]
+    fn request_basic_encodes_credentials_before_base64() {
+        let i = introspector("client_secret_basic");
+        let req = i.request("tok en+/").unwrap();
+        let auth = req.headers()[AUTHORIZATION].to_str().unwrap().to_string();
+        let decoded = String::from_utf8(
+            STANDARD
+                .decode(auth.strip_prefix("Basic ").unwrap())
+                .unwrap(),
+        )
+        .unwrap();
+        assert_eq!(decoded, "gate+way:p%40ss%3Aw%2Frd");
+        assert_eq!(
+            req.headers()[CONTENT_TYPE],
+            "application/x-www-form-urlencoded"
+        );
+        assert_eq!(req.headers()[ACCEPT], "application/json");
+        assert_eq!(req.uri().query(), None);
+    }
+
+    #[test]
+    fn request_post_puts_credentials_in_the_body() {
+        let i = introspector("client_secret_post");
+        let req = i.request("t").unwrap();
+        assert!(!req.headers().contains_key(AUTHORIZATION));
+    }
+
+    #[test]
+    fn form_encode_table() {
+        assert_eq!(form_encode("a b+c/d=e&f~"), "a+b%2Bc%2Fd%3De%26f%7E");
+        assert_eq!(form_encode("AZaz09*-._"), "AZaz09*-._");
+    }
+}
