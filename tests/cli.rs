@@ -193,6 +193,7 @@ fn start(path: &Path) -> (Child, String) {
         }
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("tokengate did not start");
 }
 
@@ -213,6 +214,7 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
         std::thread::sleep(Duration::from_millis(20));
     }
     let _ = child.kill();
+    let _ = child.wait();
     panic!("tokengate did not exit");
 }
 
