@@ -16,12 +16,13 @@ use tokio::net::TcpListener;
 use tokio::sync::{mpsc, watch};
 
 use crate::runtime::{Runtime, SharedRuntime};
+use crate::server::{until, Phase};
 
 /// Serves admin requests until `stop_rx` changes.
 pub async fn serve(
     listener: TcpListener,
     shared: SharedRuntime,
-    mut stop_rx: watch::Receiver<()>,
+    mut stop_rx: watch::Receiver<Phase>,
     done: mpsc::Sender<()>,
 ) {
     loop {
@@ -34,10 +35,11 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = stop_rx.changed() => break,
+            _ = until(&mut stop_rx, Phase::Draining) => break,
         };
         let shared = shared.clone();
         let done = done.clone();
+        let mut stop_rx = stop_rx.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let rt = shared.load_full();
@@ -47,7 +49,17 @@ pub async fn serve(
                 .timer(TokioTimer::new())
                 .header_read_timeout(Duration::from_secs(10))
                 .serve_connection(TokioIo::new(stream), svc);
-            let _ = conn.await;
+            tokio::pin!(conn);
+            tokio::select! {
+                _ = conn.as_mut() => {}
+                _ = until(&mut stop_rx, Phase::Draining) => {
+                    conn.as_mut().graceful_shutdown();
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = until(&mut stop_rx, Phase::Closed) => {}
+                    }
+                }
+            }
             drop(done);
         });
     }

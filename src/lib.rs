@@ -18,7 +18,7 @@
 //! | [`error`] | every refusal → status, challenge, JSON body, log level |
 //! | [`service`] | the request path, top to bottom |
 //! | [`admin`] | `/healthz`, `/readyz` |
-//! | [`echo`] | a small echo upstream for the demo |
+//! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream |
 //!
 //! One request: `server` accepts the connection (TLS if configured) and
 //! hands each request to [`service::handle`] with the current [`runtime`]
@@ -33,7 +33,7 @@
 pub mod admin;
 pub mod auth;
 pub mod config;
-pub mod echo;
+pub mod demo;
 pub mod error;
 pub mod fetch;
 pub mod policy;

@@ -229,7 +229,10 @@ fn demo(port: u16) -> anyhow::Result<()> {
             "demo upstream",
         )
         .await?;
-        tokio::spawn(tokengate::echo::serve(upstream, std::future::pending()));
+        tokio::spawn(tokengate::demo::echo::serve(
+            upstream,
+            std::future::pending(),
+        ));
         println!("{}", demo_instructions(port));
         serve(rt, None).await
     })

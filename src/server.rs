@@ -16,7 +16,7 @@ use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
@@ -28,6 +28,26 @@ use crate::config::{Config, ConfigErrors, ServerConfig};
 use crate::proxy::ResponseBody;
 use crate::runtime::{self, Runtime, SharedRuntime};
 use crate::service::{self, ConnInfo};
+
+/// Where the server is in its life; connections watch it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Phase {
+    Running,
+    /// Finish in-flight requests, accept no new ones.
+    Draining,
+    /// The grace period is over: drop whatever is left.
+    Closed,
+}
+
+/// Resolves once the server has reached `phase` (or gone away).
+pub async fn until(rx: &mut watch::Receiver<Phase>, phase: Phase) {
+    let reached = |p: &Phase| match phase {
+        Phase::Running => true,
+        Phase::Draining => *p != Phase::Running,
+        Phase::Closed => *p == Phase::Closed,
+    };
+    let _ = rx.wait_for(reached).await;
+}
 
 /// The sockets the gateway serves on, bound by the caller.
 pub struct Listeners {
@@ -53,7 +73,7 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send,
 ) {
     shared.load().start();
-    let (stop_tx, stop_rx) = watch::channel(());
+    let (stop_tx, stop_rx) = watch::channel(Phase::Running);
     let (done_tx, mut done_rx) = mpsc::channel::<()>(1);
     if let Some(admin) = listeners.admin {
         tokio::spawn(crate::admin::serve(
@@ -74,10 +94,13 @@ pub async fn serve(
         grace_ms = grace.as_millis() as u64,
         "shutting down: draining connections"
     );
-    let _ = stop_tx.send(());
+    let _ = stop_tx.send(Phase::Draining);
     drop(done_tx);
     if tokio::time::timeout(grace, done_rx.recv()).await.is_err() {
         tracing::warn!("shutdown grace period over; closing remaining connections");
+        let _ = stop_tx.send(Phase::Closed);
+        // Connection tasks drop their connections as soon as they see Closed.
+        let _ = tokio::time::timeout(Duration::from_secs(1), done_rx.recv()).await;
     }
 }
 
@@ -85,7 +108,7 @@ async fn accept_loop(
     listener: &TcpListener,
     shared: &SharedRuntime,
     limit: &Arc<Semaphore>,
-    stop_rx: &watch::Receiver<()>,
+    stop_rx: &watch::Receiver<Phase>,
     done_tx: &mpsc::Sender<()>,
 ) {
     loop {
@@ -136,7 +159,7 @@ async fn connection(
     shared: SharedRuntime,
     stream: TcpStream,
     peer: SocketAddr,
-    stop_rx: watch::Receiver<()>,
+    stop_rx: watch::Receiver<Phase>,
 ) {
     let rt = shared.load_full();
     let server = &rt.config.server;
@@ -177,7 +200,7 @@ async fn drive<IO>(
     shared: SharedRuntime,
     io: IO,
     conn: ConnInfo,
-    mut stop_rx: watch::Receiver<()>,
+    mut stop_rx: watch::Receiver<Phase>,
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
@@ -199,7 +222,7 @@ async fn drive<IO>(
     let builder = http_builder(&rt.config.server);
     let connection = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(connection);
-    let idle_timeout = rt.config.server.idle_timeout;
+    let server = &rt.config.server;
     tokio::select! {
         res = connection.as_mut() => {
             if let Err(e) = res {
@@ -207,13 +230,22 @@ async fn drive<IO>(
             }
             return;
         }
-        _ = stop_rx.changed() => {}
-        _ = activity.idle(idle_timeout) => {
+        _ = until(&mut stop_rx, Phase::Draining) => {}
+        _ = activity.idle(server.idle_timeout) => {
             tracing::debug!(peer = %conn.peer, "idle connection closed");
+        }
+        // hyper's header timer starts only once the protocol is detected:
+        // a client that never completes a first request head is cut here.
+        _ = activity.no_first_request(server.header_read_timeout) => {
+            tracing::debug!(peer = %conn.peer, "no request head in time; connection closed");
+            return;
         }
     }
     connection.as_mut().graceful_shutdown();
-    let _ = connection.await;
+    tokio::select! {
+        _ = connection.as_mut() => {}
+        _ = until(&mut stop_rx, Phase::Closed) => {}
+    }
 }
 
 /// Last I/O time and in-flight request count of one connection.
@@ -221,6 +253,8 @@ struct Activity {
     base: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// A request head has been received on this connection.
+    started: AtomicBool,
 }
 
 struct InFlight<'a>(&'a Activity);
@@ -238,6 +272,7 @@ impl Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            started: AtomicBool::new(false),
         }
     }
 
@@ -248,7 +283,16 @@ impl Activity {
 
     fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
+        self.started.store(true, Ordering::Relaxed);
         InFlight(self)
+    }
+
+    /// Resolves after `timeout` if no request has started by then.
+    async fn no_first_request(&self, timeout: Duration) {
+        tokio::time::sleep(timeout).await;
+        if self.started.load(Ordering::Relaxed) {
+            std::future::pending::<()>().await;
+        }
     }
 
     /// Resolves once no request is in flight and no byte moved for `timeout`.

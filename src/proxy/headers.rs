@@ -77,6 +77,9 @@ pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
     for name in ROUTING_OVERRIDES {
         headers.remove(*name);
     }
+    // The gateway states the client's address in X-Forwarded-*; an incoming
+    // RFC 7239 `Forwarded` could contradict it and is not passed on.
+    headers.remove("forwarded");
     if !policy.allow_underscore_headers {
         let underscored: Vec<HeaderName> = headers
             .keys()
@@ -172,6 +175,7 @@ mod tests {
             ("x-method-override", "DELETE"),
             ("x-auth-subject", "admin"),
             ("x_auth_subject", "admin"),
+            ("forwarded", "for=10.0.0.1;host=admin"),
             ("accept", "*/*"),
             ("authorization", "Bearer t"),
         ]);

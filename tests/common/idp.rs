@@ -1,0 +1,384 @@
+//! A test identity provider: a real HTTP/1.1 server on 127.0.0.1:0 serving
+//!
+//! | path | answer |
+//! |---|---|
+//! | `/.well-known/openid-configuration` | `{"issuer": ..., "jwks_uri": ".../jwks"}` |
+//! | `/jwks` | the current key set (switchable at run time), or the injected failure |
+//! | `/jwks-moved` | the current key set: the target of the redirect failure |
+//! | anything else | 404 |
+//!
+//! with a hit counter per endpoint, an optional `Cache-Control: max-age` on
+//! `/jwks`, and failure injection switchable at run time ([`Failure`]). A
+//! second `TestIdp` doubles as the attacker's server in `jku`/`x5u` tests:
+//! [`TestIdp::total_hits`] proves nobody asked it anything.
+//!
+//! Also the waiting helpers of the JWT tests: [`eventually`] polls a
+//! condition with short pauses under a deadline, [`wait_ready`] polls the
+//! gateway's admin `/readyz`.
+
+use bytes::Bytes;
+use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
+use http::{Request, Response, StatusCode};
+use http_body_util::Full;
+use hyper::body::Incoming;
+use hyper::service::service_fn;
+use hyper_util::rt::TokioIo;
+use serde_json::{json, Value};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+use tokio::net::TcpListener;
+use tokio::task::JoinHandle;
+
+use super::mint::Key;
+use super::{request, Client, Gateway, Reply};
+
+/// How long a hung `/jwks` answer takes: longer than any test `jwks_timeout_ms`.
+pub const HANG: Duration = Duration::from_secs(30);
+
+/// The size of the oversized key set: just over the gateway's 1 MiB limit.
+pub const OVERSIZED_BYTES: usize = (1 << 20) + 1024;
+
+/// What `/jwks` does instead of answering with the key set.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Failure {
+    /// Answers normally.
+    None,
+    /// 500 with a JSON error body.
+    Status500,
+    /// Waits [`HANG`] before answering.
+    Hang,
+    /// 200 with a body that is not JSON.
+    Garbage,
+    /// 200 with a JSON object that has no `keys` array.
+    NotAKeySet,
+    /// 200 with a valid key set padded past 1 MiB.
+    Oversized,
+    /// 302 to `/jwks-moved`, which would serve a valid key set.
+    Redirect,
+    /// Every connection and request is dropped without an answer (the whole
+    /// server, discovery included).
+    Down,
+}
+
+struct State {
+    /// `http://127.0.0.1:PORT`.
+    base: String,
+    keys: Mutex<Vec<Value>>,
+    issuer: Mutex<String>,
+    failure: Mutex<Failure>,
+    max_age: Mutex<Option<u64>>,
+    jwks_hits: AtomicUsize,
+    discovery_hits: AtomicUsize,
+    moved_hits: AtomicUsize,
+    /// Every request and every connection dropped while down.
+    total_hits: AtomicUsize,
+}
+
+pub struct TestIdp {
+    addr: SocketAddr,
+    state: Arc<State>,
+    task: JoinHandle<()>,
+}
+
+impl TestIdp {
+    /// An identity provider with an empty key set whose issuer is its own
+    /// base URL with a trailing slash.
+    pub async fn start() -> TestIdp {
+        let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind idp");
+        let addr = listener.local_addr().expect("idp addr");
+        let state = Arc::new(State {
+            base: format!("http://{addr}"),
+            keys: Mutex::new(Vec::new()),
+            issuer: Mutex::new(format!("http://{addr}/")),
+            failure: Mutex::new(Failure::None),
+            max_age: Mutex::new(None),
+            jwks_hits: AtomicUsize::new(0),
+            discovery_hits: AtomicUsize::new(0),
+            moved_hits: AtomicUsize::new(0),
+            total_hits: AtomicUsize::new(0),
+        });
+        let task = tokio::spawn(accept_loop(listener, state.clone()));
+        TestIdp { addr, state, task }
+    }
+
+    /// An identity provider publishing `keys`.
+    pub async fn with_keys(keys: &[&Key]) -> TestIdp {
+        let idp = TestIdp::start().await;
+        idp.set_keys(keys);
+        idp
+    }
+
+    /// `http://127.0.0.1:PORT`, without a trailing slash.
+    pub fn base_url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// The issuer the discovery document names (by default the base URL with `/`).
+    pub fn issuer(&self) -> String {
+        self.state.issuer.lock().expect("lock").clone()
+    }
+
+    /// Changes the issuer the discovery document names.
+    pub fn set_issuer(&self, issuer: &str) {
+        *self.state.issuer.lock().expect("lock") = issuer.to_string();
+    }
+
+    pub fn jwks_uri(&self) -> String {
+        format!("{}/jwks", self.base_url())
+    }
+
+    /// Publishes exactly `keys`.
+    pub fn set_keys(&self, keys: &[&Key]) {
+        self.set_jwks(keys.iter().map(|k| k.jwk()).collect());
+    }
+
+    /// Publishes exactly these JWKs, as given.
+    pub fn set_jwks(&self, jwks: Vec<Value>) {
+        *self.state.keys.lock().expect("lock") = jwks;
+    }
+
+    /// Adds `key` to the published set.
+    pub fn add_key(&self, key: &Key) {
+        self.state.keys.lock().expect("lock").push(key.jwk());
+    }
+
+    /// Removes every published key with this kid.
+    pub fn remove_kid(&self, kid: &str) {
+        self.state
+            .keys
+            .lock()
+            .expect("lock")
+            .retain(|k| k.get("kid").and_then(Value::as_str) != Some(kid));
+    }
+
+    pub fn set_failure(&self, failure: Failure) {
+        *self.state.failure.lock().expect("lock") = failure;
+    }
+
+    /// `Cache-Control: max-age=N` on `/jwks` answers, or none.
+    pub fn set_max_age(&self, max_age: Option<u64>) {
+        *self.state.max_age.lock().expect("lock") = max_age;
+    }
+
+    /// Requests for `/jwks`, counted on arrival (also when failing).
+    pub fn jwks_hits(&self) -> usize {
+        self.state.jwks_hits.load(Ordering::SeqCst)
+    }
+
+    pub fn discovery_hits(&self) -> usize {
+        self.state.discovery_hits.load(Ordering::SeqCst)
+    }
+
+    /// Requests for the redirect target `/jwks-moved`.
+    pub fn moved_hits(&self) -> usize {
+        self.state.moved_hits.load(Ordering::SeqCst)
+    }
+
+    /// Every request on any path, plus every connection dropped while down.
+    pub fn total_hits(&self) -> usize {
+        self.state.total_hits.load(Ordering::SeqCst)
+    }
+
+    /// Waits until `/jwks` has been asked at least `n` times.
+    pub async fn wait_jwks_hits(&self, n: usize) {
+        eventually(
+            &format!("{n} key-set fetches (saw {})", self.jwks_hits()),
+            || self.jwks_hits() >= n,
+        )
+        .await;
+    }
+
+    /// Waits until the discovery document has been asked at least `n` times.
+    pub async fn wait_discovery_hits(&self, n: usize) {
+        eventually(&format!("{n} discovery fetches"), || {
+            self.discovery_hits() >= n
+        })
+        .await;
+    }
+}
+
+impl Drop for TestIdp {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+async fn accept_loop(listener: TcpListener, state: Arc<State>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        if *state.failure.lock().expect("lock") == Failure::Down {
+            state.total_hits.fetch_add(1, Ordering::SeqCst);
+            drop(stream);
+            continue;
+        }
+        let state = state.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req| {
+                let state = state.clone();
+                async move { answer(&state, req).await }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// Dropping the connection is how a down server "answers" on a kept-alive one.
+#[derive(Debug)]
+struct Dropped;
+
+impl std::fmt::Display for Dropped {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("identity provider is down")
+    }
+}
+
+impl std::error::Error for Dropped {}
+
+async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<Bytes>>, Dropped> {
+    state.total_hits.fetch_add(1, Ordering::SeqCst);
+    let failure = *state.failure.lock().expect("lock");
+    if failure == Failure::Down {
+        return Err(Dropped);
+    }
+    let key_set = || json!({ "keys": state.keys.lock().expect("lock").clone() });
+    let resp = match req.uri().path() {
+        "/.well-known/openid-configuration" => {
+            state.discovery_hits.fetch_add(1, Ordering::SeqCst);
+            let doc = json!({
+                "issuer": state.issuer.lock().expect("lock").clone(),
+                "jwks_uri": format!("{}/jwks", state.base),
+            });
+            json_response(StatusCode::OK, doc.to_string())
+        }
+        "/jwks" => {
+            state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+            match failure {
+                Failure::None | Failure::Down => {
+                    let mut resp = json_response(StatusCode::OK, key_set().to_string());
+                    if let Some(age) = *state.max_age.lock().expect("lock") {
+                        let value = format!("public, max-age={age}")
+                            .parse()
+                            .expect("header value");
+                        resp.headers_mut().insert(CACHE_CONTROL, value);
+                    }
+                    resp
+                }
+                Failure::Status500 => json_response(
+                    StatusCode::INTERNAL_SERVER_ERROR,
+                    r#"{"error":"server_error"}"#.into(),
+                ),
+                Failure::Hang => {
+                    tokio::time::sleep(HANG).await;
+                    json_response(StatusCode::OK, key_set().to_string())
+                }
+                Failure::Garbage => {
+                    json_response(StatusCode::OK, "<html>this is not a key set {".into())
+                }
+                Failure::Oversized => {
+                    let mut doc = key_set();
+                    doc["padding"] = json!("x".repeat(OVERSIZED_BYTES));
+                    json_response(StatusCode::OK, doc.to_string())
+                }
+                Failure::Redirect => {
+                    let mut resp = json_response(StatusCode::FOUND, "{}".into());
+                    resp.headers_mut()
+                        .insert(LOCATION, "/jwks-moved".parse().expect("location"));
+                    resp
+                }
+            }
+        }
+        "/jwks-moved" => {
+            state.moved_hits.fetch_add(1, Ordering::SeqCst);
+            json_response(StatusCode::OK, key_set().to_string())
+        }
+        _ => json_response(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
+    };
+    Ok(resp)
+}
+
+fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+    let mut resp = Response::new(Full::new(Bytes::from(body)));
+    *resp.status_mut() = status;
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        "application/json".parse().expect("content type"),
+    );
+    resp
+}
+
+/// The longest [`eventually`] waits.
+pub const EVENTUALLY: Duration = Duration::from_secs(10);
+
+/// Polls `cond` every 20 ms until it holds; fails the test after [`EVENTUALLY`].
+pub async fn eventually(what: &str, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + EVENTUALLY;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "{what}: not within {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// `GET /readyz` on the gateway's admin listener.
+pub async fn readyz(gw: &Gateway) -> Reply {
+    Client::h1()
+        .fetch(gw.admin_addr(), request("GET", "/readyz"))
+        .await
+}
+
+/// Polls the admin `/readyz` until it answers 200; fails after [`EVENTUALLY`].
+pub async fn wait_ready(gw: &Gateway) {
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        let reply = readyz(gw).await;
+        if reply.status == 200 {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway not ready within {EVENTUALLY:?}: {}",
+            String::from_utf8_lossy(&reply.body)
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// Polls the admin `/readyz` until it answers 503; fails after [`EVENTUALLY`].
+pub async fn wait_not_ready(gw: &Gateway) -> Reply {
+    let deadline = Instant::now() + EVENTUALLY;
+    loop {
+        let reply = readyz(gw).await;
+        if reply.status == 503 {
+            return reply;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "gateway still ready after {EVENTUALLY:?}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+/// An `[issuers.NAME]` table pointing `jwks_uri` at `idp`, with the issuer
+/// the idp names; `extra` lines are appended. The audiences are
+/// `[`[`super::mint::AUD`]`]` unless `extra` sets `audiences` itself.
+pub fn issuer_table(name: &str, idp: &TestIdp, extra: &str) -> String {
+    let audiences = if extra.contains("audiences") {
+        String::new()
+    } else {
+        format!("audiences = [\"{}\"]\n", super::mint::AUD)
+    };
+    format!(
+        "[issuers.{name}]\nissuer = \"{}\"\njwks_uri = \"{}\"\n{audiences}{extra}\n",
+        idp.issuer(),
+        idp.jwks_uri(),
+    )
+}
