@@ -7,10 +7,12 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tokengate::config::{Config, ConfigErrors};
+use tokengate::demo::issuer::Issuer;
 use tokengate::runtime::{self, Runtime, SharedRuntime};
 use tokengate::server::{self, Listeners};
 
@@ -207,11 +209,27 @@ fn check(path: &Path) -> ExitCode {
 }
 
 fn demo(port: u16) -> anyhow::Result<()> {
-    let upstream_port = port.checked_add(2).context("--port is too high")?;
+    let (issuer_port, upstream_port) = match (port.checked_add(1), port.checked_add(2)) {
+        (Some(i), Some(u)) => (i, u),
+        _ => anyhow::bail!("--port is too high: the demo uses N, N+1 and N+2"),
+    };
+    let issuer_url = format!("http://127.0.0.1:{issuer_port}");
     let env = vec![
         (
             "TOKENGATE_SERVER__LISTEN".to_string(),
             format!("127.0.0.1:{port}"),
+        ),
+        (
+            "TOKENGATE_ISSUERS__DEMO__ISSUER".to_string(),
+            issuer_url.clone(),
+        ),
+        (
+            "TOKENGATE_ISSUERS__DEMO__JWKS_URI".to_string(),
+            format!("{issuer_url}/jwks"),
+        ),
+        (
+            "TOKENGATE_ISSUERS__DEMO__INTROSPECTION__ENDPOINT".to_string(),
+            format!("{issuer_url}/introspect"),
         ),
         (
             "TOKENGATE_UPSTREAMS__ECHO__URL".to_string(),
@@ -222,39 +240,82 @@ fn demo(port: u16) -> anyhow::Result<()> {
         print_config_errors(&errors);
         anyhow::anyhow!("the embedded demo configuration is invalid")
     })?;
-    let rt = build(config)?;
+    let issuer =
+        Arc::new(Issuer::new(issuer_url).map_err(|e| anyhow::anyhow!("demo issuer: {e}"))?);
     tokio_runtime(None)?.block_on(async move {
-        let upstream = bind(
-            SocketAddr::from(([127, 0, 0, 1], upstream_port)),
-            "demo upstream",
-        )
-        .await?;
+        let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
+        let issuer_listener = bind(loopback(issuer_port), "demo issuer").await?;
+        let upstream = bind(loopback(upstream_port), "demo upstream").await?;
+        tokio::spawn(tokengate::demo::issuer::serve(
+            issuer,
+            issuer_listener,
+            std::future::pending(),
+        ));
         tokio::spawn(tokengate::demo::echo::serve(
             upstream,
             std::future::pending(),
         ));
+        let rt = build(config)?;
+        let gateway = bind(rt.config.server.listen, "server.listen").await?;
+        let shared = runtime::shared(rt);
+        let serving = tokio::spawn(server::serve(
+            shared.clone(),
+            Listeners {
+                gateway,
+                admin: None,
+            },
+            shutdown_signal(),
+        ));
+        wait_ready(&shared).await?;
         println!("{}", demo_instructions(port));
-        serve(rt, None).await
+        serving.await.context("the gateway task failed")
     })
 }
 
+/// Waits (bounded) until the gateway has the demo issuer's keys.
+async fn wait_ready(shared: &SharedRuntime) -> anyhow::Result<()> {
+    for _ in 0..200 {
+        if shared.load().not_ready().is_empty() {
+            return Ok(());
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
+    }
+    anyhow::bail!("the demo issuer's keys could not be loaded")
+}
+
 fn demo_instructions(port: u16) -> String {
+    let gw = format!("http://127.0.0.1:{port}");
+    let idp = format!("http://127.0.0.1:{}", port + 1);
+    let token = |client: &str, secret: &str| {
+        format!(
+            "curl -s -u {client}:{secret} -d grant_type=client_credentials {idp}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/'"
+        )
+    };
     format!(
-        "tokengate demo: gateway on http://127.0.0.1:{port}, echo upstream on 127.0.0.1:{up}
+        "tokengate demo: gateway {gw}, development issuer {idp}, echo upstream on port {up}
+Development only. Paste these into a shell:
 
-  # a public route, forwarded to the echo upstream (200)
-  curl -i http://127.0.0.1:{port}/public/hello
+  # 1. get a token for client demo-reader (scope orders:read)
+  TOKEN=$({reader})
+  # expect 200: a route the token's scope allows; the upstream's echo shows x-auth-* headers
+  curl -i -w '\\n' -H \"Authorization: Bearer $TOKEN\" {gw}/api/orders/42
+  # expect 403 insufficient_scope: writing needs orders:write
+  curl -i -w '\\n' -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/orders
+  # expect 401: no token
+  curl -i -w '\\n' {gw}/api/orders/42
+  # expect 401 invalid_token: a tampered token
+  curl -i -w '\\n' -H \"Authorization: Bearer ${{TOKEN}}x\" {gw}/api/orders/42
+  # 2. an opaque token (client demo-opaque), checked by introspection
+  OPAQUE=$({opaque})
+  # expect 200
+  curl -i -w '\\n' -H \"Authorization: Bearer $OPAQUE\" {gw}/api/reports/today
+  # expect 200: a public route
+  curl -i -w '\\n' {gw}/public/hello
 
-  # a protected route without a token (401, WWW-Authenticate: Bearer)
-  curl -i http://127.0.0.1:{port}/api/orders
-
-  # a malformed credential (400 invalid_request)
-  curl -i -H 'Authorization: Bearer two words' http://127.0.0.1:{port}/api/orders
-
-  # a path the gateway refuses to forward (400 invalid_request)
-  curl -i --path-as-is http://127.0.0.1:{port}/public/../api/orders
-
+Other clients: demo-writer / writer-secret (orders:read orders:write).
 Press Ctrl-C to stop.",
-        up = port + 2
+        up = port + 2,
+        reader = token("demo-reader", "reader-secret"),
+        opaque = token("demo-opaque", "opaque-secret"),
     )
 }

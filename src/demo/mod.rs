@@ -3,3 +3,4 @@
 //! of which the gateway runs with `config/demo.toml`. Development only.
 
 pub mod echo;
+pub mod issuer;

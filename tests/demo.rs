@@ -1,0 +1,232 @@
+//! `tokengate demo` as a new user meets it: start it on free ports, paste
+//! the printed commands into a shell, and get the answers it promises.
+
+use std::io::{BufRead, BufReader};
+use std::net::TcpListener;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
+
+/// A port N such that N, N+1 and N+2 are free right now.
+fn free_port_triple() -> u16 {
+    for _ in 0..50 {
+        let probe = TcpListener::bind("127.0.0.1:0").unwrap();
+        let base = probe.local_addr().unwrap().port();
+        if base > 65000 {
+            continue;
+        }
+        let others: Vec<_> = (1..=2)
+            .map(|i| TcpListener::bind(("127.0.0.1", base + i)))
+            .collect();
+        if others.iter().all(Result::is_ok) {
+            return base;
+        }
+    }
+    panic!("no three consecutive free ports");
+}
+
+struct Demo(Child);
+
+impl Drop for Demo {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Starts the demo and returns it with the block of commands it printed.
+fn start_demo(port: u16) -> (Demo, Vec<String>) {
+    let mut child = Command::new(BIN)
+        .args(["demo", "--port", &port.to_string()])
+        .env("RUST_LOG", "warn")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let stdout = child.stdout.take().unwrap();
+    let demo = Demo(child);
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let done = line.starts_with("Press Ctrl-C");
+            let _ = tx.send(line);
+            if done {
+                break;
+            }
+        }
+    });
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let mut lines = Vec::new();
+    while let Ok(line) = rx.recv_timeout(deadline.saturating_duration_since(Instant::now())) {
+        let done = line.starts_with("Press Ctrl-C");
+        lines.push(line);
+        if done {
+            return (demo, lines);
+        }
+    }
+    panic!("the demo did not print its instructions: {lines:?}");
+}
+
+#[test]
+fn demo_printed_commands_behave_as_printed() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let port = free_port_triple();
+    let (mut demo, lines) = start_demo(port);
+    let commands: Vec<&str> = lines
+        .iter()
+        .filter(|l| l.starts_with("  ") && !l.trim_start().starts_with('#'))
+        .map(|l| l.trim())
+        .collect();
+    let expected: Vec<u16> = lines
+        .iter()
+        .filter_map(|l| l.trim().strip_prefix("# expect "))
+        .map(|rest| rest[..3].parse().unwrap())
+        .collect();
+    assert_eq!(expected, vec![200, 403, 401, 401, 200, 200], "{lines:#?}");
+    let script = format!("set -e\n{}\n", commands.join("\n"));
+    let out = Command::new("bash")
+        .arg("-c")
+        .arg(&script)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let statuses: Vec<u16> = stdout
+        .lines()
+        .filter_map(|l| l.strip_prefix("HTTP/1.1 "))
+        .map(|l| l[..3].parse().unwrap())
+        .collect();
+    assert_eq!(statuses, expected, "{stdout}");
+    assert!(stdout.contains("error=\"insufficient_scope\""), "{stdout}");
+    assert!(stdout.contains("scope=\"orders:write\""), "{stdout}");
+    assert!(stdout.contains("error=\"invalid_token\""), "{stdout}");
+    assert!(
+        stdout.contains("\"x-auth-client-id\":\"demo-reader\""),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("\"x-auth-client-id\":\"demo-opaque\""),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("\"authorization\""),
+        "the demo strips the token upstream: {stdout}"
+    );
+
+    let status = Command::new("kill")
+        .args(["-INT", &demo.0.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let deadline = Instant::now() + Duration::from_secs(20);
+    while Instant::now() < deadline {
+        if let Some(status) = demo.0.try_wait().unwrap() {
+            assert_eq!(status.code(), Some(0));
+            return;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    panic!("the demo did not stop on Ctrl-C");
+}
+
+#[test]
+fn demo_token_endpoint_errors_follow_rfc6749() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let port = free_port_triple();
+    let (_demo, _) = start_demo(port);
+    let token_url = format!("http://127.0.0.1:{}/token", port + 1);
+    let curl = |args: &[&str]| {
+        let out = Command::new("curl")
+            .args(["-s", "-i", "-X", "POST", &token_url])
+            .args(args)
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&out.stdout).into_owned()
+    };
+    let cases: Vec<(Vec<&str>, &str, &str)> = vec![
+        (
+            vec![
+                "-u",
+                "demo-reader:wrong",
+                "-d",
+                "grant_type=client_credentials",
+            ],
+            "401",
+            "invalid_client",
+        ),
+        (
+            vec!["-u", "demo-reader:reader-secret"],
+            "400",
+            "invalid_request",
+        ),
+        (
+            vec![
+                "-u",
+                "demo-reader:reader-secret",
+                "-d",
+                "grant_type=password",
+            ],
+            "400",
+            "unsupported_grant_type",
+        ),
+        (
+            vec![
+                "-u",
+                "tokengate:introspect-secret",
+                "-d",
+                "grant_type=client_credentials",
+            ],
+            "400",
+            "unauthorized_client",
+        ),
+        (
+            vec![
+                "-u",
+                "demo-reader:reader-secret",
+                "-d",
+                "grant_type=client_credentials",
+                "-d",
+                "scope=orders:write",
+            ],
+            "400",
+            "invalid_scope",
+        ),
+        (
+            vec![
+                "-d",
+                "grant_type=client_credentials&client_id=demo-writer&client_secret=writer-secret",
+            ],
+            "200",
+            "\"token_type\":\"Bearer\"",
+        ),
+    ];
+    for (args, status, needle) in cases {
+        let out = curl(&args);
+        assert!(
+            out.starts_with(&format!("HTTP/1.1 {status}")),
+            "{args:?}: {out}"
+        );
+        assert!(out.contains(needle), "{args:?}: {out}");
+        assert!(
+            out.to_ascii_lowercase().contains("cache-control: no-store"),
+            "{args:?}: {out}"
+        );
+        if status == "401" {
+            assert!(
+                out.to_ascii_lowercase().contains("www-authenticate: basic"),
+                "{out}"
+            );
+        }
+    }
+}
