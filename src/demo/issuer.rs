@@ -90,6 +90,7 @@ pub struct Issuer {
 }
 
 /// An RFC 6749 section 5.2 error.
+#[derive(Debug)]
 struct OAuthError {
     status: StatusCode,
     code: &'static str,
