@@ -17,7 +17,8 @@
 //! | [`proxy`] | the upstream request, header hygiene, pooled clients, 502/504, tunnels |
 //! | [`error`] | every refusal → status, challenge, JSON body, log level |
 //! | [`service`] | the request path, top to bottom |
-//! | [`admin`] | `/healthz`, `/readyz` |
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
+//! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream |
 //!
 //! One request: `server` accepts the connection (TLS if configured) and
@@ -43,4 +44,5 @@ pub mod runtime;
 pub mod server;
 pub mod service;
 pub mod target;
+pub mod telemetry;
 pub mod tls;

@@ -53,10 +53,13 @@ struct KeyState {
     generation: u64,
 }
 
+type RefreshResult = Result<Option<Duration>, FetchError>;
+type SharedRefresh = Shared<BoxFuture<'static, RefreshResult>>;
+
 #[derive(Default)]
 struct MissState {
     last: Option<Instant>,
-    inflight: Option<Shared<BoxFuture<'static, ()>>>,
+    inflight: Option<SharedRefresh>,
 }
 
 pub struct IssuerKeys {
@@ -134,7 +137,7 @@ impl IssuerKeys {
 
     /// Fetches once and installs the result if it is good; returns the
     /// `max-age` the response asked for.
-    pub async fn refresh(&self) -> Result<Option<Duration>, FetchError> {
+    async fn refresh(&self) -> RefreshResult {
         let result = self.fetch().await;
         let current = self.state.load_full();
         let next = match &result {
@@ -219,6 +222,39 @@ impl IssuerKeys {
         }
     }
 
+    /// Joins the fetch in flight or starts one. Every refresh (scheduled or
+    /// after a miss) goes through here, so fetches never overlap and an
+    /// older answer can never overwrite a newer one. The fetch runs as its
+    /// own task: it completes (and clears `inflight`) even if every waiter
+    /// gives up.
+    fn join_or_start(self: &Arc<Self>, miss: &mut MissState) -> SharedRefresh {
+        if let Some(inflight) = &miss.inflight {
+            return inflight.clone();
+        }
+        let this = Arc::clone(self);
+        let task = tokio::spawn(async move {
+            let result = this.refresh().await;
+            if let Ok(mut miss) = this.miss.lock() {
+                miss.inflight = None;
+            }
+            result
+        });
+        let fut = async move { task.await.unwrap_or(Err(FetchError::Failed)) }
+            .boxed()
+            .shared();
+        miss.inflight = Some(fut.clone());
+        fut
+    }
+
+    /// A refresh now (joining one in flight).
+    pub async fn refresh_now(self: &Arc<Self>) -> RefreshResult {
+        let fetch = match self.miss.lock() {
+            Ok(mut miss) => self.join_or_start(&mut miss),
+            Err(_) => return Err(FetchError::Failed),
+        };
+        fetch.await
+    }
+
     /// After an unknown kid: refetch unless the set changed since
     /// `seen_generation` or the cooldown has not passed; concurrent callers
     /// share one fetch.
@@ -233,29 +269,18 @@ impl IssuerKeys {
             if self.state.load().generation != seen_generation {
                 return;
             }
-            if let Some(inflight) = &miss.inflight {
-                inflight.clone()
-            } else if miss
-                .last
-                .is_some_and(|t| t.elapsed() < self.config.jwks_miss_cooldown)
-            {
-                return;
-            } else {
-                miss.last = Some(Instant::now());
-                let this = Arc::clone(self);
-                let fut = async move {
-                    let _ = this.refresh().await;
-                    if let Ok(mut miss) = this.miss.lock() {
-                        miss.inflight = None;
-                    }
+            if miss.inflight.is_none() {
+                if miss
+                    .last
+                    .is_some_and(|t| t.elapsed() < self.config.jwks_miss_cooldown)
+                {
+                    return;
                 }
-                .boxed()
-                .shared();
-                miss.inflight = Some(fut.clone());
-                fut
+                miss.last = Some(Instant::now());
             }
+            self.join_or_start(&mut miss)
         };
-        fetch.await;
+        let _ = fetch.await;
     }
 }
 
@@ -264,7 +289,7 @@ async fn refresh_loop(weak: Weak<IssuerKeys>) {
     loop {
         let Some(keys) = weak.upgrade() else { return };
         let refresh = keys.config.jwks_refresh;
-        let wait = match keys.refresh().await {
+        let wait = match keys.refresh_now().await {
             Ok(max_age) => {
                 failures = 0;
                 max_age.unwrap_or(refresh)

@@ -175,7 +175,7 @@ impl Authenticator {
         route_issuers: &[usize],
     ) -> Result<Arc<Principal>, Rejection> {
         let principal = if jws::is_jwt_shaped(token) {
-            self.cached_jwt(token).await?
+            self.cached_jwt(token, route_issuers).await?
         } else {
             let introspector = route_issuers
                 .iter()
@@ -189,10 +189,17 @@ impl Authenticator {
         Ok(principal)
     }
 
-    /// A verified JWT identity, from the cache when it is there.
-    async fn cached_jwt(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+    /// A verified JWT identity, from the cache when it is there. Concurrent
+    /// first uses of one token are not coalesced: verification depends on
+    /// the route's issuers, and a shared attempt could hand one route the
+    /// answer meant for another.
+    async fn cached_jwt(
+        &self,
+        token: &str,
+        route_issuers: &[usize],
+    ) -> Result<Arc<Principal>, Rejection> {
         let Some(cache) = &self.cache else {
-            return self.verify_jwt(token).await.map(Arc::new);
+            return self.verify_jwt(token, route_issuers).await.map(Arc::new);
         };
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
         if let Some(p) = cache.get(&hash).await {
@@ -200,10 +207,9 @@ impl Authenticator {
             return Ok(p);
         }
         metrics::counter!("tokengate_cache_misses_total", "cache" => "identity").increment(1);
-        cache
-            .try_get_with(hash, async { self.verify_jwt(token).await.map(Arc::new) })
-            .await
-            .map_err(|e| (*e).clone())
+        let principal = Arc::new(self.verify_jwt(token, route_issuers).await?);
+        cache.insert(hash, principal.clone()).await;
+        Ok(principal)
     }
 
     /// The checks that must hold on every use, cached or not.
@@ -224,13 +230,21 @@ impl Authenticator {
         Ok(())
     }
 
-    async fn verify_jwt(&self, token: &str) -> Result<Principal, Rejection> {
+    /// Verifies a JWT with the keys of the one route issuer its `iss` names.
+    async fn verify_jwt(
+        &self,
+        token: &str,
+        route_issuers: &[usize],
+    ) -> Result<Principal, Rejection> {
         let jwt = jws::parse(token).map_err(Rejection::InvalidToken)?;
         let iss = jwt.claims.get("iss").and_then(|v| v.as_str());
-        let index = self
-            .issuers
+        let index = route_issuers
             .iter()
-            .position(|i| i.config.key_source.is_some() && Some(i.config.issuer.as_str()) == iss)
+            .copied()
+            .find(|&i| {
+                let c = &self.issuers[i].config;
+                c.key_source.is_some() && Some(c.issuer.as_str()) == iss
+            })
             .ok_or(Rejection::InvalidToken("token issuer is not accepted"))?;
         let issuer = &self.issuers[index];
         let config = &issuer.config;

@@ -280,6 +280,10 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
                 Failure::Garbage => {
                     json_response(StatusCode::OK, "<html>this is not a key set {".into())
                 }
+                Failure::NotAKeySet => json_response(
+                    StatusCode::OK,
+                    json!({"keys": {}, "jwks": key_set()}).to_string(),
+                ),
                 Failure::Oversized => {
                     let mut doc = key_set();
                     doc["padding"] = json!("x".repeat(OVERSIZED_BYTES));

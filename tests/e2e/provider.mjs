@@ -1,0 +1,227 @@
+// A real OAuth 2.0 authorization server (oidc-provider) for tokengate's
+// end-to-end tests (tests/oidc_e2e.rs). Development only: loopback, fixed
+// test secrets, in-memory storage.
+//
+// Start: `node tests/e2e/provider.mjs`. It listens on 127.0.0.1:0, builds
+// the Provider with issuer `http://127.0.0.1:<port>` once the port is known,
+// and prints exactly one JSON line on stdout when ready:
+//   {"issuer": ..., "jwks_uri": ..., "token_endpoint": ..., ...}
+// It exits when stdin closes (so a test that dies cannot leave it behind),
+// on SIGTERM/SIGINT, and after MAX_LIFETIME_MS in any case.
+//
+// Resources (RFC 8707 resource indicators):
+//   https://api.test     JWT access tokens, RS256, scopes "orders:read orders:write"
+//   https://opaque.test  opaque access tokens (introspection), same scopes
+//
+// Clients:
+//   svc / svc-secret                  client_credentials, client_secret_basic
+//   tokengate / gateway-secret        introspection caller, client_secret_basic
+//   tokengate-post / gateway-post-secret  introspection caller, client_secret_post
+//   spa (public, PKCE)                authorization_code + refresh_token,
+//                                     redirect_uri http://127.0.0.1:9/cb (nothing listens there)
+//
+// Control API (outside the Provider, on the same listener):
+//   GET  /test/stats   {"hits": {"jwks": N, "introspection": N, "token": N, "revocation": N},
+//                       "kids": [...]}: requests received per endpoint, the published kids
+//   POST /test/rotate  {"kid": NEW}: key rotation, see rotate() below
+//
+// Key rotation: oidc-provider takes its signing keys (`jwks`) at
+// construction and offers no way to change them afterwards. A rotation
+// therefore builds a second Provider instance for the same issuer with the
+// new RS256 key first (so it signs with it) and the previous key second (so
+// the published key set still verifies tokens issued before), and swaps the
+// request handler that the HTTP server dispatches to. The default in-memory
+// adapter keeps its storage at module level, so grants, codes and tokens
+// issued by the old instance stay valid across the swap.
+
+import { generateKeyPairSync } from 'node:crypto';
+import { createServer } from 'node:http';
+import Provider, { errors } from 'oidc-provider';
+
+const MAX_LIFETIME_MS = 5 * 60 * 1000;
+const API = 'https://api.test';
+const OPAQUE = 'https://opaque.test';
+const SCOPES = 'orders:read orders:write';
+const REDIRECT_URI = 'http://127.0.0.1:9/cb';
+
+let keyCounter = 0;
+// Requests served per path, for the tests' call-count assertions.
+const hits = { jwks: 0, introspection: 0, token: 0, revocation: 0 };
+const counted = new Map([
+  ['/jwks', 'jwks'],
+  ['/token/introspection', 'introspection'],
+  ['/token', 'token'],
+  ['/token/revocation', 'revocation'],
+]);
+
+function newSigningKey() {
+  keyCounter += 1;
+  const { privateKey } = generateKeyPairSync('rsa', { modulusLength: 2048 });
+  return {
+    ...privateKey.export({ format: 'jwk' }),
+    kid: `rsa-${keyCounter}-${Date.now().toString(36)}`,
+    alg: 'RS256',
+    use: 'sig',
+  };
+}
+
+async function getResourceServerInfo(_ctx, resourceIndicator) {
+  switch (resourceIndicator) {
+    case API:
+      return {
+        scope: SCOPES,
+        audience: API,
+        accessTokenTTL: 600,
+        accessTokenFormat: 'jwt',
+        jwt: { sign: { alg: 'RS256' } },
+      };
+    case OPAQUE:
+      return {
+        scope: SCOPES,
+        audience: OPAQUE,
+        accessTokenTTL: 600,
+        accessTokenFormat: 'opaque',
+      };
+    default:
+      throw new errors.InvalidTarget();
+  }
+}
+
+function configuration(keys) {
+  return {
+    jwks: { keys },
+    clients: [
+      {
+        client_id: 'svc',
+        client_secret: 'svc-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: 'tokengate',
+        client_secret: 'gateway-secret',
+        grant_types: [],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: 'tokengate-post',
+        client_secret: 'gateway-post-secret',
+        grant_types: [],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+      {
+        client_id: 'spa',
+        application_type: 'web',
+        token_endpoint_auth_method: 'none',
+        grant_types: ['authorization_code', 'refresh_token'],
+        response_types: ['code'],
+        redirect_uris: [REDIRECT_URI],
+      },
+    ],
+    cookies: { keys: ['tokengate-e2e-cookie-key'] },
+    features: {
+      devInteractions: { enabled: true },
+      clientCredentials: { enabled: true },
+      introspection: { enabled: true },
+      revocation: { enabled: true },
+      resourceIndicators: {
+        enabled: true,
+        defaultResource: async () => undefined,
+        useGrantedResource: async () => false,
+        getResourceServerInfo,
+      },
+    },
+    pkce: { required: () => true },
+    rotateRefreshToken: true,
+    // Refresh tokens for clients allowed the grant that asked for offline_access.
+    issueRefreshToken: async (_ctx, client, code) =>
+      client.grantTypeAllowed('refresh_token') && code.scopes.has('offline_access'),
+    ttl: {
+      AccessToken: 600,
+      ClientCredentials: 600,
+      AuthorizationCode: 60,
+      Interaction: 300,
+      Session: 600,
+      Grant: 600,
+      RefreshToken: 600,
+    },
+  };
+}
+
+function buildProvider(issuer, keys) {
+  const provider = new Provider(issuer, configuration(keys));
+  // Surface server-side failures on stderr (the test shows stderr on failure).
+  provider.on('server_error', (_ctx, err) => console.error('server_error:', err));
+  return provider;
+}
+
+function json(res, status, body) {
+  res.writeHead(status, { 'content-type': 'application/json', 'cache-control': 'no-store' });
+  res.end(JSON.stringify(body));
+}
+
+const server = createServer();
+server.listen(0, '127.0.0.1', () => {
+  const { port } = server.address();
+  const issuer = `http://127.0.0.1:${port}`;
+  let keys = [newSigningKey()];
+  let handler = buildProvider(issuer, keys).callback();
+
+  function rotate() {
+    const next = [newSigningKey(), keys[0]];
+    const nextHandler = buildProvider(issuer, next).callback();
+    keys = next;
+    handler = nextHandler;
+    return keys[0].kid;
+  }
+
+  server.on('request', (req, res) => {
+    const path = (req.url ?? '/').split('?')[0];
+    if (path === '/test/stats' && req.method === 'GET') {
+      json(res, 200, { hits, kids: keys.map((k) => k.kid) });
+      return;
+    }
+    if (path === '/test/rotate' && req.method === 'POST') {
+      req.resume();
+      req.on('end', () => json(res, 200, { kid: rotate() }));
+      return;
+    }
+    const counter = counted.get(path);
+    if (counter) hits[counter] += 1;
+    handler(req, res);
+  });
+
+  process.stdout.write(`${JSON.stringify({
+    issuer,
+    port,
+    jwks_uri: `${issuer}/jwks`,
+    discovery: `${issuer}/.well-known/openid-configuration`,
+    authorization_endpoint: `${issuer}/auth`,
+    token_endpoint: `${issuer}/token`,
+    introspection_endpoint: `${issuer}/token/introspection`,
+    revocation_endpoint: `${issuer}/token/revocation`,
+    redirect_uri: REDIRECT_URI,
+    control: `${issuer}/test`,
+  })}\n`);
+});
+
+function stop() {
+  server.close();
+  process.exit(0);
+}
+
+process.stdin.on('end', stop);
+process.stdin.on('error', stop);
+process.stdin.resume();
+process.on('SIGTERM', stop);
+process.on('SIGINT', stop);
+setTimeout(() => {
+  console.error('provider.mjs: lifetime limit reached, exiting');
+  process.exit(3);
+}, MAX_LIFETIME_MS).unref();
