@@ -75,6 +75,7 @@ fn answer(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
     match req.uri().path() {
         "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
         "/readyz" => readyz(rt),
+        "/metrics" => metrics(rt),
         _ => json(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": "not_found"}),
@@ -95,6 +96,16 @@ fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
         StatusCode::SERVICE_UNAVAILABLE,
         serde_json::json!({"status": "not_ready", "issuers": issuers}),
     )
+}
+
+fn metrics(rt: &Runtime) -> Response<Full<Bytes>> {
+    rt.auth.record_key_set_ages();
+    let mut resp = Response::new(Full::new(Bytes::from(crate::telemetry::render())));
+    resp.headers_mut().insert(
+        CONTENT_TYPE,
+        HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
+    resp
 }
 
 fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {

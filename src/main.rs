@@ -176,14 +176,7 @@ async fn reload_on_sighup(shared: SharedRuntime, path: PathBuf) {
             return;
         };
         while hup.recv().await.is_some() {
-            match runtime::reload(&shared, &path) {
-                Ok(()) => tracing::info!(config = %path.display(), "configuration reloaded"),
-                Err(errors) => {
-                    for e in &errors.0 {
-                        tracing::error!(key = %e.key, reason = %e.reason, "reload refused; keeping the running configuration");
-                    }
-                }
-            }
+            runtime::reload_logged(&shared, &path, "SIGHUP");
         }
     }
 }

@@ -15,6 +15,7 @@ use crate::config::{Config, ConfigError, ConfigErrors};
 use crate::fetch::HttpFetcher;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
+use crate::telemetry::{self, RouteMetrics};
 
 pub struct Runtime {
     pub config: Config,
@@ -23,15 +24,24 @@ pub struct Runtime {
     pub upstreams: Vec<Arc<Upstream>>,
     pub tls: Option<TlsAcceptor>,
     pub auth: Authenticator,
+    fetcher: HttpFetcher,
     /// Headers named in `forward.claims`: stripped from every request.
     pub identity_headers: Vec<HeaderName>,
     /// Per route: its required scopes, space-separated, for the 403 challenge.
     pub scope_challenges: Vec<String>,
+    /// Per route, then one for requests that matched no route.
+    metrics: Vec<RouteMetrics>,
 }
 
 impl Runtime {
     /// Builds every part or fails naming the key; no network I/O.
     pub fn build(config: Config) -> Result<Runtime, ConfigErrors> {
+        Runtime::build_next(config, None)
+    }
+
+    /// Builds a snapshot that carries over the unchanged issuer state
+    /// (key sets, caches) of `previous`, so a reload causes no refetch storm.
+    pub fn build_next(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
         let mut errors = Vec::new();
         let tls = match &config.server.tls {
             Some(files) => match crate::tls::server_config(&files.cert, &files.key) {
@@ -50,8 +60,11 @@ impl Runtime {
                 Err(e) => errors.push(e),
             }
         }
-        let fetcher = HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?;
-        let auth = match Authenticator::new(&config, &fetcher) {
+        let fetcher = match previous {
+            Some(p) => p.fetcher.clone(),
+            None => HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?,
+        };
+        let auth = match Authenticator::new(&config, &fetcher, previous.map(|p| &p.auth)) {
             Ok(auth) => Some(auth),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -79,15 +92,29 @@ impl Runtime {
             .map(|(_, h)| h.clone())
             .collect();
         let scope_challenges = config.routes.iter().map(crate::policy::challenge).collect();
+        let metrics = config
+            .routes
+            .iter()
+            .map(|r| RouteMetrics::new(r.path.as_str()))
+            .chain(std::iter::once(RouteMetrics::new("-")))
+            .collect();
         Ok(Runtime {
             config,
             routes,
             upstreams,
             tls,
             auth,
+            fetcher,
             identity_headers,
             scope_challenges,
+            metrics,
         })
+    }
+
+    /// The metric handles of a matched route, or of "no route".
+    pub fn route_metrics(&self, route: Option<usize>) -> &RouteMetrics {
+        let last = self.metrics.len() - 1;
+        &self.metrics[route.unwrap_or(last).min(last)]
     }
 
     /// Starts background work (key-set fetches); needs a tokio runtime.
@@ -112,9 +139,10 @@ pub fn shared(runtime: Runtime) -> SharedRuntime {
 /// Re-reads `path`, builds a whole new runtime, then swaps it in. On any
 /// error the running snapshot stays.
 pub fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), ConfigErrors> {
-    let config = Config::load(path)?;
-    let next = Runtime::build(config)?;
-    let current = shared.load();
+    let current = shared.load_full();
+    let result = Config::load(path).and_then(|c| Runtime::build_next(c, Some(&current)));
+    telemetry::reload(if result.is_ok() { "ok" } else { "error" });
+    let next = result?;
     if next.config.server.listen != current.config.server.listen {
         tracing::warn!("server.listen changed; the new address takes effect on restart");
     }
@@ -204,4 +232,51 @@ pub fn describe(rt: &Runtime) -> String {
         );
     }
     out
+}
+
+/// [`reload`], logging the outcome; `why` says what asked for it.
+pub fn reload_logged(shared: &SharedRuntime, path: &std::path::Path, why: &str) {
+    match reload(shared, path) {
+        Ok(()) => tracing::info!(config = %path.display(), why, "configuration reloaded"),
+        Err(errors) => {
+            for e in &errors.0 {
+                tracing::error!(key = %e.key, reason = %e.reason, why, "reload refused; keeping the running configuration");
+            }
+        }
+    }
+}
+
+/// How often a watched configuration file is checked for changes.
+pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
+
+fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
+    let meta = std::fs::metadata(path).ok()?;
+    Some((meta.modified().ok()?, meta.len()))
+}
+
+/// With `server.watch_config = true`, reloads (as on SIGHUP) whenever the
+/// configuration file's modification time or size changes, checking every
+/// [`WATCH_INTERVAL`]. Runs until `stop` resolves.
+pub async fn watch_config(shared: SharedRuntime, stop: impl std::future::Future<Output = ()>) {
+    let watch = async {
+        let mut last = shared.load().config.source.as_deref().and_then(file_stamp);
+        loop {
+            tokio::time::sleep(WATCH_INTERVAL).await;
+            let rt = shared.load_full();
+            let (Some(path), true) = (rt.config.source.clone(), rt.config.server.watch_config)
+            else {
+                continue;
+            };
+            let stamp = file_stamp(&path);
+            if stamp.is_none() || stamp == last {
+                continue;
+            }
+            last = stamp;
+            reload_logged(&shared, &path, "file changed");
+        }
+    };
+    tokio::select! {
+        _ = watch => {}
+        _ = stop => {}
+    }
 }

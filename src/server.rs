@@ -83,6 +83,10 @@ pub async fn serve(
             done_tx.clone(),
         ));
     }
+    let mut watch_stop = stop_rx.clone();
+    tokio::spawn(runtime::watch_config(shared.clone(), async move {
+        until(&mut watch_stop, Phase::Draining).await
+    }));
     let limit = Arc::new(Semaphore::new(shared.load().config.server.max_connections));
     tokio::select! {
         _ = accept_loop(&listeners.gateway, &shared, &limit, &stop_rx, &done_tx) => {}
@@ -129,7 +133,10 @@ async fn accept_loop(
         let stop_rx = stop_rx.clone();
         let done = done_tx.clone();
         tokio::spawn(async move {
+            let open = crate::telemetry::open_connections();
+            open.increment(1.0);
             connection(shared, stream, peer, stop_rx).await;
+            open.decrement(1.0);
             drop(permit);
             drop(done);
         });

@@ -59,14 +59,16 @@ pub async fn handle(
     resp.headers_mut()
         .entry(&X_REQUEST_ID)
         .or_insert(request_id.clone());
+    let elapsed = start.elapsed();
+    rt.route_metrics(trace.route).record(outcome, elapsed);
     tracing::info!(
         target: "tokengate::access",
         method = %method,
-        route = trace.route.unwrap_or("-"),
+        route = trace.route.map_or("-", |i| rt.config.routes[i].path.as_str()),
         subject = trace.subject.as_deref().unwrap_or("-"),
         status = resp.status().as_u16(),
         outcome,
-        latency_us = start.elapsed().as_micros() as u64,
+        latency_us = elapsed.as_micros() as u64,
         request_id = request_id.to_str().unwrap_or("-"),
         peer = %conn.peer,
     );
@@ -83,18 +85,19 @@ fn log_rejection(rejection: &Rejection) {
 
 /// What the access log reports besides status and outcome.
 #[derive(Default)]
-struct Trace<'r> {
-    route: Option<&'r str>,
+struct Trace {
+    /// Index of the matched route.
+    route: Option<usize>,
     /// `sub`, else `client_id`, of the verified token.
     subject: Option<String>,
 }
 
-async fn pipeline<'r>(
-    rt: &'r Runtime,
+async fn pipeline(
+    rt: &Runtime,
     conn: ConnInfo,
     req: Request<Incoming>,
     request_id: HeaderValue,
-    trace: &mut Trace<'r>,
+    trace: &mut Trace,
 ) -> Result<Response<ResponseBody>, Rejection> {
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
     let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
@@ -104,7 +107,7 @@ async fn pipeline<'r>(
         Match::MethodNotAllowed(allow) => return Err(Rejection::MethodNotAllowed(allow)),
     };
     let route: &RouteConfig = &rt.config.routes[index];
-    trace.route = Some(route.path.as_str());
+    trace.route = Some(index);
     let principal = authorize(rt, index, &req).await?;
     trace.subject = principal
         .as_ref()

@@ -35,7 +35,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Algorithm, Config, ConfigError};
+use crate::config::{Algorithm, Config, ConfigError, KeySource};
 use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
 use introspect::Introspector;
@@ -51,8 +51,9 @@ pub struct Authenticator {
     /// Parallel to `Config::issuers`.
     pub issuers: Vec<Arc<IssuerKeys>>,
     /// Parallel to `issuers`: the issuer's introspection client, if any.
-    introspectors: Vec<Option<Introspector>>,
+    introspectors: Vec<Option<Arc<Introspector>>>,
     cache: Option<Cache<TokenHash, Arc<Principal>>>,
+    cache_size: u64,
     forward_claims: Vec<String>,
 }
 
@@ -103,46 +104,80 @@ fn jwt_algorithm(alg: Algorithm) -> jsonwebtoken::Algorithm {
 }
 
 impl Authenticator {
-    /// Builds issuer state (reading key files); no network I/O.
-    pub fn new(config: &Config, fetcher: &HttpFetcher) -> Result<Authenticator, Vec<ConfigError>> {
-        let mut issuers = Vec::new();
-        let mut errors = Vec::new();
-        for issuer in &config.issuers {
-            match IssuerKeys::new(issuer.clone(), fetcher.clone()) {
-                Ok(keys) => issuers.push(Arc::new(keys)),
-                Err(e) => errors.push(e),
-            }
-        }
-        if !errors.is_empty() {
-            return Err(errors);
-        }
+    /// Builds issuer state (reading key files); no network I/O. State of
+    /// `previous` (a reload's running snapshot) is carried over where its
+    /// definition did not change: key sets and their refresh loop, the
+    /// introspection caches, and the identity cache when no issuer changed.
+    /// File key sets are always re-read.
+    pub fn new(
+        config: &Config,
+        fetcher: &HttpFetcher,
+        previous: Option<&Authenticator>,
+    ) -> Result<Authenticator, Vec<ConfigError>> {
         let forward_claims: Vec<String> = config
             .forward
             .claims
             .iter()
             .map(|(c, _)| c.clone())
             .collect();
+        let same = |index: usize| -> Option<&Authenticator> {
+            let prev = previous?;
+            let old = prev.issuers.get(index)?;
+            (old.config == config.issuers[index] && prev.forward_claims == forward_claims)
+                .then_some(prev)
+        };
+        let mut issuers = Vec::new();
+        let mut errors = Vec::new();
+        for (index, issuer) in config.issuers.iter().enumerate() {
+            let reusable = !matches!(issuer.key_source, Some(KeySource::File(_)));
+            match same(index).filter(|_| reusable) {
+                Some(prev) => issuers.push(Arc::clone(&prev.issuers[index])),
+                None => match IssuerKeys::new(issuer.clone(), fetcher.clone()) {
+                    Ok(keys) => issuers.push(Arc::new(keys)),
+                    Err(e) => errors.push(e),
+                },
+            }
+        }
+        if !errors.is_empty() {
+            return Err(errors);
+        }
         let introspectors = config
             .issuers
             .iter()
             .enumerate()
             .map(|(index, issuer)| {
-                issuer.introspection.as_ref().map(|cfg| {
-                    Introspector::new(index, issuer, cfg, forward_claims.clone(), fetcher.clone())
-                })
+                let cfg = issuer.introspection.as_ref()?;
+                match same(index).and_then(|prev| prev.introspectors[index].clone()) {
+                    Some(kept) => Some(kept),
+                    None => Some(Arc::new(Introspector::new(
+                        index,
+                        issuer,
+                        cfg,
+                        forward_claims.clone(),
+                        fetcher.clone(),
+                    ))),
+                }
             })
             .collect();
         let size = config.server.identity_cache_size;
-        let cache = (size > 0).then(|| {
-            Cache::builder()
-                .max_capacity(size)
-                .expire_after(ExpireAtExp)
-                .build()
+        let all_same = previous.is_some_and(|p| p.issuers.len() == config.issuers.len())
+            && (0..config.issuers.len()).all(|i| same(i).is_some());
+        let kept_cache = previous
+            .filter(|p| all_same && p.cache_size == size)
+            .and_then(|p| p.cache.clone());
+        let cache = kept_cache.or_else(|| {
+            (size > 0).then(|| {
+                Cache::builder()
+                    .max_capacity(size)
+                    .expire_after(ExpireAtExp)
+                    .build()
+            })
         });
         Ok(Authenticator {
             issuers,
             introspectors,
             cache,
+            cache_size: size,
             forward_claims,
         })
     }
@@ -151,6 +186,17 @@ impl Authenticator {
     pub fn start(&self) {
         for issuer in &self.issuers {
             issuer.start();
+        }
+    }
+
+    /// Sets `tokengate_jwks_age_seconds` for every issuer with keys.
+    pub fn record_key_set_ages(&self) {
+        let now = Instant::now();
+        for issuer in &self.issuers {
+            if let Some(age) = issuer.age(now) {
+                metrics::gauge!("tokengate_jwks_age_seconds", "issuer" => issuer.config.name.clone())
+                    .set(age.as_secs_f64());
+            }
         }
     }
 

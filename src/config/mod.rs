@@ -141,7 +141,7 @@ pub enum KeySource {
     Discovery(Uri),
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     pub name: String,
     pub issuer: String,
@@ -167,7 +167,7 @@ pub enum ClientAuthMethod {
     ClientSecretPost,
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct IntrospectionConfig {
     pub endpoint: Uri,
     pub client_id: String,

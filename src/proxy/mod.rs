@@ -37,6 +37,8 @@ pub struct Upstream {
     client: Client<HttpsConnector<HttpConnector>, Incoming>,
     scheme: UriScheme,
     host_header: HeaderValue,
+    /// Time to the upstream's response head.
+    duration: metrics::Histogram,
 }
 
 impl Upstream {
@@ -75,6 +77,7 @@ impl Upstream {
             client,
             scheme,
             host_header,
+            duration: crate::telemetry::upstream_duration(&config.name),
         })
     }
 }
@@ -122,7 +125,9 @@ pub async fn forward(
     add_forwarding_headers(&mut headers, upstream, &fwd);
     *out.headers_mut() = headers;
 
+    let started = std::time::Instant::now();
     let sent = tokio::time::timeout(upstream.config.timeout, upstream.client.request(out)).await;
+    upstream.duration.record(started.elapsed().as_secs_f64());
     let mut resp = match sent {
         Err(_) => return Err(Rejection::UpstreamTimeout),
         Ok(Err(e)) if e.is_connect() => {
