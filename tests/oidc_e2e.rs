@@ -5,12 +5,12 @@
 //!
 //! | test | flow |
 //! |---|---|
-//! | [`client_credentials_jwt_is_enforced`] | RFC 6749 4.4 + RFC 8707 resource → RFC 9068 JWT; scopes, no token, tampering |
-//! | [`opaque_token_introspected_with_client_secret_basic_is_refused_after_revocation`] | RFC 7662 + RFC 7009, `cache_ttl_s` bound |
-//! | [`opaque_token_introspected_with_client_secret_post_is_cached`] | the other client authentication method; cache; refused gateway credentials |
-//! | [`authorization_code_with_pkce_yields_an_accepted_token`] | RFC 6749 4.1 + RFC 7636 through the provider's devInteractions |
-//! | [`refresh_token_rotation`] | RFC 6749 6 with rotation: new token works, old refresh token refused |
-//! | [`provider_key_rotation_costs_exactly_one_key_set_fetch`] | unknown kid → one refetch |
+//! | `client_credentials_jwt_is_enforced` | RFC 6749 4.4 + RFC 8707 resource → RFC 9068 JWT; scopes, no token, tampering |
+//! | `opaque_token_introspected_with_client_secret_basic_is_refused_after_revocation` | RFC 7662 + RFC 7009, `cache_ttl_s` bound |
+//! | `opaque_token_introspected_with_client_secret_post_is_cached` | the other client authentication method; cache; refused gateway credentials |
+//! | `authorization_code_with_pkce_yields_an_accepted_token` | RFC 6749 4.1 + RFC 7636 through the provider's devInteractions |
+//! | `refresh_token_rotation` | RFC 6749 6 with rotation: new token works, old refresh token refused |
+//! | `provider_key_rotation_costs_exactly_one_key_set_fetch` | unknown kid → one refetch |
 //!
 //! Setup, once per test binary: `node` must be on PATH (else the tests
 //! print a skip line and pass, unless `TOKENGATE_REQUIRE_E2E=1`, which
@@ -200,6 +200,28 @@ fn e2e_available(test: &str) -> bool {
     }
 }
 
+/// provider.mjs's ready line: `(issuer, port, redirect_uri)`.
+fn parse_ready_line(line: &str) -> Result<(String, u16, String), String> {
+    let info: Value =
+        serde_json::from_str(line).map_err(|e| format!("ready line is not JSON ({e}): {line}"))?;
+    let field = |name: &str| {
+        info[name]
+            .as_str()
+            .map(str::to_string)
+            .ok_or_else(|| format!("ready line without {name}: {line}"))
+    };
+    let port = info["port"]
+        .as_u64()
+        .and_then(|p| u16::try_from(p).ok())
+        .ok_or_else(|| format!("ready line without a port: {line}"))?;
+    let issuer = field("issuer")?;
+    // No trailing slash: tokengate compares `iss` exactly.
+    if issuer != format!("http://127.0.0.1:{port}") {
+        return Err(format!("unexpected issuer {issuer} for port {port}"));
+    }
+    Ok((issuer, port, field("redirect_uri")?))
+}
+
 /// A running `node tests/e2e/provider.mjs`.
 struct Provider {
     child: Child,
@@ -248,40 +270,33 @@ impl Provider {
             for _ in lines {}
         });
 
-        let line = match ready_rx.recv_timeout(PROVIDER_READY_LIMIT) {
-            Ok(line) => line,
-            Err(_) => {
+        let ready = ready_rx
+            .recv_timeout(PROVIDER_READY_LIMIT)
+            .map_err(|e| match e {
+                mpsc::RecvTimeoutError::Timeout => {
+                    format!("no ready line within {PROVIDER_READY_LIMIT:?}")
+                }
+                mpsc::RecvTimeoutError::Disconnected => "exited before its ready line".into(),
+            })
+            .and_then(|line| parse_ready_line(&line));
+        match ready {
+            Ok((issuer, port, redirect_uri)) => Some(Provider {
+                child,
+                _stdin: stdin,
+                stderr,
+                issuer,
+                addr: SocketAddr::from(([127, 0, 0, 1], port)),
+                redirect_uri,
+            }),
+            Err(why) => {
                 let _ = child.kill();
                 let _ = child.wait();
                 panic!(
-                    "provider.mjs printed no ready line within {PROVIDER_READY_LIMIT:?}; stderr:\n{}",
+                    "provider.mjs: {why}; stderr:\n{}",
                     stderr.lock().expect("stderr buffer")
                 );
             }
-        };
-        let info: Value = serde_json::from_str(&line)
-            .unwrap_or_else(|e| panic!("provider.mjs ready line is not JSON ({e}): {line}"));
-        let field = |name: &str| {
-            info[name]
-                .as_str()
-                .unwrap_or_else(|| panic!("ready line without {name}: {info}"))
-                .to_string()
-        };
-        let port = info["port"].as_u64().expect("ready line port") as u16;
-        let issuer = field("issuer");
-        assert_eq!(
-            issuer,
-            format!("http://127.0.0.1:{port}"),
-            "no trailing slash"
-        );
-        Some(Provider {
-            child,
-            _stdin: stdin,
-            stderr,
-            redirect_uri: field("redirect_uri"),
-            issuer,
-            addr: SocketAddr::from(([127, 0, 0, 1], port)),
-        })
+        }
     }
 
     fn url(&self, path: &str) -> String {
