@@ -108,12 +108,19 @@ fn build(config: Config) -> anyhow::Result<Runtime> {
     })
 }
 
+/// One worker: tokio's current-thread scheduler (no work-stealing
+/// machinery, no cross-thread wakeups); more: the multi-thread scheduler.
 fn tokio_runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = tokio::runtime::Builder::new_multi_thread();
+    let mut builder = match worker_threads {
+        Some(1) => tokio::runtime::Builder::new_current_thread(),
+        Some(n) => {
+            let mut b = tokio::runtime::Builder::new_multi_thread();
+            b.worker_threads(n);
+            b
+        }
+        None => tokio::runtime::Builder::new_multi_thread(),
+    };
     builder.enable_all();
-    if let Some(n) = worker_threads {
-        builder.worker_threads(n);
-    }
     builder.build().context("cannot start the async runtime")
 }
 

@@ -196,7 +196,8 @@ impl Introspector {
             self.count(label);
             return Err(unavailable("the token issuer cannot be consulted"));
         }
-        let Ok(Value::Object(doc)) = fetched.json() else {
+        // Strict: a duplicated member (`"active"` twice) is not an answer.
+        let Some(doc) = super::json::parse_object(&fetched.body) else {
             self.count(FetchError::NotJson.label());
             tracing::warn!(issuer = %self.name, "introspection answer is not a JSON object");
             return Err(unavailable("the token issuer cannot be consulted"));

@@ -41,21 +41,28 @@ pub fn is_routing_override(name: &HeaderName) -> bool {
     ROUTING_OVERRIDES.contains(&name.as_str())
 }
 
-/// Removes `Connection` and every header it names (RFC 9110 7.6.1), then the
-/// fixed hop-by-hop list.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
-    let named: Vec<HeaderName> = headers
+/// The headers `Connection` names (RFC 9110 7.6.1); usually none.
+fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {
+    headers
         .get_all(CONNECTION)
         .iter()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.split(','))
         .filter_map(|token| HeaderName::from_bytes(token.trim().as_bytes()).ok())
-        .collect();
-    for name in named {
+        .collect()
+}
+
+/// Removes every header for which `strip` holds, plus those `Connection`
+/// names, in one pass over the names present (no work for absent ones).
+fn strip_where(headers: &mut HeaderMap, strip: impl Fn(&HeaderName) -> bool) {
+    let mut doomed = if headers.contains_key(CONNECTION) {
+        connection_named(headers)
+    } else {
+        Vec::new()
+    };
+    doomed.extend(headers.keys().filter(|k| strip(k)).cloned());
+    for name in doomed {
         headers.remove(name);
-    }
-    for name in HOP_BY_HOP {
-        headers.remove(*name);
     }
 }
 
@@ -68,28 +75,17 @@ pub struct RequestPolicy<'a> {
     pub upgrade: Option<HeaderValue>,
 }
 
-/// Cleans an incoming request's headers before forwarding.
+/// Cleans an incoming request's headers before forwarding. The gateway
+/// states the client's address in X-Forwarded-*, so an incoming RFC 7239
+/// `Forwarded` (which could contradict it) is not passed on either.
 pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
-    strip_hop_by_hop(headers);
-    for name in policy.identity_headers {
-        headers.remove(name);
-    }
-    for name in ROUTING_OVERRIDES {
-        headers.remove(*name);
-    }
-    // The gateway states the client's address in X-Forwarded-*; an incoming
-    // RFC 7239 `Forwarded` could contradict it and is not passed on.
-    headers.remove("forwarded");
-    if !policy.allow_underscore_headers {
-        let underscored: Vec<HeaderName> = headers
-            .keys()
-            .filter(|k| k.as_str().contains('_'))
-            .cloned()
-            .collect();
-        for name in underscored {
-            headers.remove(name);
-        }
-    }
+    strip_where(headers, |name| {
+        is_hop_by_hop(name)
+            || is_routing_override(name)
+            || name == "forwarded"
+            || policy.identity_headers.contains(name)
+            || (!policy.allow_underscore_headers && name.as_str().contains('_'))
+    });
     if let Some(upgrade) = &policy.upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, upgrade.clone());
@@ -101,8 +97,9 @@ pub fn clean_response(headers: &mut HeaderMap, switching_protocols: bool) {
     let upgrade = switching_protocols
         .then(|| headers.get(UPGRADE).cloned())
         .flatten();
-    strip_hop_by_hop(headers);
-    headers.remove("proxy-authenticate");
+    strip_where(headers, |name| {
+        is_hop_by_hop(name) || name == "proxy-authenticate"
+    });
     if let Some(upgrade) = upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, upgrade);

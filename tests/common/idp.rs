@@ -5,6 +5,7 @@
 //! | `/.well-known/openid-configuration` | `{"issuer": ..., "jwks_uri": ".../jwks"}` |
 //! | `/jwks` | the current key set (switchable at run time), or the injected failure |
 //! | `/jwks-moved` | the current key set: the target of the redirect failure |
+//! | `/introspect` | RFC 7662 introspection from a programmable table, or the injected failure |
 //! | anything else | 404 |
 //!
 //! with a hit counter per endpoint, an optional `Cache-Control: max-age` on
@@ -12,23 +13,33 @@
 //! second `TestIdp` doubles as the attacker's server in `jku`/`x5u` tests:
 //! [`TestIdp::total_hits`] proves nobody asked it anything.
 //!
+//! `/introspect` answers `POST`s by the form-decoded `token` parameter from
+//! a table ([`TestIdp::set_introspection`]; unknown tokens get
+//! `{"active": false}`), records every request whole ([`IntrospectCall`]:
+//! method, URI, headers, raw body), counts calls and the most that were ever
+//! in flight at once, can delay every answer or hold them until released
+//! (to make concurrent calls overlap), and fails on demand
+//! ([`IntrospectFailure`]) independently of `/jwks`.
+//!
 //! Also the waiting helpers of the JWT tests: [`eventually`] polls a
 //! condition with short pauses under a deadline, [`wait_ready`] polls the
 //! gateway's admin `/readyz`.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE, LOCATION};
-use http::{Request, Response, StatusCode};
-use http_body_util::Full;
+use http::{HeaderMap, Method, Request, Response, StatusCode, Uri};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use serde_json::{json, Value};
+use std::collections::HashMap;
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tokio::net::TcpListener;
+use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
 use super::mint::Key;
@@ -62,6 +73,123 @@ pub enum Failure {
     Down,
 }
 
+/// What `/introspect` does instead of answering from its table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IntrospectFailure {
+    /// Answers from the table.
+    None,
+    /// Waits [`HANG`] before answering: longer than any test `timeout_ms`.
+    Hang,
+    /// 500 with a JSON error body.
+    Status500,
+    /// 200 with an HTML page.
+    Html,
+    /// 401: the gateway's client credentials are refused.
+    Unauthorized,
+    /// 403: the gateway's client is not allowed to introspect.
+    Forbidden,
+    /// 200 with JSON that is not an object (an array holding an active answer).
+    NotAnObject,
+}
+
+/// One `/introspect` request as received.
+#[derive(Debug, Clone)]
+pub struct IntrospectCall {
+    pub method: Method,
+    /// The request target as received (origin-form path and query).
+    pub uri: Uri,
+    pub headers: HeaderMap,
+    /// The raw body, as sent.
+    pub body: Bytes,
+}
+
+impl IntrospectCall {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers
+            .get(name)
+            .map(|v| v.to_str().expect("ASCII header"))
+    }
+
+    /// The body as form parameters, decoded; panics when it is not
+    /// `application/x-www-form-urlencoded` text.
+    pub fn form(&self) -> Vec<(String, String)> {
+        let text = std::str::from_utf8(&self.body).expect("UTF-8 body");
+        form_decode(text).unwrap_or_else(|| panic!("body is not form-encoded: {text:?}"))
+    }
+
+    /// The only value of form parameter `name`; panics when it is repeated.
+    pub fn param(&self, name: &str) -> Option<String> {
+        let values: Vec<String> = self
+            .form()
+            .into_iter()
+            .filter(|(n, _)| n == name)
+            .map(|(_, v)| v)
+            .collect();
+        assert!(values.len() <= 1, "{name} appears {} times", values.len());
+        values.into_iter().next()
+    }
+}
+
+/// Decodes `application/x-www-form-urlencoded` text (`+` is a space,
+/// `%XX` a byte); `None` for a bad escape or non-UTF-8 bytes.
+pub fn form_decode(text: &str) -> Option<Vec<(String, String)>> {
+    fn unescape(s: &str) -> Option<String> {
+        let mut out = Vec::with_capacity(s.len());
+        let mut bytes = s.bytes();
+        while let Some(b) = bytes.next() {
+            match b {
+                b'+' => out.push(b' '),
+                b'%' => {
+                    let hex = [bytes.next()?, bytes.next()?];
+                    let hex = std::str::from_utf8(&hex).ok()?;
+                    out.push(u8::from_str_radix(hex, 16).ok()?);
+                }
+                b => out.push(b),
+            }
+        }
+        String::from_utf8(out).ok()
+    }
+    text.split('&')
+        .filter(|pair| !pair.is_empty())
+        .map(|pair| {
+            let (name, value) = pair.split_once('=').unwrap_or((pair, ""));
+            Some((unescape(name)?, unescape(value)?))
+        })
+        .collect()
+}
+
+/// The `/introspect` endpoint's programmable state.
+struct Introspection {
+    /// Token → answer; tokens not listed are inactive.
+    answers: Mutex<HashMap<String, Value>>,
+    failure: Mutex<IntrospectFailure>,
+    /// Added before every answer.
+    delay: Mutex<Duration>,
+    /// `false` holds every answer until it turns `true`.
+    gate: watch::Sender<bool>,
+    calls: Mutex<Vec<IntrospectCall>>,
+    hits: AtomicUsize,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+}
+
+/// Counts one call in flight until dropped (also when the gateway hangs up).
+struct InFlight<'a>(&'a AtomicUsize);
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a Introspection) -> InFlight<'a> {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight(&state.in_flight)
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::SeqCst);
+    }
+}
+
 struct State {
     /// `http://127.0.0.1:PORT`.
     base: String,
@@ -74,6 +202,7 @@ struct State {
     moved_hits: AtomicUsize,
     /// Every request and every connection dropped while down.
     total_hits: AtomicUsize,
+    introspection: Introspection,
 }
 
 pub struct TestIdp {
@@ -98,6 +227,16 @@ impl TestIdp {
             discovery_hits: AtomicUsize::new(0),
             moved_hits: AtomicUsize::new(0),
             total_hits: AtomicUsize::new(0),
+            introspection: Introspection {
+                answers: Mutex::new(HashMap::new()),
+                failure: Mutex::new(IntrospectFailure::None),
+                delay: Mutex::new(Duration::ZERO),
+                gate: watch::Sender::new(true),
+                calls: Mutex::new(Vec::new()),
+                hits: AtomicUsize::new(0),
+                in_flight: AtomicUsize::new(0),
+                max_in_flight: AtomicUsize::new(0),
+            },
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         TestIdp { addr, state, task }
@@ -197,6 +336,80 @@ impl TestIdp {
         })
         .await;
     }
+
+    /// `http://127.0.0.1:PORT/introspect`.
+    pub fn introspection_endpoint(&self) -> String {
+        format!("{}/introspect", self.base_url())
+    }
+
+    /// `/introspect` answers `answer` (with status 200) for `token`.
+    pub fn set_introspection(&self, token: &str, answer: Value) {
+        self.state
+            .introspection
+            .answers
+            .lock()
+            .expect("lock")
+            .insert(token.to_string(), answer);
+    }
+
+    pub fn set_introspect_failure(&self, failure: IntrospectFailure) {
+        *self.state.introspection.failure.lock().expect("lock") = failure;
+    }
+
+    /// Every `/introspect` answer waits `delay` first.
+    pub fn set_introspect_delay(&self, delay: Duration) {
+        *self.state.introspection.delay.lock().expect("lock") = delay;
+    }
+
+    /// Holds every `/introspect` answer (already arrived or not) until
+    /// [`TestIdp::release_introspection`].
+    pub fn hold_introspection(&self) {
+        self.state.introspection.gate.send_replace(false);
+    }
+
+    /// Lets every held `/introspect` answer go, and answers freely again.
+    pub fn release_introspection(&self) {
+        self.state.introspection.gate.send_replace(true);
+    }
+
+    /// Requests for `/introspect`, counted once their body was read.
+    pub fn introspect_hits(&self) -> usize {
+        self.state.introspection.hits.load(Ordering::SeqCst)
+    }
+
+    /// `/introspect` requests received and not yet answered.
+    pub fn introspect_in_flight(&self) -> usize {
+        self.state.introspection.in_flight.load(Ordering::SeqCst)
+    }
+
+    /// The most `/introspect` requests that were ever in flight at once.
+    pub fn introspect_max_in_flight(&self) -> usize {
+        self.state
+            .introspection
+            .max_in_flight
+            .load(Ordering::SeqCst)
+    }
+
+    /// Every `/introspect` request received so far, in arrival order.
+    pub fn introspect_calls(&self) -> Vec<IntrospectCall> {
+        self.state.introspection.calls.lock().expect("lock").clone()
+    }
+
+    /// The most recent `/introspect` request; panics when there was none.
+    pub fn last_introspect_call(&self) -> IntrospectCall {
+        self.introspect_calls()
+            .pop()
+            .expect("/introspect received no request")
+    }
+
+    /// Waits until `/introspect` has been asked at least `n` times.
+    pub async fn wait_introspect_hits(&self, n: usize) {
+        eventually(
+            &format!("{n} introspection calls (saw {})", self.introspect_hits()),
+            || self.introspect_hits() >= n,
+        )
+        .await;
+    }
 }
 
 impl Drop for TestIdp {
@@ -245,6 +458,9 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
     let failure = *state.failure.lock().expect("lock");
     if failure == Failure::Down {
         return Err(Dropped);
+    }
+    if req.uri().path() == "/introspect" {
+        return Ok(introspect(&state.introspection, req).await);
     }
     let key_set = || json!({ "keys": state.keys.lock().expect("lock").clone() });
     let resp = match req.uri().path() {
@@ -304,6 +520,76 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
         _ => json_response(StatusCode::NOT_FOUND, r#"{"error":"not_found"}"#.into()),
     };
     Ok(resp)
+}
+
+/// `/introspect`: records the call, waits (delay, then the gate), then
+/// answers from the table or with the injected failure.
+async fn introspect(state: &Introspection, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let (parts, body) = req.into_parts();
+    let body = body
+        .collect()
+        .await
+        .map(|b| b.to_bytes())
+        .unwrap_or_default();
+    let _in_flight = InFlight::enter(state);
+    state.calls.lock().expect("lock").push(IntrospectCall {
+        method: parts.method.clone(),
+        uri: parts.uri,
+        headers: parts.headers,
+        body: body.clone(),
+    });
+    state.hits.fetch_add(1, Ordering::SeqCst);
+    let delay = *state.delay.lock().expect("lock");
+    tokio::time::sleep(delay).await;
+    let _ = state.gate.subscribe().wait_for(|open| *open).await;
+    let failure = *state.failure.lock().expect("lock");
+    let error = |status: StatusCode, code: &str| {
+        json_response(status, json!({ "error": code }).to_string())
+    };
+    match failure {
+        IntrospectFailure::None => {}
+        IntrospectFailure::Hang => {
+            tokio::time::sleep(HANG).await;
+        }
+        IntrospectFailure::Status500 => {
+            return error(StatusCode::INTERNAL_SERVER_ERROR, "server_error")
+        }
+        IntrospectFailure::Html => {
+            let mut resp = json_response(
+                StatusCode::OK,
+                "<html><body>Sign in to continue</body></html>".into(),
+            );
+            resp.headers_mut()
+                .insert(CONTENT_TYPE, "text/html".parse().expect("content type"));
+            return resp;
+        }
+        IntrospectFailure::Unauthorized => {
+            return error(StatusCode::UNAUTHORIZED, "invalid_client")
+        }
+        IntrospectFailure::Forbidden => return error(StatusCode::FORBIDDEN, "access_denied"),
+        IntrospectFailure::NotAnObject => {
+            return json_response(StatusCode::OK, r#"[{"active":true}]"#.into())
+        }
+    }
+    if parts.method != Method::POST {
+        return error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
+    }
+    let token = std::str::from_utf8(&body)
+        .ok()
+        .and_then(form_decode)
+        .and_then(|form| form.into_iter().find(|(n, _)| n == "token"))
+        .map(|(_, token)| token);
+    let Some(token) = token else {
+        return error(StatusCode::BAD_REQUEST, "invalid_request");
+    };
+    let answer = state
+        .answers
+        .lock()
+        .expect("lock")
+        .get(&token)
+        .cloned()
+        .unwrap_or_else(|| json!({ "active": false }));
+    json_response(StatusCode::OK, answer.to_string())
 }
 
 fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {

@@ -181,3 +181,4 @@ auth = "none"
 "#
     )
 }
+pub mod ops;
