@@ -249,17 +249,21 @@ pub fn reload_logged(shared: &SharedRuntime, path: &std::path::Path, why: &str) 
 /// How often a watched configuration file is checked for changes.
 pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
 
-fn file_stamp(path: &std::path::Path) -> Option<(std::time::SystemTime, u64)> {
-    let meta = std::fs::metadata(path).ok()?;
-    Some((meta.modified().ok()?, meta.len()))
+fn file_digest(path: &std::path::Path) -> Option<[u8; 32]> {
+    std::fs::read(path)
+        .ok()
+        .map(|b| crate::config::file_digest(&b))
 }
 
 /// With `server.watch_config = true`, reloads (as on SIGHUP) whenever the
-/// configuration file's modification time or size changes, checking every
+/// configuration file's content changes (compared by SHA-256, so neither a
+/// coarse modification time nor an equal size hides an edit), checking every
 /// [`WATCH_INTERVAL`]. Runs until `stop` resolves.
 pub async fn watch_config(shared: SharedRuntime, stop: impl std::future::Future<Output = ()>) {
     let watch = async {
-        let mut last = shared.load().config.source.as_deref().and_then(file_stamp);
+        // The last content a reload was attempted for, so a bad file is
+        // reported once, not every second.
+        let mut tried = shared.load().config.source_digest;
         loop {
             tokio::time::sleep(WATCH_INTERVAL).await;
             let rt = shared.load_full();
@@ -267,11 +271,11 @@ pub async fn watch_config(shared: SharedRuntime, stop: impl std::future::Future<
             else {
                 continue;
             };
-            let stamp = file_stamp(&path);
-            if stamp.is_none() || stamp == last {
+            let digest = file_digest(&path);
+            if digest.is_none() || digest == rt.config.source_digest || digest == tried {
                 continue;
             }
-            last = stamp;
+            tried = digest;
             reload_logged(&shared, &path, "file changed");
         }
     };

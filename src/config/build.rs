@@ -146,6 +146,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
             forward,
             routes,
             source: None,
+            source_digest: None,
         })
     } else {
         Err(ConfigErrors(b.errors))

@@ -85,6 +85,7 @@ impl Config {
         let base_dir = path.parent().unwrap_or_else(|| Path::new("."));
         let mut config = Config::from_toml(&text, base_dir, env)?;
         config.source = Some(path.to_path_buf());
+        config.source_digest = Some(file_digest(text.as_bytes()));
         Ok(config)
     }
 
@@ -100,6 +101,12 @@ impl Config {
         let raw: RawConfig = merged.extract_lossy().map_err(figment_errors)?;
         super::build::build(raw, base_dir)
     }
+}
+
+/// The digest `watch_config` compares.
+pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
+    use sha2::Digest;
+    sha2::Sha256::digest(bytes).into()
 }
 
 fn figment_errors(err: figment::Error) -> ConfigErrors {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use crate::route::Pattern;
 
 pub use build::is_loopback_host;
-pub use load::{env_overrides, ConfigError, ConfigErrors};
+pub use load::{env_overrides, file_digest, ConfigError, ConfigErrors};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -38,6 +38,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// The file this configuration came from, if any (reload re-reads it).
     pub source: Option<PathBuf>,
+    /// SHA-256 of that file's bytes, so a watcher can tell a real change.
+    pub source_digest: Option<[u8; 32]>,
 }
 
 #[derive(Debug, Clone)]
