@@ -137,7 +137,9 @@ async fn pipeline(
         },
         strip_authorization: rt.config.forward.strip_authorization,
     };
-    proxy::forward(&rt.upstreams[route.upstream], req, fwd).await
+    // Boxed: the forwarding future is large, and hyper moves the service
+    // future into place; a small outer future keeps those moves cheap.
+    Box::pin(proxy::forward(&rt.upstreams[route.upstream], req, fwd)).await
 }
 
 /// Applies the route's `auth` mode: `none` forwards without a look at the
@@ -163,7 +165,7 @@ async fn authorize(
         (Credential::None, AuthMode::Optional) => return Ok(None),
         (Credential::None, _) => return Err(Rejection::MissingToken),
     };
-    let principal = rt.auth.authenticate(token, &route.issuers).await?;
+    let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
     if !policy::allows(route, &principal.scopes) {
         return Err(Rejection::InsufficientScope(
             rt.scope_challenges[index].clone(),
