@@ -12,18 +12,18 @@ use super::*;
 use crate::route::Pattern;
 
 /// Collects errors while converting; `key` paths are dotted TOML paths.
-struct Builder<'a> {
+pub(super) struct Builder<'a> {
     errors: Vec<ConfigError>,
     base_dir: &'a Path,
 }
 
 impl Builder<'_> {
-    fn err(&mut self, key: impl Into<String>, reason: impl Into<String>) {
+    pub(super) fn err(&mut self, key: impl Into<String>, reason: impl Into<String>) {
         self.errors.push(ConfigError::new(key, reason));
     }
 
     /// A duration in milliseconds or seconds that must be at least `min`.
-    fn duration(&mut self, key: &str, value: u64, unit: Duration, min: u64) -> Duration {
+    pub(super) fn duration(&mut self, key: &str, value: u64, unit: Duration, min: u64) -> Duration {
         if value < min {
             self.err(key, format!("must be at least {min}"));
         }
@@ -31,22 +31,22 @@ impl Builder<'_> {
             .unwrap_or(Duration::MAX)
     }
 
-    fn ms(&mut self, key: &str, value: u64) -> Duration {
+    pub(super) fn ms(&mut self, key: &str, value: u64) -> Duration {
         self.duration(key, value, Duration::from_millis(1), 1)
     }
 
-    fn secs(&mut self, key: &str, value: u64, min: u64) -> Duration {
+    pub(super) fn secs(&mut self, key: &str, value: u64, min: u64) -> Duration {
         self.duration(key, value, Duration::from_secs(1), min)
     }
 
-    fn count(&mut self, key: &str, value: u64, min: u64, max: u64) -> usize {
+    pub(super) fn count(&mut self, key: &str, value: u64, min: u64, max: u64) -> usize {
         if value < min || value > max {
             self.err(key, format!("must be between {min} and {max}"));
         }
         usize::try_from(value.clamp(min, max)).unwrap_or(usize::MAX)
     }
 
-    fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
+    pub(super) fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
         value.parse().unwrap_or_else(|_| {
             self.err(key, format!("{value:?} is not an address:port"));
             SocketAddr::from(([127, 0, 0, 1], 0))
@@ -54,7 +54,7 @@ impl Builder<'_> {
     }
 
     /// A file path, resolved against the config file's directory; must exist.
-    fn file(&mut self, key: &str, value: &str) -> PathBuf {
+    pub(super) fn file(&mut self, key: &str, value: &str) -> PathBuf {
         let path = self.base_dir.join(value);
         if !path.is_file() {
             self.err(key, format!("file {} does not exist", path.display()));
@@ -62,7 +62,7 @@ impl Builder<'_> {
         path
     }
 
-    fn required<'s>(&mut self, key: &str, value: &'s Option<String>) -> &'s str {
+    pub(super) fn required<'s>(&mut self, key: &str, value: &'s Option<String>) -> &'s str {
         match value.as_deref() {
             Some(v) if !v.is_empty() => v,
             _ => {
@@ -73,7 +73,7 @@ impl Builder<'_> {
     }
 
     /// An http(s) URL the gateway fetches from: https, or http on loopback.
-    fn fetch_url(&mut self, key: &str, value: &str) -> Uri {
+    pub(super) fn fetch_url(&mut self, key: &str, value: &str) -> Uri {
         match value.parse::<Uri>() {
             Ok(uri) if uri.host().is_some() => {
                 let loopback = uri.host().is_some_and(is_loopback_host);
@@ -112,7 +112,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     let issuers: Vec<IssuerConfig> = raw
         .issuers
         .iter()
-        .map(|(name, i)| issuer(&mut b, name, i))
+        .map(|(name, i)| super::issuers::issuer(&mut b, name, i))
         .collect();
     for (i, issuer) in issuers.iter().enumerate() {
         if issuers[..i]
@@ -245,138 +245,6 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
                 1 << 20,
             ),
         },
-    }
-}
-
-fn algorithm(b: &mut Builder, key: &str, name: &str) -> Option<Algorithm> {
-    if let Some(alg) = Algorithm::from_name(name) {
-        return Some(alg);
-    }
-    let reason = if name.eq_ignore_ascii_case("none") {
-        "\"none\" is never accepted".to_string()
-    } else if name.to_ascii_uppercase().starts_with("HS") {
-        format!("{name:?}: symmetric (HS*) algorithms are never accepted")
-    } else {
-        let all: Vec<&str> = Algorithm::ALL.iter().map(|a| a.name()).collect();
-        format!("{name:?} is not supported (supported: {})", all.join(", "))
-    };
-    b.err(key, reason);
-    None
-}
-
-fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig {
-    let k = |field: &str| format!("issuers.{name}.{field}");
-    let issuer = b.required(&k("issuer"), &i.issuer).to_string();
-    let key_source = match (&i.jwks_uri, &i.jwks_file, i.discovery) {
-        (Some(uri), None, false) => Some(KeySource::Url(b.fetch_url(&k("jwks_uri"), uri))),
-        (None, Some(file), false) => Some(KeySource::File(b.file(&k("jwks_file"), file))),
-        (None, None, true) => {
-            let url = format!(
-                "{}/.well-known/openid-configuration",
-                issuer.trim_end_matches('/')
-            );
-            Some(KeySource::Discovery(b.fetch_url(&k("issuer"), &url)))
-        }
-        (None, None, false) if i.introspection.is_some() => None,
-        (None, None, false) => {
-            b.err(
-                k("jwks_uri"),
-                "one key source is required: jwks_uri, jwks_file or discovery = true",
-            );
-            None
-        }
-        _ => {
-            b.err(
-                k("jwks_uri"),
-                "exactly one of jwks_uri, jwks_file and discovery = true may be set",
-            );
-            None
-        }
-    };
-    if i.audiences.is_empty() || i.audiences.iter().any(String::is_empty) {
-        b.err(
-            k("audiences"),
-            "must be a non-empty list of non-empty strings",
-        );
-    }
-    if i.algorithms.is_empty() {
-        b.err(k("algorithms"), "must not be empty");
-    }
-    let algorithms = i
-        .algorithms
-        .iter()
-        .enumerate()
-        .filter_map(|(n, a)| algorithm(b, &format!("{}[{n}]", k("algorithms")), a))
-        .collect();
-    if i.leeway_s > 300 {
-        b.err(k("leeway_s"), "must be at most 300");
-    }
-    let profile = match i.profile.as_str() {
-        "generic" => Profile::Generic,
-        "rfc9068" => Profile::Rfc9068,
-        other => {
-            b.err(
-                k("profile"),
-                format!("{other:?} is not \"generic\" or \"rfc9068\""),
-            );
-            Profile::Generic
-        }
-    };
-    if i.scope_claims.is_empty() || i.scope_claims.iter().any(String::is_empty) {
-        b.err(k("scope_claims"), "must be a non-empty list of claim names");
-    }
-    if i.required_claims.iter().any(String::is_empty) {
-        b.err(k("required_claims"), "claim names must not be empty");
-    }
-    IssuerConfig {
-        name: name.to_string(),
-        issuer,
-        key_source,
-        audiences: i.audiences.clone(),
-        algorithms,
-        leeway: Duration::from_secs(i.leeway_s),
-        profile,
-        required_claims: i.required_claims.clone(),
-        scope_claims: i.scope_claims.clone(),
-        jwks_refresh: b.secs(&k("jwks_refresh_s"), i.jwks_refresh_s, 1),
-        jwks_miss_cooldown: b.secs(&k("jwks_miss_cooldown_s"), i.jwks_miss_cooldown_s, 1),
-        jwks_max_stale: b.secs(&k("jwks_max_stale_s"), i.jwks_max_stale_s, 0),
-        jwks_timeout: b.ms(&k("jwks_timeout_ms"), i.jwks_timeout_ms),
-        introspection: i.introspection.as_ref().map(|r| introspection(b, name, r)),
-    }
-}
-
-fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> IntrospectionConfig {
-    let k = |field: &str| format!("issuers.{name}.introspection.{field}");
-    let endpoint = b.required(&k("endpoint"), &r.endpoint).to_string();
-    let endpoint = if endpoint.is_empty() {
-        Uri::default()
-    } else {
-        b.fetch_url(&k("endpoint"), &endpoint)
-    };
-    let auth_method = match r.auth_method.as_str() {
-        "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
-        "client_secret_post" => ClientAuthMethod::ClientSecretPost,
-        other => {
-            b.err(
-                k("auth_method"),
-                format!("{other:?} is not client_secret_basic or client_secret_post"),
-            );
-            ClientAuthMethod::ClientSecretBasic
-        }
-    };
-    IntrospectionConfig {
-        endpoint,
-        client_id: b.required(&k("client_id"), &r.client_id).to_string(),
-        client_secret: Secret::new(
-            b.required(&k("client_secret"), &r.client_secret)
-                .to_string(),
-        ),
-        auth_method,
-        cache_ttl: b.secs(&k("cache_ttl_s"), r.cache_ttl_s, 0),
-        negative_cache_ttl: b.secs(&k("negative_cache_ttl_s"), r.negative_cache_ttl_s, 0),
-        timeout: b.ms(&k("timeout_ms"), r.timeout_ms),
-        max_concurrent: b.count(&k("max_concurrent"), r.max_concurrent, 1, 1 << 20),
     }
 }
 

@@ -9,6 +9,7 @@
 //! are parsed, references between tables are indices.
 
 mod build;
+mod issuers;
 mod load;
 mod raw;
 
