@@ -5,18 +5,29 @@
 //!   gateway with a public `auth = "none"` route → upstream), in one group so
 //!   the report reads as a ratio.
 //! * the concurrency table (printed, not criterion: criterion times single
-//!   iterations): a closed loop of 32 keep-alive connections, direct and
-//!   through the gateway alternating for three rounds; requests/s, p50 and
-//!   p99 as medians over the rounds, and the ratios.
+//!   iterations): a closed loop of 32 keep-alive connections against four
+//!   targets in five interleaved rounds: `direct`; through the gateway on a
+//!   `public` route; `jwt_cached_rs256`, a route requiring a scope, with one
+//!   valid RS256 token reused (verified once, then from the identity cache);
+//!   and `opaque_cached`, the same with an opaque token the gateway
+//!   introspected once (RFC 7662) and then answers from its cache.
+//!   Requests/s, p50 and p99 as medians over the rounds, and the ratios
+//!   `public/direct`, `jwt_cached/public` and `opaque_cached/jwt_cached`.
 //! * `route_matching`, `normalize_path`, `bearer_parse`: the pure functions
-//!   every request runs through.
+//!   every request runs through. Token verification itself is measured in
+//!   `benches/auth.rs`.
 //!
 //! Each role runs on its own tokio runtime, as it would in its own process:
-//! the upstream on one worker thread, the gateway on two, and the client on
-//! the bench's main thread (a current-thread runtime), so the load generator
-//! costs the same in both columns. Servers listen on 127.0.0.1:0 and every
-//! fixture (runtimes, servers, connections) is built before measuring.
+//! the upstream (and the introspection endpoint, idle after its one call)
+//! on one worker thread, the gateway on two, and the client on the bench's
+//! main thread (a current-thread runtime), so the load generator costs the
+//! same in every column. Servers listen on 127.0.0.1:0 and every fixture
+//! (runtimes, servers, keys, tokens, connections) is built before measuring.
 //! `benches/README.md` says how to run it and how to read the figures.
+
+#[path = "../tests/common/mint.rs"]
+#[allow(dead_code)]
+mod mint;
 
 use bytes::Bytes;
 use criterion::measurement::WallTime;
@@ -24,18 +35,20 @@ use criterion::{BenchmarkGroup, BenchmarkId, Criterion, Throughput};
 use http::header::{AUTHORIZATION, HOST};
 use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Empty, Full};
+use hyper::body::Incoming;
 use hyper::client::conn::http1::SendRequest;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
 use std::hint::black_box;
 use std::net::{Ipv4Addr, SocketAddr};
-use std::path::Path;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::runtime::Builder as RuntimeBuilder;
+
+use mint::{claims, now, with, Key, AUD};
 
 use tokengate::auth::bearer::{self, Credential};
 use tokengate::config::Config;
@@ -46,8 +59,20 @@ use tokengate::target::normalize_path;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
 
-/// The path requested from both targets; the gateway's route is `/bench/**`.
+/// The path requested from `direct` and `public`; the gateway's public
+/// route is `/bench/**`.
 const PATH: &str = "/bench/ping";
+/// The paths of the gateway's routes that require a token with scope `read`.
+const JWT_PATH: &str = "/jwt/ping";
+const OPAQUE_PATH: &str = "/opaque/ping";
+/// The issuers; `.invalid`, so nothing could resolve them.
+const JWT_ISS: &str = "https://jwt.bench.invalid/";
+const OPAQUE_ISS: &str = "https://opaque.bench.invalid/";
+/// The one opaque token (no `.`, so not JWT-shaped) the introspection
+/// endpoint calls active.
+const OPAQUE_TOKEN: &str = "opaque-bench-2f7c9a41d06e4b8f93a15c7e0d2b6f48";
+/// The key set file of the JWT issuer, relative to the config's directory.
+const JWKS_FILE: &str = "jwks.json";
 /// The upstream's whole answer: small, so the figures are per-request cost.
 const UPSTREAM_BODY: &[u8] = b"pong\n";
 /// The name the concurrency table answers to as a command-line filter.
@@ -56,14 +81,14 @@ const TABLE_NAME: &str = "concurrent";
 fn main() -> Result<(), BoxError> {
     let table = TableRun::from_args(&std::env::args().skip(1).collect::<Vec<_>>());
     let mut c = Criterion::default().configure_from_args();
+    tokengate::tls::install_default_provider();
     let bed = Bed::start()?;
-    for target in [&bed.direct, &bed.gateway] {
-        // A broken fixture fails here, before anything is measured.
-        let mut sender = bed.client.block_on(connect(target.addr))?;
-        bed.client.block_on(round_trip(&mut sender, target))?;
-    }
+    // A broken fixture fails here, before anything is measured. These first
+    // requests are also what fill the identity and introspection caches.
+    bed.client.block_on(bed.check())?;
     if let Some(load) = table.load() {
         concurrency_table(&bed, &load)?;
+        bed.check_introspections()?;
     }
     forwarding(&mut c, &bed)?;
     route_matching(&mut c)?;
@@ -81,32 +106,51 @@ fn main() -> Result<(), BoxError> {
 struct Bed {
     client: tokio::runtime::Runtime,
     direct: Target,
-    gateway: Target,
+    public: Target,
+    jwt: Target,
+    opaque: Target,
+    /// Calls the introspection endpoint has answered.
+    introspections: Arc<AtomicUsize>,
     _upstream_rt: tokio::runtime::Runtime,
     _gateway_rt: tokio::runtime::Runtime,
 }
 
-/// Where requests go, and what they are called in the report.
+/// Where requests go, with which credential, and what they are called in
+/// the report.
 #[derive(Clone)]
 struct Target {
     name: &'static str,
     addr: SocketAddr,
     host: HeaderValue,
+    path: &'static str,
+    /// The `Authorization` value every request carries, if any.
+    authorization: Option<HeaderValue>,
 }
 
 impl Target {
-    fn new(name: &'static str, addr: SocketAddr) -> Result<Target, BoxError> {
+    fn new(name: &'static str, addr: SocketAddr, path: &'static str) -> Result<Target, BoxError> {
         Ok(Target {
             name,
             addr,
             host: HeaderValue::from_str(&addr.to_string())?,
+            path,
+            authorization: None,
         })
     }
 
+    fn with_bearer(mut self, token: &str) -> Result<Target, BoxError> {
+        let mut value = HeaderValue::from_str(&format!("Bearer {token}"))?;
+        value.set_sensitive(true);
+        self.authorization = Some(value);
+        Ok(self)
+    }
+
     fn request(&self) -> Result<Request<Empty<Bytes>>, http::Error> {
-        Request::get(PATH)
-            .header(HOST, self.host.clone())
-            .body(Empty::new())
+        let mut req = Request::get(self.path).header(HOST, self.host.clone());
+        if let Some(value) = &self.authorization {
+            req = req.header(AUTHORIZATION, value.clone());
+        }
+        req.body(Empty::new())
     }
 }
 
@@ -127,8 +171,27 @@ impl Bed {
         let listener = upstream_rt.block_on(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?;
         let upstream_addr = listener.local_addr()?;
         upstream_rt.spawn(upstream(listener));
+        let introspections = Arc::new(AtomicUsize::new(0));
+        let listener = upstream_rt.block_on(TcpListener::bind((Ipv4Addr::LOCALHOST, 0)))?;
+        let introspect_addr = listener.local_addr()?;
+        upstream_rt.spawn(introspection_endpoint(listener, introspections.clone()));
 
-        let config = Config::from_toml(&gateway_config(upstream_addr), Path::new("."), Vec::new())?;
+        // The JWT issuer's key set, in a file the gateway reads at build.
+        let key = Key::rs256("bench-rs256");
+        let keys_dir = tempfile::tempdir()?;
+        let set = serde_json::json!({ "keys": [key.jwk()] });
+        std::fs::write(keys_dir.path().join(JWKS_FILE), set.to_string())?;
+        // Valid for an hour: far longer than the bench runs.
+        let jwt = key.token(&with(
+            &claims(JWT_ISS, AUD),
+            serde_json::json!({ "exp": now() + 3_600 }),
+        ));
+
+        let config = Config::from_toml(
+            &gateway_config(upstream_addr, introspect_addr),
+            keys_dir.path(),
+            Vec::new(),
+        )?;
         // The gateway's pooled upstream clients belong to its runtime.
         let shared = {
             let _enter = gateway_rt.enter();
@@ -144,20 +207,79 @@ impl Bed {
 
         Ok(Bed {
             client,
-            direct: Target::new("direct", upstream_addr)?,
-            gateway: Target::new("tokengate", gateway_addr)?,
+            direct: Target::new("direct", upstream_addr, PATH)?,
+            public: Target::new("public", gateway_addr, PATH)?,
+            jwt: Target::new("jwt_cached_rs256", gateway_addr, JWT_PATH)?.with_bearer(&jwt)?,
+            opaque: Target::new("opaque_cached", gateway_addr, OPAQUE_PATH)?
+                .with_bearer(OPAQUE_TOKEN)?,
+            introspections,
             _upstream_rt: upstream_rt,
             _gateway_rt: gateway_rt,
         })
     }
+
+    /// Every target of the concurrency table, baseline first.
+    fn targets(&self) -> [&Target; 4] {
+        [&self.direct, &self.public, &self.jwt, &self.opaque]
+    }
+
+    /// One request per target answers 200 with the upstream's body; on the
+    /// routes that require a token, one without it answers 401 (the
+    /// enforcement being measured is on); one introspection call so far.
+    async fn check(&self) -> Result<(), BoxError> {
+        for target in self.targets() {
+            let mut sender = connect(target.addr).await?;
+            round_trip(&mut sender, target).await?;
+            if target.authorization.is_some() {
+                let anonymous = Target {
+                    authorization: None,
+                    ..target.clone()
+                };
+                sender.ready().await?;
+                let status = sender.send_request(anonymous.request()?).await?.status();
+                if status != StatusCode::UNAUTHORIZED {
+                    return Err(
+                        format!("{}: {status} without a token, not 401", target.name).into(),
+                    );
+                }
+            }
+        }
+        self.check_introspections()
+    }
+
+    /// `opaque_cached` is what its name says: one introspection call in all.
+    fn check_introspections(&self) -> Result<(), BoxError> {
+        match self.introspections.load(Ordering::Relaxed) {
+            1 => Ok(()),
+            n => Err(format!("opaque_cached: {n} introspection calls, expected 1").into()),
+        }
+    }
 }
 
-/// One public route to the upstream: the gateway's path with no token work.
-fn gateway_config(upstream: SocketAddr) -> String {
+/// A public route, a JWT route and an opaque-token route, all to the one
+/// upstream. The JWT issuer's keys are in [`JWKS_FILE`]; the opaque issuer
+/// has only introspection, its answers cached for an hour so that one call
+/// serves the whole run (the default `cache_ttl_s` is 60 s).
+fn gateway_config(upstream: SocketAddr, introspect: SocketAddr) -> String {
     format!(
         r#"
 [server]
 listen = "127.0.0.1:0"
+
+[issuers.jwt]
+issuer = "{JWT_ISS}"
+jwks_file = "{JWKS_FILE}"
+audiences = ["{AUD}"]
+
+[issuers.opaque]
+issuer = "{OPAQUE_ISS}"
+audiences = ["{AUD}"]
+
+[issuers.opaque.introspection]
+endpoint = "http://{introspect}/introspect"
+client_id = "tokengate-bench"
+client_secret = "bench-secret"
+cache_ttl_s = 3600
 
 [upstreams.bench]
 url = "http://{upstream}"
@@ -166,6 +288,18 @@ url = "http://{upstream}"
 path = "/bench/**"
 upstream = "bench"
 auth = "none"
+
+[[routes]]
+path = "/jwt/**"
+upstream = "bench"
+issuers = ["jwt"]
+scopes = ["read"]
+
+[[routes]]
+path = "/opaque/**"
+upstream = "bench"
+issuers = ["opaque"]
+scopes = ["read"]
 "#
     )
 }
@@ -186,6 +320,53 @@ async fn upstream(listener: TcpListener) {
                 .await;
         });
     }
+}
+
+/// A minimal RFC 7662 endpoint on [`introspect`]; counts calls.
+async fn introspection_endpoint(listener: TcpListener, calls: Arc<AtomicUsize>) {
+    loop {
+        let Ok((stream, _)) = listener.accept().await else {
+            continue;
+        };
+        let calls = calls.clone();
+        tokio::spawn(async move {
+            let svc = service_fn(move |req: Request<Incoming>| {
+                calls.fetch_add(1, Ordering::Relaxed);
+                async move { Ok::<_, Infallible>(introspect(req).await) }
+            });
+            let _ = hyper::server::conn::http1::Builder::new()
+                .serve_connection(TokioIo::new(stream), svc)
+                .await;
+        });
+    }
+}
+
+/// [`OPAQUE_TOKEN`] is active for an hour with the same `scope`, `sub` and
+/// `client_id` as the JWT (so both routes forward the same identity
+/// headers); any other token is inactive.
+async fn introspect(req: Request<Incoming>) -> Response<Full<Bytes>> {
+    let wanted = format!("token={OPAQUE_TOKEN}&");
+    let active = match req.into_body().collect().await {
+        Ok(body) => body.to_bytes().starts_with(wanted.as_bytes()),
+        Err(_) => false,
+    };
+    let answer = if active {
+        serde_json::json!({
+            "active": true,
+            "scope": "read write",
+            "exp": now() + 3_600,
+            "sub": "alice",
+            "client_id": "app-1",
+        })
+    } else {
+        serde_json::json!({ "active": false })
+    };
+    let mut resp = Response::new(Full::new(Bytes::from(answer.to_string())));
+    resp.headers_mut().insert(
+        http::header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    resp
 }
 
 /// Opens one keep-alive HTTP/1.1 connection; its driver runs on the caller's
@@ -224,9 +405,11 @@ fn forwarding(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
         .throughput(Throughput::Elements(1))
         .warm_up_time(Duration::from_secs(2))
         .measurement_time(Duration::from_secs(5));
-    for target in [&bed.direct, &bed.gateway] {
+    // The ids predate the table's scenario names; kept so saved baselines
+    // still compare.
+    for (id, target) in [("direct", &bed.direct), ("tokengate", &bed.public)] {
         let mut sender = bed.client.block_on(connect(target.addr))?;
-        group.bench_function(target.name, |b| {
+        group.bench_function(id, |b| {
             b.iter_custom(|iters| {
                 bed.client.block_on(async {
                     let start = Instant::now();
@@ -322,7 +505,7 @@ impl TableRun {
                 connections: 32,
                 requests: 20_000,
                 warm_up_requests: 2_000,
-                rounds: 3,
+                rounds: 5,
                 smoke: false,
             }),
             TableRun::Smoke => Some(Load {
@@ -408,10 +591,30 @@ fn us(d: Duration) -> f64 {
     d.as_secs_f64() * 1e6
 }
 
-fn concurrency_table(bed: &Bed, load: &Load) -> Result<(), BoxError> {
-    let targets = [&bed.direct, &bed.gateway];
+/// One row of the table: `label`, then requests/s, p50 and p99.
+fn row(label: &str, s: &RunStats) {
     println!(
-        "{TABLE_NAME}: closed loop, {} keep-alive HTTP/1.1 connections, {} GETs per run, {} round(s){}",
+        "{label:<26} {:>10.0} {:>10.1} {:>10.1}",
+        s.per_second,
+        us(s.p50),
+        us(s.p99)
+    );
+}
+
+/// `a` over `b`, column by column.
+fn ratio(label: &str, a: &RunStats, b: &RunStats) {
+    println!(
+        "{label:<26} {:>10.2} {:>10.2} {:>10.2}",
+        a.per_second / b.per_second,
+        us(a.p50) / us(b.p50),
+        us(a.p99) / us(b.p99)
+    );
+}
+
+fn concurrency_table(bed: &Bed, load: &Load) -> Result<(), BoxError> {
+    let targets = bed.targets();
+    println!(
+        "{TABLE_NAME}: closed loop, {} keep-alive HTTP/1.1 connections, {} GETs per run, {} round(s), each starting one target later{}",
         load.connections,
         load.requests,
         load.rounds,
@@ -428,24 +631,26 @@ fn concurrency_table(bed: &Bed, load: &Load) -> Result<(), BoxError> {
     })?;
 
     println!(
-        "{:<7} {:<10} {:>10} {:>10} {:>10}",
-        "round", "target", "req/s", "p50 µs", "p99 µs"
+        "{:<26} {:>10} {:>10} {:>10}",
+        "round target", "req/s", "p50 µs", "p99 µs"
     );
-    let mut runs: [Vec<RunStats>; 2] = [Vec::new(), Vec::new()];
-    for round in 1..=load.rounds {
-        for (i, target) in targets.iter().enumerate() {
-            let stats =
-                bed.client
-                    .block_on(closed_loop(target, load.connections, load.requests))?;
-            println!(
-                "{:<7} {:<10} {:>10.0} {:>10.1} {:>10.1}",
-                round,
-                target.name,
-                stats.per_second,
-                us(stats.p50),
-                us(stats.p99)
-            );
-            runs[i].push(stats);
+    let mut runs: [Vec<RunStats>; 4] = Default::default();
+    for round in 0..load.rounds {
+        // Rotating the order keeps any one target from always running right
+        // after another (a warm pool, a busy core).
+        let mut stats: [Option<RunStats>; 4] = [None; 4];
+        for k in 0..targets.len() {
+            let i = (round + k) % targets.len();
+            stats[i] = Some(bed.client.block_on(closed_loop(
+                targets[i],
+                load.connections,
+                load.requests,
+            ))?);
+        }
+        for (i, s) in stats.into_iter().enumerate() {
+            let s = s.ok_or("concurrency table: a target was not run")?;
+            row(&format!("{:<7} {}", round + 1, targets[i].name), &s);
+            runs[i].push(s);
         }
     }
 
@@ -455,23 +660,12 @@ fn concurrency_table(bed: &Bed, load: &Load) -> Result<(), BoxError> {
         p99: median(&r.iter().map(|s| s.p99).collect::<Vec<_>>()),
     });
     for (target, m) in targets.iter().zip(&medians) {
-        println!(
-            "{:<7} {:<10} {:>10.0} {:>10.1} {:>10.1}",
-            "median",
-            target.name,
-            m.per_second,
-            us(m.p50),
-            us(m.p99)
-        );
+        row(&format!("{:<7} {}", "median", target.name), m);
     }
-    let [direct, gateway] = medians;
-    println!(
-        "{:<18} {:>10.2} {:>10.2} {:>10.2}",
-        "tokengate/direct",
-        gateway.per_second / direct.per_second,
-        us(gateway.p50) / us(direct.p50),
-        us(gateway.p99) / us(direct.p99)
-    );
+    let [direct, public, jwt, opaque] = medians;
+    ratio("public/direct", &public, &direct);
+    ratio("jwt_cached/public", &jwt, &public);
+    ratio("opaque_cached/jwt_cached", &opaque, &jwt);
     println!();
     Ok(())
 }

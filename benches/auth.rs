@@ -1,0 +1,173 @@
+//! What verifying a bearer token costs, per algorithm, and what the
+//! identity cache saves.
+//!
+//! * `verify/uncached/{RS256,ES256,EdDSA}`: [`Authenticator::authenticate`]
+//!   with `server.identity_cache_size = 0`, so every iteration does the whole
+//!   job: the JWS structure and header rules, strict JSON, the claims, key
+//!   selection and the signature.
+//! * `verify/cached/RS256`: the default identity cache and one token used
+//!   again and again, as a client does between refreshes: a SHA-256 of the
+//!   token, a cache lookup and the checks every use repeats (expiry, the
+//!   route's issuers, the signing key still published). It is the baseline
+//!   the uncached figures are read against.
+//!
+//! The fixtures come from the tests' token minter: one RSA-2048, one P-256
+//! and one Ed25519 key, published as a JWK Set in a file the issuer's
+//! `jwks_file` names, and a token signed by each. The authenticators are the
+//! real ones, built by [`Runtime::build`] from a config; nothing touches the
+//! network. Verification runs on a current-thread tokio runtime, one
+//! `block_on` per criterion sample. Bearer parsing and route matching are
+//! measured in `benches/forwarding.rs`; `benches/README.md` says how to run
+//! this and read it.
+//!
+//! [`Authenticator::authenticate`]: tokengate::auth::Authenticator::authenticate
+
+#[path = "../tests/common/mint.rs"]
+#[allow(dead_code)]
+mod mint;
+
+use criterion::{BenchmarkId, Criterion, Throughput};
+use serde_json::json;
+use std::hint::black_box;
+use std::time::Duration;
+use tokio::runtime::Builder as RuntimeBuilder;
+
+use mint::{claims, now, with, Key, AUD};
+use tokengate::config::Config;
+use tokengate::runtime::Runtime;
+
+type BoxError = Box<dyn std::error::Error + Send + Sync>;
+
+/// The issuer every token names; `.invalid`, so nothing could resolve it.
+const ISS: &str = "https://idp.bench.invalid/";
+/// The key set file, relative to the config's directory.
+const JWKS_FILE: &str = "jwks.json";
+
+fn main() -> Result<(), BoxError> {
+    tokengate::tls::install_default_provider();
+    let mut c = Criterion::default().configure_from_args();
+    let bed = Bed::new()?;
+    verify(&mut c, &bed)?;
+    c.final_summary();
+    Ok(())
+}
+
+/// One issuer's keys on disk, a token per key, and two gateways' worth of
+/// verification state: without and with the identity cache.
+struct Bed {
+    rt: tokio::runtime::Runtime,
+    uncached: Runtime,
+    cached: Runtime,
+    /// `(algorithm, token)`, one per key in the key set.
+    tokens: Vec<(&'static str, String)>,
+}
+
+impl Bed {
+    fn new() -> Result<Bed, BoxError> {
+        let rt = RuntimeBuilder::new_current_thread().enable_all().build()?;
+        let keys = [Key::rs256("rs"), Key::es256("es"), Key::eddsa("ed")];
+        let dir = tempfile::tempdir()?;
+        let set = json!({ "keys": keys.iter().map(Key::jwk).collect::<Vec<_>>() });
+        std::fs::write(dir.path().join(JWKS_FILE), set.to_string())?;
+
+        // Valid for an hour: far longer than the bench runs.
+        let claims = with(&claims(ISS, AUD), json!({ "exp": now() + 3_600 }));
+        let tokens = keys
+            .iter()
+            .map(|k| (k.alg().name(), k.token(&claims)))
+            .collect();
+
+        // The upstream's pooled client is built on the runtime it would use;
+        // the key file is read now, and the directory can go afterwards.
+        let build = |cache_size: Option<u64>| -> Result<Runtime, BoxError> {
+            let config = Config::from_toml(&config_text(cache_size), dir.path(), Vec::new())?;
+            Ok(Runtime::build(config)?)
+        };
+        let (uncached, cached) = {
+            let _enter = rt.enter();
+            (build(Some(0))?, build(None)?)
+        };
+        Ok(Bed {
+            rt,
+            uncached,
+            cached,
+            tokens,
+        })
+    }
+}
+
+/// An issuer whose keys come from [`JWKS_FILE`] and a route trusting it;
+/// `cache_size` sets `server.identity_cache_size`, `None` keeps the default.
+fn config_text(cache_size: Option<u64>) -> String {
+    let cache = cache_size
+        .map(|n| format!("identity_cache_size = {n}\n"))
+        .unwrap_or_default();
+    format!(
+        r#"
+[server]
+listen = "127.0.0.1:0"
+{cache}
+[issuers.bench]
+issuer = "{ISS}"
+jwks_file = "{JWKS_FILE}"
+audiences = ["{AUD}"]
+
+[upstreams.bench]
+url = "http://127.0.0.1:9"
+
+[[routes]]
+path = "/bench/**"
+upstream = "bench"
+scopes = ["read"]
+"#
+    )
+}
+
+/// The issuers the one route trusts, as `authenticate` takes them.
+fn route_issuers(rt: &Runtime) -> Result<Vec<usize>, BoxError> {
+    rt.config
+        .routes
+        .first()
+        .map(|r| r.issuers.clone())
+        .ok_or_else(|| "auth fixture: the config has no route".into())
+}
+
+fn verify(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
+    let mut group = c.benchmark_group("verify");
+    group
+        .throughput(Throughput::Elements(1))
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+
+    let mut cases: Vec<(&str, &Runtime, &str, &str)> = bed
+        .tokens
+        .iter()
+        .map(|(alg, token)| ("uncached", &bed.uncached, *alg, token.as_str()))
+        .collect();
+    let (alg, token) = bed
+        .tokens
+        .iter()
+        .find(|(alg, _)| *alg == "RS256")
+        .ok_or("auth fixture: no RS256 token")?;
+    cases.push(("cached", &bed.cached, alg, token));
+
+    for (mode, runtime, alg, token) in cases {
+        let issuers = route_issuers(runtime)?;
+        let auth = &runtime.auth;
+        // A broken fixture fails here, before anything is measured; for the
+        // cached case this first call is also the one that fills the cache.
+        if let Err(e) = bed.rt.block_on(auth.authenticate(token, &issuers)) {
+            return Err(format!("verify/{mode}/{alg} fixture: {e:?}").into());
+        }
+        group.bench_function(BenchmarkId::new(mode, alg), |b| {
+            b.to_async(&bed.rt).iter(|| async {
+                match auth.authenticate(black_box(token), &issuers).await {
+                    Ok(principal) => principal,
+                    Err(e) => panic!("verify/{mode}/{alg}: {e:?}"),
+                }
+            })
+        });
+    }
+    group.finish();
+    Ok(())
+}
