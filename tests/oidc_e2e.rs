@@ -13,7 +13,7 @@
 //! | `provider_key_rotation_costs_exactly_one_key_set_fetch` | unknown kid → one refetch |
 //!
 //! Setup, once per test binary: `node` must be on PATH (else the tests
-//! print a skip line and pass, unless `TOKENGATE_REQUIRE_E2E=1`, which
+//! print a skip line and pass, unless `REQUIRE_OIDC_E2E=1`, which
 //! makes that a failure); when `tests/e2e/node_modules` lacks
 //! oidc-provider, `npm ci` installs it from the lockfile. Every wait is
 //! bounded; the provider is killed through its `Child` handle when the
@@ -65,13 +65,13 @@ fn e2e_dir() -> PathBuf {
 }
 
 fn e2e_required() -> bool {
-    std::env::var("TOKENGATE_REQUIRE_E2E").is_ok_and(|v| v == "1")
+    std::env::var("REQUIRE_OIDC_E2E").is_ok_and(|v| v == "1")
 }
 
 /// Why the end-to-end environment cannot be had.
 #[derive(Debug)]
 enum Unavailable {
-    /// `node` or `npm` is not on PATH: a skip, unless TOKENGATE_REQUIRE_E2E=1.
+    /// `node` or `npm` is not on PATH: a skip, unless REQUIRE_OIDC_E2E=1.
     MissingTool(String),
     /// Present but broken (npm ci failed, ...): always a failure.
     Broken(String),
@@ -189,12 +189,12 @@ fn e2e_available(test: &str) -> bool {
             let _ = writeln!(
                 std::io::stderr(),
                 "SKIPPED oidc_e2e::{test}: {why}; install Node.js >= 20.19 with npm to run it \
-                 (TOKENGATE_REQUIRE_E2E=1 turns this skip into a failure)"
+                 (REQUIRE_OIDC_E2E=1 turns this skip into a failure)"
             );
             false
         }
         Err(Unavailable::MissingTool(why)) => {
-            panic!("TOKENGATE_REQUIRE_E2E=1 but {why}")
+            panic!("REQUIRE_OIDC_E2E=1 but {why}")
         }
         Err(Unavailable::Broken(why)) => panic!("{why}"),
     }
