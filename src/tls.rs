@@ -22,10 +22,8 @@ pub fn provider() -> Arc<CryptoProvider> {
 }
 
 /// Installs aws-lc-rs as the process-wide default; later calls do nothing.
-/// jsonwebtoken's provider is set the same way, so both use aws-lc-rs.
 pub fn install_default_provider() {
     let _ = CryptoProvider::install_default((*provider()).clone());
-    let _ = jsonwebtoken::crypto::aws_lc::DEFAULT_PROVIDER.install_default();
 }
 
 /// The server config for `cert` and `key` (PEM); the error is the reason.

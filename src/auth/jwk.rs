@@ -5,10 +5,15 @@
 //! whose `use` is not `sig` or whose `key_ops` lacks `verify`, and keys with
 //! an unknown `alg` are skipped. `DecodingKey::from_jwk` would ignore `alg`
 //! and `use` and accept `oct`, so the parsing is ours.
+//!
+//! Each usable key is parsed into aws-lc-rs verification keys once, when the
+//! set is loaded, one per algorithm it may verify. jsonwebtoken's
+//! `crypto::verify` rebuilds the RSA key from `n` and `e` on every call;
+//! measured, that setup was about as costly as the signature check itself.
 
+use aws_lc_rs::signature::{self as lc, ParsedPublicKey, VerificationAlgorithm};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use jsonwebtoken::DecodingKey;
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::collections::HashMap;
@@ -46,7 +51,8 @@ pub struct VerifyKey {
     pub kind: KeyKind,
     /// The JWK's `alg`, when it names one.
     pub alg: Option<Algorithm>,
-    pub key: DecodingKey,
+    /// The key parsed for each algorithm it may verify.
+    parsed: Vec<(Algorithm, ParsedPublicKey)>,
     /// A hash of the key material and kid: a cached identity stays valid
     /// only while a key with this fingerprint is in the issuer's latest set.
     pub fingerprint: [u8; 32],
@@ -65,6 +71,14 @@ impl std::fmt::Debug for VerifyKey {
 impl VerifyKey {
     pub fn fits(&self, alg: Algorithm) -> bool {
         self.kind.fits(alg) && self.alg.is_none_or(|a| a == alg)
+    }
+
+    /// Checks `signature` (raw bytes; R||S for ECDSA) over `message`.
+    pub fn verify(&self, alg: Algorithm, message: &[u8], signature: &[u8]) -> bool {
+        self.parsed
+            .iter()
+            .find(|(a, _)| *a == alg)
+            .is_some_and(|(_, key)| key.verify_sig(message, signature).is_ok())
     }
 }
 
@@ -181,16 +195,19 @@ fn parse_key(jwk: &Value) -> Option<VerifyKey> {
         Some(Value::String(k)) => Some(k.clone()),
         Some(_) => return None,
     };
-    let (kind, key, material) = match str_member(jwk, "kty")? {
+    let (kind, public, material) = match str_member(jwk, "kty")? {
         "RSA" => {
             let (n, e) = (str_member(jwk, "n")?, str_member(jwk, "e")?);
             let modulus = b64_len(n)?;
-            let bits = modulus_bits(&modulus);
-            if bits < 2048 || b64_len(e)?.is_empty() {
+            let exponent = b64_len(e)?;
+            if modulus_bits(&modulus) < 2048 || exponent.is_empty() {
                 return None;
             }
-            let key = DecodingKey::from_rsa_components(n, e).ok()?;
-            (KeyKind::Rsa, key, format!("RSA.{n}.{e}"))
+            (
+                KeyKind::Rsa,
+                rsa_public_key_der(&modulus, &exponent),
+                format!("RSA.{n}.{e}"),
+            )
         }
         "EC" => {
             let (x, y) = (str_member(jwk, "x")?, str_member(jwk, "y")?);
@@ -199,23 +216,40 @@ fn parse_key(jwk: &Value) -> Option<VerifyKey> {
                 "P-384" => (KeyKind::P384, 48),
                 _ => return None,
             };
-            if b64_len(x)?.len() != len || b64_len(y)?.len() != len {
+            let (xb, yb) = (b64_len(x)?, b64_len(y)?);
+            if xb.len() != len || yb.len() != len {
                 return None;
             }
-            let key = DecodingKey::from_ec_components(x, y).ok()?;
-            (kind, key, format!("EC.{x}.{y}"))
+            let mut point = Vec::with_capacity(1 + 2 * len);
+            point.push(0x04);
+            point.extend_from_slice(&xb);
+            point.extend_from_slice(&yb);
+            (kind, point, format!("EC.{x}.{y}"))
         }
         "OKP" => {
             let x = str_member(jwk, "x")?;
-            if str_member(jwk, "crv")? != "Ed25519" || b64_len(x)?.len() != 32 {
+            let xb = b64_len(x)?;
+            if str_member(jwk, "crv")? != "Ed25519" || xb.len() != 32 {
                 return None;
             }
-            let key = DecodingKey::from_ed_components(x).ok()?;
-            (KeyKind::Ed25519, key, format!("OKP.{x}"))
+            (KeyKind::Ed25519, xb, format!("OKP.{x}"))
         }
         _ => return None,
     };
     if alg.is_some_and(|a| !kind.fits(a)) {
+        return None;
+    }
+    let parsed: Vec<(Algorithm, ParsedPublicKey)> = Algorithm::ALL
+        .into_iter()
+        .filter(|a| kind.fits(*a) && alg.is_none_or(|only| only == *a))
+        .filter_map(|a| {
+            ParsedPublicKey::new(verification_algorithm(a), &public)
+                .ok()
+                .map(|k| (a, k))
+        })
+        .collect();
+    if parsed.is_empty() {
+        // Not a valid point / modulus: unusable.
         return None;
     }
     let mut hasher = Sha256::new();
@@ -228,9 +262,53 @@ fn parse_key(jwk: &Value) -> Option<VerifyKey> {
         kid,
         kind,
         alg,
-        key,
+        parsed,
         fingerprint: hasher.finalize().into(),
     })
+}
+
+fn verification_algorithm(alg: Algorithm) -> &'static dyn VerificationAlgorithm {
+    match alg {
+        Algorithm::RS256 => &lc::RSA_PKCS1_2048_8192_SHA256,
+        Algorithm::RS384 => &lc::RSA_PKCS1_2048_8192_SHA384,
+        Algorithm::RS512 => &lc::RSA_PKCS1_2048_8192_SHA512,
+        Algorithm::PS256 => &lc::RSA_PSS_2048_8192_SHA256,
+        Algorithm::PS384 => &lc::RSA_PSS_2048_8192_SHA384,
+        Algorithm::PS512 => &lc::RSA_PSS_2048_8192_SHA512,
+        Algorithm::ES256 => &lc::ECDSA_P256_SHA256_FIXED,
+        Algorithm::ES384 => &lc::ECDSA_P384_SHA384_FIXED,
+        Algorithm::EdDSA => &lc::ED25519,
+    }
+}
+
+/// DER of an RFC 8017 `RSAPublicKey ::= SEQUENCE { modulus, publicExponent }`.
+fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
+    fn length(out: &mut Vec<u8>, len: usize) {
+        match len {
+            0..=0x7f => out.push(len as u8),
+            0x80..=0xff => out.extend_from_slice(&[0x81, len as u8]),
+            _ => out.extend_from_slice(&[0x82, (len >> 8) as u8, len as u8]),
+        }
+    }
+    fn integer(out: &mut Vec<u8>, bytes: &[u8]) {
+        let skip = bytes.iter().take_while(|&&b| b == 0).count();
+        let digits = &bytes[skip.min(bytes.len().saturating_sub(1))..];
+        let pad = digits.first().is_some_and(|b| b & 0x80 != 0);
+        out.push(0x02);
+        length(out, digits.len() + usize::from(pad));
+        if pad {
+            out.push(0);
+        }
+        out.extend_from_slice(digits);
+    }
+    let mut body = Vec::with_capacity(n.len() + e.len() + 16);
+    integer(&mut body, n);
+    integer(&mut body, e);
+    let mut der = Vec::with_capacity(body.len() + 4);
+    der.push(0x30);
+    length(&mut der, body.len());
+    der.extend_from_slice(&body);
+    der
 }
 
 fn modulus_bits(modulus: &[u8]) -> usize {
@@ -246,22 +324,64 @@ mod tests {
     use super::*;
     use serde_json::json;
 
+    /// A modulus of `bits` that is not a real key (only for size checks).
     fn n_of_bits(bits: usize) -> String {
         let mut bytes = vec![0xffu8; bits / 8];
         bytes[0] = 0xc1;
         URL_SAFE_NO_PAD.encode(bytes)
     }
 
+    /// The modulus of one of two real RSA-2048 keys (generated once).
+    fn rsa_n(slot: usize) -> String {
+        use aws_lc_rs::rsa::{KeyPair, KeySize, PublicKeyComponents};
+        use aws_lc_rs::signature::KeyPair as _;
+        static KEYS: std::sync::OnceLock<Vec<String>> = std::sync::OnceLock::new();
+        KEYS.get_or_init(|| {
+            (0..2)
+                .map(|_| {
+                    let kp = KeyPair::generate(KeySize::Rsa2048).unwrap();
+                    let c = PublicKeyComponents::<Vec<u8>>::from(kp.public_key());
+                    URL_SAFE_NO_PAD.encode(c.n)
+                })
+                .collect()
+        })[slot]
+            .clone()
+    }
+
+    /// An EC JWK: a real point for P-256 / P-384 of the right length, junk otherwise.
     fn ec(crv: &str, len: usize) -> Value {
-        let c = URL_SAFE_NO_PAD.encode(vec![7u8; len]);
-        json!({"kty": "EC", "crv": crv, "x": c, "y": c})
+        use aws_lc_rs::signature::{
+            EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING,
+            ECDSA_P384_SHA384_FIXED_SIGNING,
+        };
+        let alg = match (crv, len) {
+            ("P-256", 32) => Some(&ECDSA_P256_SHA256_FIXED_SIGNING),
+            ("P-384", 48) => Some(&ECDSA_P384_SHA384_FIXED_SIGNING),
+            _ => None,
+        };
+        let (x, y) = match alg {
+            Some(alg) => {
+                let kp = EcdsaKeyPair::generate(alg).unwrap();
+                let point = kp.public_key().as_ref()[1..].to_vec();
+                let (x, y) = point.split_at(len);
+                (x.to_vec(), y.to_vec())
+            }
+            None => (vec![7u8; len], vec![7u8; len]),
+        };
+        json!({"kty": "EC", "crv": crv, "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y)})
+    }
+
+    /// A real Ed25519 public key.
+    fn ed25519_x() -> String {
+        use aws_lc_rs::signature::{Ed25519KeyPair, KeyPair as _};
+        URL_SAFE_NO_PAD.encode(Ed25519KeyPair::generate().unwrap().public_key().as_ref())
     }
 
     #[test]
     fn from_json_filters_unusable_keys() {
-        let ed = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let ed = ed25519_x();
         let rsa = |extra: Value| {
-            let mut k = json!({"kty": "RSA", "n": n_of_bits(2048), "e": "AQAB", "kid": "r"});
+            let mut k = json!({"kty": "RSA", "n": rsa_n(0), "e": "AQAB", "kid": "r"});
             for (name, v) in extra.as_object().unwrap() {
                 k[name] = v.clone();
             }
@@ -294,6 +414,10 @@ mod tests {
             (ec("P-384", 48), true),
             (ec("P-521", 66), false),
             (ec("P-256", 31), false),
+            (
+                json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode([7u8; 32]), "y": URL_SAFE_NO_PAD.encode([7u8; 32])}),
+                false,
+            ),
             (json!({"kty": "OKP", "crv": "Ed25519", "x": ed}), true),
             (json!({"kty": "OKP", "crv": "X25519", "x": ed}), false),
             (
@@ -317,10 +441,10 @@ mod tests {
 
     #[test]
     fn select_by_kid_alg_and_uniqueness() {
-        let ed = URL_SAFE_NO_PAD.encode([9u8; 32]);
+        let ed = ed25519_x();
         let set = KeySet::from_json(&json!({"keys": [
-            {"kty": "RSA", "n": n_of_bits(2048), "e": "AQAB", "kid": "r1", "alg": "RS256"},
-            {"kty": "RSA", "n": n_of_bits(3072), "e": "AQAB", "kid": "r2"},
+            {"kty": "RSA", "n": rsa_n(0), "e": "AQAB", "kid": "r1", "alg": "RS256"},
+            {"kty": "RSA", "n": rsa_n(1), "e": "AQAB", "kid": "r2"},
             {"kty": "OKP", "crv": "Ed25519", "x": ed, "kid": "e1"},
         ]}))
         .unwrap();
@@ -366,12 +490,43 @@ mod tests {
 
     #[test]
     fn fingerprint_changes_with_material_and_kid() {
-        let a = KeySet::from_json(&json!({"keys": [ec("P-256", 32)]})).unwrap();
-        let mut other = ec("P-256", 32);
-        other["kid"] = json!("k");
-        let b = KeySet::from_json(&json!({"keys": [other]})).unwrap();
-        let a2 = KeySet::from_json(&json!({"keys": [ec("P-256", 32)]})).unwrap();
+        let key = ec("P-256", 32);
+        let a = KeySet::from_json(&json!({"keys": [key.clone()]})).unwrap();
+        let mut with_kid = key.clone();
+        with_kid["kid"] = json!("k");
+        let b = KeySet::from_json(&json!({"keys": [with_kid]})).unwrap();
+        let a2 = KeySet::from_json(&json!({"keys": [key]})).unwrap();
+        let c = KeySet::from_json(&json!({"keys": [ec("P-256", 32)]})).unwrap();
         assert_ne!(a.keys[0].fingerprint, b.keys[0].fingerprint);
         assert_eq!(a.keys[0].fingerprint, a2.keys[0].fingerprint);
+        assert_ne!(a.keys[0].fingerprint, c.keys[0].fingerprint);
+    }
+
+    #[test]
+    fn verify_checks_signatures_with_the_parsed_key() {
+        use aws_lc_rs::rand::SystemRandom;
+        use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair as _, ECDSA_P256_SHA256_FIXED_SIGNING};
+        let kp = EcdsaKeyPair::generate(&ECDSA_P256_SHA256_FIXED_SIGNING).unwrap();
+        let point = &kp.public_key().as_ref()[1..];
+        let jwk = json!({"kty": "EC", "crv": "P-256", "x": URL_SAFE_NO_PAD.encode(&point[..32]), "y": URL_SAFE_NO_PAD.encode(&point[32..])});
+        let set = KeySet::from_json(&json!({"keys": [jwk]})).unwrap();
+        let sig = kp.sign(&SystemRandom::new(), b"msg").unwrap();
+        let key = &set.keys[0];
+        assert!(key.verify(Algorithm::ES256, b"msg", sig.as_ref()));
+        assert!(!key.verify(Algorithm::ES256, b"other", sig.as_ref()));
+        assert!(!key.verify(Algorithm::ES384, b"msg", sig.as_ref()));
+        assert!(!key.verify(Algorithm::ES256, b"msg", &[0u8; 64]));
+    }
+
+    #[test]
+    fn rsa_public_key_der_encodes_integers_minimally() {
+        assert_eq!(
+            rsa_public_key_der(&[0x00, 0x81], &[0x01, 0x00, 0x01]),
+            vec![0x30, 0x09, 0x02, 0x02, 0x00, 0x81, 0x02, 0x03, 0x01, 0x00, 0x01]
+        );
+        assert_eq!(
+            rsa_public_key_der(&[0x7f], &[0x03]),
+            vec![0x30, 0x06, 0x02, 0x01, 0x7f, 0x02, 0x01, 0x03]
+        );
     }
 }

@@ -4,8 +4,9 @@
 //! without duplicate names, and header parameters the gateway refuses to act
 //! on (`jku`, `x5u`, `jwk`, `crit`, `cty: JWT`, `alg: none`).
 //!
-//! jsonwebtoken is lenient in places where a gateway must not be, so these
-//! checks are ours; only the signature arithmetic is the library's.
+//! JWT libraries are lenient in places where a gateway must not be, so
+//! these checks are ours; the signature arithmetic is aws-lc-rs's
+//! (see `jwk`).
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
