@@ -616,8 +616,9 @@ fn cpu_ns(pids: &[u32]) -> u64 {
     total
 }
 
-/// Nanoseconds every core of the machine has spent busy (`/proc/stat`:
-/// user, nice, system, irq, softirq; in USER_HZ ticks, 100 a second).
+/// Nanoseconds every core of the machine has spent busy or stolen by the
+/// hypervisor (`/proc/stat`: user, nice, system, irq, softirq, steal; in
+/// USER_HZ ticks, 100 a second).
 fn machine_busy_ns() -> u64 {
     let stat = std::fs::read_to_string("/proc/stat").unwrap_or_default();
     let Some(line) = stat.lines().find(|l| l.starts_with("cpu ")) else {
@@ -628,7 +629,7 @@ fn machine_busy_ns() -> u64 {
         .skip(1)
         .map(|v| v.parse().unwrap_or(0))
         .collect();
-    let busy: u64 = [0, 1, 2, 5, 6]
+    let busy: u64 = [0, 1, 2, 5, 6, 7]
         .iter()
         .map(|&i| ticks.get(i).copied().unwrap_or(0))
         .sum();
@@ -731,7 +732,7 @@ async fn measure(args: &RunArgs, target: Target) -> Result<Value, BoxError> {
     let requests = h.len();
     let proxy_cpu = cpu1.proxy.saturating_sub(cpu0.proxy) as f64 / 1e9;
     let client_cpu = cpu1.client.saturating_sub(cpu0.client) as f64 / 1e9;
-    // Whatever else ran on the machine meanwhile (builds, other benchmarks).
+    // Whatever else ran meanwhile: other processes, or the hypervisor.
     let other_cpu =
         (cpu1.machine.saturating_sub(cpu0.machine) as f64 / 1e9 - proxy_cpu - client_cpu).max(0.0);
     let pool = shared.target.tokens.len();
@@ -822,8 +823,9 @@ fn hold_command(args: &TargetArgs, n: usize, duration: Duration) -> Result<bool,
         let opened = connect_many(&target, n).await;
         let mut held = Vec::with_capacity(n);
         let mut first_error = None;
-        // One request on each, in batches, so every connection has served
-        // a request and sits idle in keep-alive.
+        // One request on each, one at a time (so the proxy's upstream pool
+        // stays at one connection), then every connection sits idle in
+        // keep-alive.
         for (i, conn) in opened.into_iter().enumerate() {
             match conn {
                 Ok(mut sender) => match sender.round_trip(target.request(i, false)).await {

@@ -1,0 +1,475 @@
+#!/usr/bin/env bash
+# Latency under load: tokengate against nginx (plain reverse proxy) and
+# HAProxy 2.6 (jwt_verify), every proxy on one worker thread pinned to one
+# core, the load generator and the upstream on another. Scenarios run
+# interleaved (A B C, A B C...) over several rounds; the report takes
+# medians. docs/benchmarks/methodology.md says what is measured and how.
+#
+#   benches/peers/run.sh            # 3 rounds of 5 s per run, ~12 minutes;
+#                                   # writes docs/benchmarks/
+#   benches/peers/run.sh --quick    # 1 round of 2 s, small pools: a smoke
+#                                   # run, written to target/bench-peers/report/
+#
+# Options: --rounds N, --duration SECONDS, --out DIR (raw results, default
+# target/bench-peers), --no-install (never apt-get), --no-build (use the
+# binaries already built). Environment:
+# PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18000), OPEN_RATE (requests/s of
+# the open-loop runs, 8000), HOLD_CONNECTIONS (10000), QUIET_WAIT (seconds
+# to wait before a run for other work on the machine to stop, 10).
+#
+# Installs Debian's haproxy and nginx with apt-get when they are missing.
+# Only 127.0.0.1 is used. Every process started here is stopped by its pid
+# on exit.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
+PEERS="$ROOT/benches/peers"
+cd "$ROOT"
+
+ROUNDS=3
+DURATION=5
+WARMUP=1
+POOL=150000
+QUICK=0
+INSTALL=1
+BUILD=1
+OUT="$ROOT/target/bench-peers"
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; POOL=50000 ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        --duration) DURATION="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        --no-install) INSTALL=0 ;;
+        --no-build) BUILD=0 ;;
+        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        *) echo "unknown option: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+PROXY_CPU="${PROXY_CPU:-0}"
+CLIENT_CPU="${CLIENT_CPU:-1}"
+P="${PORT_BASE:-18000}"
+OPEN_RATE="${OPEN_RATE:-8000}"
+HOLD="${HOLD_CONNECTIONS:-10000}"
+[ "$QUICK" = 1 ] && HOLD="${HOLD_CONNECTIONS:-2000}"
+
+log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
+die() { log "error: $*"; exit 1; }
+
+# ---------------------------------------------------------------------------
+# Processes: every one started here is recorded and stopped by its pid.
+
+PIDS=()
+cleanup() {
+    local pid
+    for pid in "${PIDS[@]}"; do
+        kill -TERM "$pid" 2>/dev/null || true
+    done
+    for pid in "${PIDS[@]}"; do
+        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+        kill -KILL "$pid" 2>/dev/null || true
+    done
+}
+trap cleanup EXIT
+trap 'exit 130' INT TERM
+
+# start NAME CPU CMD...: runs CMD pinned to CPU, logs to $RUN/NAME.log;
+# its pid is left in the variable PID_<NAME>.
+start() {
+    local name="$1" cpu="$2"; shift 2
+    taskset -c "$cpu" "$@" >"$RUN/$name.log" 2>&1 &
+    local pid=$!
+    PIDS+=("$pid")
+    printf -v "PID_${name//-/_}" '%s' "$pid"
+}
+
+# stop PID: one of ours, and forget it.
+stop() {
+    local pid="$1" kept=() p
+    kill -TERM "$pid" 2>/dev/null || true
+    for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
+    kill -KILL "$pid" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$pid" ] || kept+=("$p"); done
+    PIDS=("${kept[@]}")
+}
+
+# wait_port PORT: until something listens on 127.0.0.1:PORT (10 s at most).
+wait_port() {
+    for _ in $(seq 100); do
+        (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null && return 0
+        sleep 0.1
+    done
+    die "nothing listens on 127.0.0.1:$1 (see $RUN/*.log)"
+}
+
+# port_free PORT: fails when something already listens there.
+port_free() { ! (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; }
+
+# pids_of PID: PID and its children (nginx's master and worker).
+pids_of() { echo "$1$(pgrep -P "$1" | sed 's/^/,/' | tr -d '\n')"; }
+
+# rss_kib PIDS: resident memory of the comma-separated PIDS, summed.
+rss_kib() {
+    local total=0 pid kib
+    for pid in ${1//,/ }; do
+        kib=$(awk '/^VmRSS:/ {print $2}' "/proc/$pid/status" 2>/dev/null || echo 0)
+        total=$((total + ${kib:-0}))
+    done
+    echo "$total"
+}
+
+# ---------------------------------------------------------------------------
+# Prerequisites
+
+[ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 cores; proxy and load generator share one"
+command -v taskset >/dev/null || die "taskset (util-linux) is required"
+command -v python3 >/dev/null || die "python3 is required for the report"
+if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
+    [ "$INSTALL" = 1 ] || die "haproxy and nginx are missing (and --no-install was given)"
+    log "installing haproxy and nginx (Debian packages)"
+    apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >/dev/null
+fi
+haproxy -vv 2>/dev/null | grep -q 'OpenSSL' || die "this haproxy is built without OpenSSL (no jwt_verify)"
+ulimit -n "$(ulimit -Hn)"
+[ "$(ulimit -n)" -gt $((HOLD + 1000)) ] || die "open-file limit $(ulimit -n) is too low for $HOLD connections"
+
+mkdir -p "$OUT"
+OUT="$(cd "$OUT" && pwd)"
+RUN="$OUT/run"
+KEYS="$OUT/keys"
+rm -rf "$RUN"
+mkdir -p "$RUN"
+RAW="$OUT/raw.jsonl"
+MEM="$OUT/memory.jsonl"
+: >"$RAW"
+: >"$MEM"
+
+if [ "$BUILD" = 1 ]; then
+    log "building tokengate and the load generator (release)"
+    cargo build --release --quiet
+fi
+TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
+TOKENGATE="$TARGET_DIR/release/tokengate"
+if [ "$BUILD" = 1 ]; then
+    LOADGEN="$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
+        python3 -c 'import json,sys
+for line in sys.stdin:
+    m = json.loads(line)
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "loadgen" and m.get("executable"):
+        print(m["executable"])')"
+else
+    LOADGEN="$(find "$TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'loadgen-*' -printf '%T@ %p\n' |
+        sort -rn | head -n 1 | cut -d' ' -f2)"
+fi
+[ -x "$TOKENGATE" ] || die "no tokengate binary at $TOKENGATE"
+[ -x "$LOADGEN" ] || die "the loadgen bench did not build"
+
+log "keys, tokens ($POOL pooled RS256 tokens) and certificates in $KEYS"
+"$LOADGEN" keys --dir "$KEYS" --pool "$POOL"
+# shellcheck source=/dev/null
+. "$KEYS/keys.env"
+
+# ---------------------------------------------------------------------------
+# Configurations
+
+# fill TEMPLATE OUT NAME=VALUE...: replaces each @NAME@.
+fill() {
+    local template="$1" out="$2" kv sed_args=()
+    shift 2
+    for kv in "$@"; do sed_args+=(-e "s|@${kv%%=*}@|${kv#*=}|g"); done
+    sed "${sed_args[@]}" "$template" >"$out"
+}
+
+# routes N: [[routes]] /svc1/** ... /svcN/** (the public route is the first).
+routes() {
+    local i
+    for i in $(seq 1 "$1"); do
+        printf '\n[[routes]]\npath = "/svc%d/**"\nupstream = "up"\n' "$i"
+    done
+}
+
+# more_issuers N: issuers idp1 ... idpN (same keys, their own iss).
+more_issuers() {
+    local i
+    for i in $(seq 1 "$1"); do
+        printf '\n[issuers.idp%d]\nissuer = "%s"\njwks_file = "%s/jwks.json"\naudiences = ["%s"]\nalgorithms = ["RS256", "ES256"]\n' \
+            "$i" "${ISS_PATTERN//\{\}/$i}" "$KEYS" "$AUD"
+    done
+}
+
+routes 9 >"$RUN/routes-10"
+routes 999 >"$RUN/routes-1000"
+: >"$RUN/issuers-1"
+more_issuers $((MANY_ISSUERS - 1)) >"$RUN/issuers-20"
+
+# tokengate_config NAME PORT CACHE_SIZE ROUTES ISSUERS TLS(0|1)
+tokengate_config() {
+    local tls=""
+    [ "$6" = 1 ] && tls="tls_cert = \"$KEYS/server.pem\"
+tls_key = \"$KEYS/server.key\""
+    fill "$PEERS/tokengate.toml.in" "$RUN/$1.toml.tmp" \
+        "PORT=$2" "CACHE_SIZE=$3" "UPSTREAM_PORT=$((P + 1))" "ISS=$ISS" "AUD=$AUD" "KEYS=$KEYS"
+    python3 - "$RUN/$1.toml.tmp" "$RUN/$1.toml" "$tls" "$RUN/$5" "$RUN/$4" <<'PY'
+import sys
+text = open(sys.argv[1]).read()
+text = text.replace("@TLS@", sys.argv[3])
+text = text.replace("@MORE_ISSUERS@", open(sys.argv[4]).read())
+text = text.replace("@ROUTES@", open(sys.argv[5]).read())
+open(sys.argv[2], "w").write(text)
+PY
+    rm "$RUN/$1.toml.tmp"
+    "$TOKENGATE" check --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.check.log" ||
+        die "tokengate rejects $RUN/$1.toml: $(cat "$RUN/$1.check.log")"
+}
+
+#                name      port      cache   routes      issuers   tls
+tokengate_config tg        $((P+10)) 100000  routes-10   issuers-1  0
+tokengate_config tg-nocache $((P+11)) 0      routes-10   issuers-1  0
+tokengate_config tg-fresh  $((P+12)) 100000  routes-10   issuers-1  0
+tokengate_config tg-many   $((P+13)) 100000  routes-1000 issuers-20 0
+tokengate_config tg-tls    $((P+14)) 100000  routes-10   issuers-1  1
+tokengate_config tg-mem    $((P+40)) 100000  routes-10   issuers-1  0
+
+mkdir -p "$RUN/nginx/tmp" "$RUN/nginx-mem/tmp"
+fill "$PEERS/nginx.conf.in" "$RUN/nginx/nginx.conf" "RUN=$RUN/nginx" \
+    "PORT=$((P + 20))" "TLS_PORT=$((P + 21))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS"
+fill "$PEERS/nginx.conf.in" "$RUN/nginx-mem/nginx.conf" "RUN=$RUN/nginx-mem" \
+    "PORT=$((P + 41))" "TLS_PORT=$((P + 42))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS"
+fill "$PEERS/haproxy.cfg.in" "$RUN/haproxy.cfg" "PORT=$((P + 30))" "JWT_PORT=$((P + 31))" \
+    "TLS_PORT=$((P + 32))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" "ISS=$ISS" "AUD=$AUD"
+nginx -t -q -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log" ||
+    die "nginx rejects $RUN/nginx/nginx.conf"
+haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy rejects $RUN/haproxy.cfg"
+
+for port in $((P + 1)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
+    $((P + 20)) $((P + 21)) $((P + 30)) $((P + 31)) $((P + 32)) $((P + 40)) $((P + 41)); do
+    port_free "$port" || die "127.0.0.1:$port is in use; set PORT_BASE"
+done
+
+# ---------------------------------------------------------------------------
+# Start everything
+
+export RUST_LOG=warn
+start upstream "$CLIENT_CPU" "$LOADGEN" upstream --listen "127.0.0.1:$((P + 1))"
+for name in tg tg-nocache tg-fresh tg-many tg-tls; do
+    start "$name" "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/$name.toml"
+done
+start nginx "$PROXY_CPU" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log"
+start haproxy "$PROXY_CPU" haproxy -db -f "$RUN/haproxy.cfg"
+for port in $((P + 1)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
+    $((P + 20)) $((P + 21)) $((P + 30)) $((P + 31)) $((P + 32)); do
+    wait_port "$port"
+done
+NGINX_PIDS="$(pids_of "$PID_nginx")"
+
+U="http://127.0.0.1"
+S="https://127.0.0.1"
+TOK_RS="$KEYS/token-rs256.txt"
+TOK_ES="$KEYS/token-es256.txt"
+TOK_OPAQUE="$KEYS/token-opaque.txt"
+TOK_MANY="$KEYS/token-many.txt"
+TOK_POOL="$KEYS/tokens-rs256-pool.txt"
+TOK_BAD="$KEYS/token-bad.txt"
+
+# Every target answers as expected before anything is measured, and the
+# enforcing ones refuse a token signed by another key.
+check() { taskset -c "$CLIENT_CPU" "$LOADGEN" check "$@" 2>>"$RUN/checks.log" || die "check failed: $*"; }
+log "checking every target"
+check --url "$U:$((P + 1))/svc9/ping"
+check --url "$U:$((P + 10))/public/ping"
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_ES"
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_OPAQUE"
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_BAD" --expect 401
+check --url "$U:$((P + 10))/svc9/ping" --expect 401
+check --url "$U:$((P + 11))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 13))/svc999/ping" --tokens "$TOK_MANY"
+check --url "$S:$((P + 14))/svc9/ping" --tokens "$TOK_RS" --tls-ca "$KEYS/ca.pem"
+check --url "$S:$((P + 14))/svc9/ping" --tokens "$TOK_RS" --tls-ca "$KEYS/ca.pem" --h2
+check --url "$U:$((P + 20))/svc9/ping"
+check --url "$S:$((P + 21))/svc9/ping" --tls-ca "$KEYS/ca.pem"
+check --url "$S:$((P + 21))/svc9/ping" --tls-ca "$KEYS/ca.pem" --h2
+check --url "$U:$((P + 30))/svc9/ping"
+check --url "$U:$((P + 31))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 31))/svc9/ping" --tokens "$TOK_BAD" --expect 401
+check --url "$U:$((P + 31))/svc9/ping" --expect 401
+check --url "$S:$((P + 32))/svc9/ping" --tokens "$TOK_RS" --tls-ca "$KEYS/ca.pem" --h2
+
+# ---------------------------------------------------------------------------
+# The runs
+
+# busy_ticks: CPU ticks the whole machine has spent busy.
+busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
+
+# wait_quiet: on a shared machine, wait (up to QUIET_WAIT seconds) until
+# other work uses less than a tenth of a core, so it does not land in the
+# measurement. Whatever still runs is recorded per run (other_cpu_util)
+# and flagged in the report.
+wait_quiet() {
+    local waited=0 a b
+    while [ "$waited" -lt $((2 * ${QUIET_WAIT:-10})) ]; do
+        a=$(busy_ticks); sleep 0.5; b=$(busy_ticks)
+        [ $((b - a)) -le 5 ] && return 0
+        waited=$((waited + 1))
+    done
+    log "warning: the machine is busy with other work; measuring anyway"
+}
+
+# measure ROUND SCENARIO TARGET PROXY_PIDS LOADGEN_ARGS...: one run; its
+# JSON line goes to $RAW.
+measure() {
+    local round="$1" scenario="$2" target="$3" pids="$4"
+    shift 4
+    wait_quiet
+    local pid_args=()
+    [ -n "$pids" ] && pid_args=(--proxy-pid "$pids")
+    if ! taskset -c "$CLIENT_CPU" "$LOADGEN" run "$@" \
+        --duration "${DURATION}s" --warmup "${WARMUP}s" \
+        "${pid_args[@]}" --side-pid "$PID_upstream" \
+        --tag "round=$round" --tag "scenario=$scenario" --tag "target=$target" \
+        >>"$RAW" 2>>"$RUN/loadgen.log"; then
+        log "warning: run failed: $scenario / $target (see $RUN/loadgen.log)"
+    fi
+    tail -n 1 "$RUN/loadgen.log" >&2
+}
+
+# A fresh identity cache for every fresh-token run: restart tg-fresh.
+restart_fresh() {
+    stop "$PID_tg_fresh"
+    start tg-fresh "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/tg-fresh.toml"
+    wait_port $((P + 12))
+}
+
+one_round() {
+    local r="$1" c1=(--connections 1) c64=(--connections 64) ca=(--tls-ca "$KEYS/ca.pem")
+    # One connection: the latency each proxy adds.
+    measure "$r" c1 direct "" --url "$U:$((P + 1))/svc9/ping" "${c1[@]}" --tokens "$TOK_RS"
+    measure "$r" c1 tokengate-public "$PID_tg" --url "$U:$((P + 10))/public/ping" "${c1[@]}"
+    measure "$r" c1 tokengate-rs256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c1[@]}" --tokens "$TOK_RS"
+    measure "$r" c1 nginx "$NGINX_PIDS" --url "$U:$((P + 20))/svc9/ping" "${c1[@]}" --tokens "$TOK_RS"
+    measure "$r" c1 haproxy-jwt "$PID_haproxy" --url "$U:$((P + 31))/svc9/ping" "${c1[@]}" --tokens "$TOK_RS"
+
+    # 64 connections, HTTP/1.1 keep-alive, closed loop.
+    measure "$r" c64 direct "" --url "$U:$((P + 1))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 tokengate-public "$PID_tg" --url "$U:$((P + 10))/public/ping" "${c64[@]}"
+    measure "$r" c64 nginx "$NGINX_PIDS" --url "$U:$((P + 20))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 haproxy "$PID_haproxy" --url "$U:$((P + 30))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 tokengate-rs256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 tokengate-es256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_ES"
+    measure "$r" c64 tokengate-opaque "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_OPAQUE"
+    measure "$r" c64 tokengate-many "$PID_tg_many" --url "$U:$((P + 13))/svc999/ping" "${c64[@]}" --tokens "$TOK_MANY"
+    measure "$r" c64 tokengate-nocache "$PID_tg_nocache" --url "$U:$((P + 11))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 haproxy-jwt "$PID_haproxy" --url "$U:$((P + 31))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    restart_fresh
+    measure "$r" c64 tokengate-fresh "$PID_tg_fresh" --url "$U:$((P + 12))/svc9/ping" "${c64[@]}" --tokens "$TOK_POOL"
+    measure "$r" c64 haproxy-jwt-fresh "$PID_haproxy" --url "$U:$((P + 31))/svc9/ping" "${c64[@]}" --tokens "$TOK_POOL"
+
+    # TLS, keep-alive: HTTP/1.1, then h2 (one stream at a time per connection).
+    measure "$r" tls-h1 tokengate-rs256 "$PID_tg_tls" --url "$S:$((P + 14))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS"
+    measure "$r" tls-h1 nginx "$NGINX_PIDS" --url "$S:$((P + 21))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS"
+    measure "$r" tls-h1 haproxy-jwt "$PID_haproxy" --url "$S:$((P + 32))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS"
+    measure "$r" tls-h2 tokengate-rs256 "$PID_tg_tls" --url "$S:$((P + 14))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --h2
+    measure "$r" tls-h2 nginx "$NGINX_PIDS" --url "$S:$((P + 21))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --h2
+    measure "$r" tls-h2 haproxy-jwt "$PID_haproxy" --url "$S:$((P + 32))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --h2
+
+    # A full TLS handshake (no resumption) and one HTTP/1.1 request per connection.
+    measure "$r" handshakes tokengate-rs256 "$PID_tg_tls" --url "$S:$((P + 14))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
+    measure "$r" handshakes nginx "$NGINX_PIDS" --url "$S:$((P + 21))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
+    measure "$r" handshakes haproxy-jwt "$PID_haproxy" --url "$S:$((P + 32))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
+
+    # Open loop at a fixed rate: latency from each request's due time.
+    local open=(--connections 64 --rate "$OPEN_RATE")
+    measure "$r" open direct "" --url "$U:$((P + 1))/svc9/ping" "${open[@]}" --tokens "$TOK_RS"
+    measure "$r" open tokengate-rs256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${open[@]}" --tokens "$TOK_RS"
+    measure "$r" open nginx "$NGINX_PIDS" --url "$U:$((P + 20))/svc9/ping" "${open[@]}" --tokens "$TOK_RS"
+    measure "$r" open haproxy-jwt "$PID_haproxy" --url "$U:$((P + 31))/svc9/ping" "${open[@]}" --tokens "$TOK_RS"
+}
+
+STARTED=$(date +%s)
+for r in $(seq 1 "$ROUNDS"); do
+    log "round $r of $ROUNDS"
+    one_round "$r"
+done
+
+# ---------------------------------------------------------------------------
+# Resident memory: fresh instances, idle, then holding $HOLD connections.
+# tokengate and nginx only: HAProxy reserves two descriptors per connection
+# and would need a higher open-file limit than many machines allow.
+
+# memory NAME PIDS URL: idle RSS after a few requests, then with $HOLD idle
+# keep-alive connections open (each has served one request).
+memory() {
+    local name="$1" pids="$2" url="$3"
+    for _ in 1 2 3; do check --url "$url"; done
+    sleep 1
+    local idle held holding
+    idle=$(rss_kib "$pids")
+    start "hold-$name" "$CLIENT_CPU" "$LOADGEN" hold --url "$url" --connections "$HOLD" --duration 120s
+    local hold_pid
+    eval "hold_pid=\$PID_hold_${name//-/_}"
+    for _ in $(seq 600); do
+        grep -q '^holding' "$RUN/hold-$name.log" 2>/dev/null && break
+        kill -0 "$hold_pid" 2>/dev/null || die "hold against $name exited: $(cat "$RUN/hold-$name.log")"
+        sleep 0.1
+    done
+    holding=$(sed -n 's/^holding \([0-9]*\).*/\1/p' "$RUN/hold-$name.log")
+    [ -n "$holding" ] || die "hold against $name did not get its connections"
+    sleep 2
+    held=$(rss_kib "$pids")
+    stop "$hold_pid"
+    printf '{"target":"%s","idle_kib":%s,"held_kib":%s,"connections":%s}\n' \
+        "$name" "$idle" "$held" "$holding" >>"$MEM"
+    log "memory $name: idle $idle KiB, $held KiB with $holding connections"
+}
+
+log "resident memory with $HOLD idle connections"
+start tg-mem "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/tg-mem.toml"
+start nginx-mem "$PROXY_CPU" nginx -p "$RUN/nginx-mem" -c "$RUN/nginx-mem/nginx.conf" -e "$RUN/nginx-mem/error.log"
+wait_port $((P + 40)); wait_port $((P + 41))
+memory tokengate "$PID_tg_mem" "$U:$((P + 40))/public/ping"
+memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
+
+# ---------------------------------------------------------------------------
+# Machine and report
+
+python3 - "$OUT/machine.json" <<PY
+import json, os, platform, subprocess, sys
+def sh(cmd):
+    try:
+        return subprocess.run(cmd, shell=True, capture_output=True, text=True).stdout.strip()
+    except Exception:
+        return ""
+cpu = sh("grep -m1 'model name' /proc/cpuinfo | cut -d: -f2").strip()
+info = {
+    "cpu": cpu,
+    "cores": os.cpu_count(),
+    "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    "kernel": platform.release(),
+    "os": sh(". /etc/os-release && echo \$PRETTY_NAME"),
+    "virtualization": ", ".join(v for v in (
+        sh("systemd-detect-virt --vm 2>/dev/null | grep -v none | sed 's/.*/& virtual machine/'")
+        or sh("grep -qw hypervisor /proc/cpuinfo && echo 'virtual machine'"),
+        sh("systemd-detect-virt --container 2>/dev/null | grep -v none | sed 's/.*/& container/'")) if v),
+    "rustc": sh("rustc --version"),
+    "tokengate": sh("git -C '$ROOT' rev-parse --short HEAD") + (" (with uncommitted changes)" if sh("git -C '$ROOT' status --porcelain -- src Cargo.toml") else ""),
+    "nginx": sh("nginx -v 2>&1").replace("nginx version: ", ""),
+    "haproxy": sh("haproxy -v | head -1"),
+    "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
+    "open_rate": $OPEN_RATE, "hold_connections": $HOLD, "pool": $POOL,
+    "proxy_cpu": "$PROXY_CPU", "client_cpu": "$CLIENT_CPU",
+    "command": "benches/peers/run.sh" + (" --quick" if $QUICK else ""),
+    "elapsed_s": $(($(date +%s) - STARTED)),
+}
+json.dump(info, open(sys.argv[1], "w"), indent=1)
+PY
+
+REPORT="$ROOT/docs/benchmarks"
+[ "$QUICK" = 1 ] && REPORT="$OUT/report"
+mkdir -p "$REPORT"
+cp "$RAW" "$REPORT/raw.jsonl"
+cp "$MEM" "$REPORT/memory.jsonl"
+cp "$OUT/machine.json" "$REPORT/machine.json"
+python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" --out "$REPORT"
+log "done in $(($(date +%s) - STARTED)) s: $REPORT/results.md, $REPORT/latency.svg"
