@@ -103,3 +103,22 @@ pub fn reload(result: &'static str) {
     handle();
     metrics::counter!("tokengate_config_reloads_total", "result" => result).increment(1);
 }
+
+/// `tokengate_cache_hits_total` / `_misses_total` for one cache, registered
+/// once so that a cache lookup only bumps an atomic.
+#[derive(Clone)]
+pub struct CacheCounters {
+    pub hits: Counter,
+    pub misses: Counter,
+}
+
+impl CacheCounters {
+    /// `cache` is `identity` or `introspection`.
+    pub fn new(cache: &'static str) -> CacheCounters {
+        handle();
+        CacheCounters {
+            hits: metrics::counter!("tokengate_cache_hits_total", "cache" => cache),
+            misses: metrics::counter!("tokengate_cache_misses_total", "cache" => cache),
+        }
+    }
+}

@@ -75,6 +75,7 @@ pub struct Introspector {
     fetcher: HttpFetcher,
     cache: Cache<[u8; 32], Answer>,
     in_flight: Arc<Semaphore>,
+    cache_counters: crate::telemetry::CacheCounters,
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -137,6 +138,7 @@ impl Introspector {
             fetcher,
             cache,
             in_flight: Arc::new(Semaphore::new(config.max_concurrent)),
+            cache_counters: crate::telemetry::CacheCounters::new("introspection"),
         }
     }
 
@@ -152,11 +154,10 @@ impl Introspector {
     pub async fn lookup(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
         let key = self.cache_key(token);
         if let Some(answer) = self.cache.get(&key).await {
-            metrics::counter!("tokengate_cache_hits_total", "cache" => "introspection")
-                .increment(1);
+            self.cache_counters.hits.increment(1);
             return answer.into_result();
         }
-        metrics::counter!("tokengate_cache_misses_total", "cache" => "introspection").increment(1);
+        self.cache_counters.misses.increment(1);
         let answer = self
             .cache
             .try_get_with(key, self.call(token))

@@ -56,6 +56,7 @@ pub struct Authenticator {
     introspectors: Vec<Option<Arc<Introspector>>>,
     cache: Option<Cache<TokenHash, Arc<Principal>>>,
     cache_size: u64,
+    cache_counters: crate::telemetry::CacheCounters,
     forward_claims: Vec<String>,
 }
 
@@ -165,6 +166,7 @@ impl Authenticator {
             introspectors,
             cache,
             cache_size: size,
+            cache_counters: crate::telemetry::CacheCounters::new("identity"),
             forward_claims,
         })
     }
@@ -236,10 +238,10 @@ impl Authenticator {
         };
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
         if let Some(p) = cache.get(&hash).await {
-            metrics::counter!("tokengate_cache_hits_total", "cache" => "identity").increment(1);
+            self.cache_counters.hits.increment(1);
             return Ok(p);
         }
-        metrics::counter!("tokengate_cache_misses_total", "cache" => "identity").increment(1);
+        self.cache_counters.misses.increment(1);
         let principal = Arc::new(self.verify_jwt(token, route_issuers).await?);
         cache.insert(hash, principal.clone()).await;
         Ok(principal)
