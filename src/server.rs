@@ -6,6 +6,8 @@
 //! validated configuration and a shutdown future, so tests and benchmarks run
 //! the real server on port 0.
 
+use futures_util::future::Either;
+use futures_util::task::AtomicWaker;
 use http::{Request, Response};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
@@ -18,7 +20,7 @@ use std::net::SocketAddr;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::task::{Context, Poll};
+use std::task::{Context, Poll, Wake, Waker};
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
@@ -176,7 +178,7 @@ async fn connection(
                 &rt,
                 shared.clone(),
                 stream,
-                ConnInfo { peer, tls: false },
+                ConnInfo::new(peer, false),
                 stop_rx,
             )
             .await
@@ -185,14 +187,7 @@ async fn connection(
             match tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(stream)).await
             {
                 Ok(Ok(tls)) => {
-                    drive(
-                        &rt,
-                        shared.clone(),
-                        tls,
-                        ConnInfo { peer, tls: true },
-                        stop_rx,
-                    )
-                    .await
+                    drive(&rt, shared.clone(), tls, ConnInfo::new(peer, true), stop_rx).await
                 }
                 Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
                 Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
@@ -211,48 +206,137 @@ async fn drive<IO>(
 ) where
     IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
 {
-    let activity = Arc::new(Activity::new());
+    let state = Arc::new(ConnState {
+        shared,
+        activity: Activity::new(),
+        info: conn,
+    });
     let io = TokioIo::new(ActivityIo {
         inner: io,
-        activity: activity.clone(),
+        state: state.clone(),
     });
-    let svc_activity = activity.clone();
+    let svc_state = state.clone();
     let svc = service_fn(move |req: Request<Incoming>| {
-        let shared = shared.clone();
-        let activity = svc_activity.clone();
+        let state = svc_state.clone();
         async move {
-            let _in_flight = activity.begin();
-            let rt = shared.load_full();
-            Ok::<Response<ResponseBody>, Infallible>(service::handle(&rt, conn, req).await)
+            let _in_flight = state.activity.begin();
+            let rt = state.shared.load_full();
+            Ok::<Response<ResponseBody>, Infallible>(service::handle(&rt, &state.info, req).await)
         }
     });
+    let (activity, conn) = (&state.activity, &state.info);
     let builder = http_builder(&rt.config.server);
     let connection = builder.serve_connection_with_upgrades(io, svc);
     tokio::pin!(connection);
     let server = &rt.config.server;
-    tokio::select! {
-        res = connection.as_mut() => {
+    let limits = async {
+        tokio::select! {
+            _ = until(&mut stop_rx, Phase::Draining) => Stop::Drain,
+            _ = activity.idle(server.idle_timeout) => Stop::Idle,
+            // hyper's header timer starts only once the protocol is detected:
+            // a client that never completes a first request head is cut here.
+            _ = activity.no_first_request(server.header_read_timeout) => Stop::NoRequestHead,
+        }
+    };
+    match (Prioritized::new(connection.as_mut(), limits)).await {
+        Either::Left(res) => {
             if let Err(e) = res {
                 tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
             }
             return;
         }
-        _ = until(&mut stop_rx, Phase::Draining) => {}
-        _ = activity.idle(server.idle_timeout) => {
-            tracing::debug!(peer = %conn.peer, "idle connection closed");
-        }
-        // hyper's header timer starts only once the protocol is detected:
-        // a client that never completes a first request head is cut here.
-        _ = activity.no_first_request(server.header_read_timeout) => {
+        Either::Right(Stop::NoRequestHead) => {
             tracing::debug!(peer = %conn.peer, "no request head in time; connection closed");
             return;
         }
+        Either::Right(Stop::Idle) => {
+            tracing::debug!(peer = %conn.peer, "idle connection closed");
+        }
+        Either::Right(Stop::Drain) => {}
     }
     connection.as_mut().graceful_shutdown();
     tokio::select! {
         _ = connection.as_mut() => {}
         _ = until(&mut stop_rx, Phase::Closed) => {}
     }
+}
+
+/// Why a connection stops before its client closes it.
+enum Stop {
+    Drain,
+    Idle,
+    NoRequestHead,
+}
+
+/// Runs `main` and `side` until either completes, polling `side` only when
+/// one of its own wake-ups fired. A connection's task is woken for every
+/// request; its timers and the shutdown signal almost never, and polling
+/// them on every wake-up would cost each request a few timer and channel
+/// checks.
+struct Prioritized<M, S> {
+    main: M,
+    side: Pin<Box<S>>,
+    side_wake: Arc<SideWake>,
+    side_waker: Waker,
+}
+
+/// Remembers that `side` was woken, then wakes the task.
+struct SideWake {
+    woken: AtomicBool,
+    task: AtomicWaker,
+}
+
+impl Wake for SideWake {
+    fn wake(self: Arc<Self>) {
+        self.wake_by_ref();
+    }
+
+    fn wake_by_ref(self: &Arc<Self>) {
+        self.woken.store(true, Ordering::Release);
+        self.task.wake();
+    }
+}
+
+impl<M: Future + Unpin, S: Future> Prioritized<M, S> {
+    fn new(main: M, side: S) -> Self {
+        let side_wake = Arc::new(SideWake {
+            // Polled once at the start, to arm its timers.
+            woken: AtomicBool::new(true),
+            task: AtomicWaker::new(),
+        });
+        Prioritized {
+            main,
+            side: Box::pin(side),
+            side_waker: Waker::from(side_wake.clone()),
+            side_wake,
+        }
+    }
+}
+
+impl<M: Future + Unpin, S: Future> Future for Prioritized<M, S> {
+    type Output = Either<M::Output, S::Output>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        let this = &mut *self;
+        this.side_wake.task.register(cx.waker());
+        if let Poll::Ready(out) = Pin::new(&mut this.main).poll(cx) {
+            return Poll::Ready(Either::Left(out));
+        }
+        if this.side_wake.woken.swap(false, Ordering::AcqRel) {
+            let mut side_cx = Context::from_waker(&this.side_waker);
+            if let Poll::Ready(out) = this.side.as_mut().poll(&mut side_cx) {
+                return Poll::Ready(Either::Right(out));
+            }
+        }
+        Poll::Pending
+    }
+}
+
+/// What one connection's request handlers and I/O share.
+struct ConnState {
+    shared: SharedRuntime,
+    activity: Activity,
+    info: ConnInfo,
 }
 
 /// Last I/O time and in-flight request count of one connection.
@@ -324,7 +408,7 @@ impl Activity {
 /// An I/O stream that records when bytes last moved.
 struct ActivityIo<IO> {
     inner: IO,
-    activity: Arc<Activity>,
+    state: Arc<ConnState>,
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
@@ -336,7 +420,7 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
         if buf.filled().len() > before {
-            self.activity.touch();
+            self.state.activity.touch();
         }
         res
     }
@@ -350,7 +434,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.state.activity.touch();
         }
         res
     }
@@ -362,7 +446,7 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
         if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.activity.touch();
+            self.state.activity.touch();
         }
         res
     }

@@ -23,16 +23,30 @@ use crate::runtime::Runtime;
 use crate::target::{normalize_host, normalize_path, TargetError};
 
 /// What the gateway knows about the connection a request came on.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct ConnInfo {
     pub peer: SocketAddr,
     pub tls: bool,
+    /// The peer's address as an `X-Forwarded-For` element, made once per
+    /// connection.
+    pub peer_ip: HeaderValue,
+}
+
+impl ConnInfo {
+    pub fn new(peer: SocketAddr, tls: bool) -> ConnInfo {
+        let ip = peer.ip().to_canonical().to_string();
+        ConnInfo {
+            peer,
+            tls,
+            peer_ip: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
+        }
+    }
 }
 
 /// Handles one request against one runtime snapshot.
 pub async fn handle(
     rt: &Runtime,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
 ) -> Response<ResponseBody> {
     let start = Instant::now();
@@ -65,7 +79,11 @@ pub async fn handle(
         target: "tokengate::access",
         method = %method,
         route = trace.route.map_or("-", |i| rt.config.routes[i].path.as_str()),
-        subject = trace.subject.as_deref().unwrap_or("-"),
+        subject = trace
+            .principal
+            .as_deref()
+            .and_then(|p| p.subject.as_deref().or(p.client_id.as_deref()))
+            .unwrap_or("-"),
         status = resp.status().as_u16(),
         outcome,
         latency_us = elapsed.as_micros() as u64,
@@ -88,13 +106,13 @@ fn log_rejection(rejection: &Rejection) {
 struct Trace {
     /// Index of the matched route.
     route: Option<usize>,
-    /// `sub`, else `client_id`, of the verified token.
-    subject: Option<String>,
+    /// The verified identity, for its `sub` (else `client_id`).
+    principal: Option<Arc<Principal>>,
 }
 
 async fn pipeline(
     rt: &Runtime,
-    conn: ConnInfo,
+    conn: &ConnInfo,
     req: Request<Incoming>,
     request_id: HeaderValue,
     trace: &mut Trace,
@@ -109,9 +127,7 @@ async fn pipeline(
     let route: &RouteConfig = &rt.config.routes[index];
     trace.route = Some(index);
     let principal = authorize(rt, index, &req).await?;
-    trace.subject = principal
-        .as_ref()
-        .and_then(|p| p.subject.clone().or_else(|| p.client_id.clone()));
+    trace.principal = principal.clone();
     let identity = principal
         .as_deref()
         .map(|p| identity_headers(rt, p))
@@ -123,6 +139,7 @@ async fn pipeline(
     let path = path.into_owned();
     let fwd = Forwarded {
         peer: conn.peer,
+        peer_ip: &conn.peer_ip,
         tls: conn.tls,
         original_host,
         path: &path,
@@ -229,7 +246,13 @@ fn request_host(
     Ok((host, original))
 }
 
+/// 128 random bits as 32 lower-case hex digits.
 fn new_request_id() -> HeaderValue {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
     let id: u128 = rand::random();
-    HeaderValue::from_str(&format!("{id:032x}")).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    let mut text = [0u8; 32];
+    for (i, digit) in text.iter_mut().enumerate() {
+        *digit = HEX[((id >> (124 - 4 * i)) & 0xf) as usize];
+    }
+    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
 }

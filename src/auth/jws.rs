@@ -37,9 +37,9 @@ pub fn is_jwt_shaped(token: &str) -> bool {
 }
 
 fn is_b64url(segment: &str) -> bool {
-    segment
-        .bytes()
-        .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+    super::bearer::all_bytes(segment.as_bytes(), |b| {
+        b.is_ascii_alphanumeric() || b == b'-' || b == b'_'
+    })
 }
 
 fn decode_segment(segment: &str) -> Result<Vec<u8>, &'static str> {

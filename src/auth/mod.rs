@@ -32,7 +32,7 @@ pub use principal::Principal;
 
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use moka::future::Cache;
+use moka::sync::Cache;
 use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -237,13 +237,13 @@ impl Authenticator {
             return self.verify_jwt(token, route_issuers).await.map(Arc::new);
         };
         let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
-        if let Some(p) = cache.get(&hash).await {
+        if let Some(p) = cache.get(&hash) {
             self.cache_counters.hits.increment(1);
             return Ok(p);
         }
         self.cache_counters.misses.increment(1);
         let principal = Arc::new(self.verify_jwt(token, route_issuers).await?);
-        cache.insert(hash, principal.clone()).await;
+        cache.insert(hash, principal.clone());
         Ok(principal)
     }
 

@@ -5,26 +5,25 @@
 //! headers to add.
 
 pub mod headers;
+pub mod pool;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, HOST};
-use http::uri::{PathAndQuery, Scheme as UriScheme};
+use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_rustls::HttpsConnector;
-use hyper_util::client::legacy::connect::HttpConnector;
-use hyper_util::client::legacy::Client;
-use hyper_util::rt::{TokioExecutor, TokioIo, TokioTimer};
+use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use crate::config::{ConfigError, Scheme, UpstreamConfig};
+use crate::config::{ConfigError, UpstreamConfig};
 use crate::error::Rejection;
+use pool::{Pool, PooledBody, SendError};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
-pub type ResponseBody = Either<Incoming, Full<Bytes>>;
+pub type ResponseBody = Either<PooledBody, Full<Bytes>>;
 
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
@@ -34,38 +33,17 @@ pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 /// One configured upstream with its connection pool.
 pub struct Upstream {
     pub config: UpstreamConfig,
-    client: Client<HttpsConnector<HttpConnector>, Incoming>,
-    scheme: UriScheme,
+    pool: Arc<Pool>,
     host_header: HeaderValue,
     /// Time to the upstream's response head.
     duration: metrics::Histogram,
 }
 
 impl Upstream {
-    /// Builds the client; reads `ca_file`, so it may fail on a bad file.
+    /// Builds the connection pool; reads `ca_file`, so it may fail on a bad
+    /// file.
     pub fn new(config: &UpstreamConfig) -> Result<Upstream, ConfigError> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        http.set_connect_timeout(Some(config.connect_timeout));
-        let tls = crate::tls::client_config(config.ca_file.as_deref()).map_err(|reason| {
-            ConfigError::new(format!("upstreams.{}.ca_file", config.name), reason)
-        })?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
-        let client = Client::builder(TokioExecutor::new())
-            .timer(TokioTimer::new())
-            .pool_timer(TokioTimer::new())
-            .pool_idle_timeout(config.pool_idle_timeout)
-            .pool_max_idle_per_host(config.pool_max_idle_per_host)
-            .build(connector);
-        let scheme = match config.scheme {
-            Scheme::Http => UriScheme::HTTP,
-            Scheme::Https => UriScheme::HTTPS,
-        };
+        let pool = Arc::new(Pool::new(config)?);
         let host_header = HeaderValue::from_str(config.authority.as_str()).map_err(|_| {
             ConfigError::new(
                 format!("upstreams.{}.url", config.name),
@@ -74,8 +52,7 @@ impl Upstream {
         })?;
         Ok(Upstream {
             config: config.clone(),
-            client,
-            scheme,
+            pool,
             host_header,
             duration: crate::telemetry::upstream_duration(&config.name),
         })
@@ -86,6 +63,8 @@ impl Upstream {
 /// request itself.
 pub struct Forwarded<'a> {
     pub peer: SocketAddr,
+    /// `peer`'s address as a header value.
+    pub peer_ip: &'a HeaderValue,
     pub tls: bool,
     /// The Host (or h2 `:authority`) the client sent.
     pub original_host: Option<HeaderValue>,
@@ -126,11 +105,11 @@ pub async fn forward(
     *out.headers_mut() = headers;
 
     let started = std::time::Instant::now();
-    let sent = tokio::time::timeout(upstream.config.timeout, upstream.client.request(out)).await;
+    let sent = tokio::time::timeout(upstream.config.timeout, upstream.pool.send(out)).await;
     upstream.duration.record(started.elapsed().as_secs_f64());
     let mut resp = match sent {
         Err(_) => return Err(Rejection::UpstreamTimeout),
-        Ok(Err(e)) if e.is_connect() => {
+        Ok(Err(e @ SendError::Connect(_))) => {
             tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
             return Err(Rejection::UpstreamConnect);
         }
@@ -175,13 +154,9 @@ fn upstream_uri(
         pq.push('?');
         pq.push_str(q);
     }
+    // Origin form: the connection already goes to the upstream.
     let pq = PathAndQuery::try_from(pq).map_err(|_| Rejection::UpstreamProtocol)?;
-    Uri::builder()
-        .scheme(upstream.scheme.clone())
-        .authority(upstream.config.authority.clone())
-        .path_and_query(pq)
-        .build()
-        .map_err(|_| Rejection::UpstreamProtocol)
+    Ok(Uri::from(pq))
 }
 
 fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fwd: &Forwarded) {
@@ -190,22 +165,11 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fw
         _ => upstream.host_header.clone(),
     };
     headers.insert(HOST, host);
-    let peer_ip = fwd.peer.ip().to_canonical();
-    let trusted = fwd.trusted_proxies.iter().any(|net| net.contains(&peer_ip));
-    let incoming_xff: Vec<String> = headers
-        .get_all(&X_FORWARDED_FOR)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .map(str::to_string)
-        .collect();
-    let xff = if trusted && !incoming_xff.is_empty() {
-        format!("{}, {peer_ip}", incoming_xff.join(", "))
-    } else {
-        peer_ip.to_string()
+    let xff = match forwarded_for_chain(headers, fwd) {
+        Some(chain) => HeaderValue::from_str(&chain).unwrap_or_else(|_| fwd.peer_ip.clone()),
+        None => fwd.peer_ip.clone(),
     };
-    if let Ok(v) = HeaderValue::from_str(&xff) {
-        headers.insert(&X_FORWARDED_FOR, v);
-    }
+    headers.insert(&X_FORWARDED_FOR, xff);
     let proto = if fwd.tls { "https" } else { "http" };
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match &fwd.original_host {
@@ -220,6 +184,27 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fw
     for (name, value) in &fwd.identity {
         headers.insert(name, value.clone());
     }
+}
+
+/// The incoming `X-Forwarded-For` chain with the peer appended, when the
+/// peer is a trusted proxy that sent one; `None` means the peer alone.
+fn forwarded_for_chain(headers: &http::HeaderMap, fwd: &Forwarded) -> Option<String> {
+    let mut incoming = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
+    incoming.peek()?;
+    let peer_ip = fwd.peer.ip().to_canonical();
+    if !fwd.trusted_proxies.iter().any(|net| net.contains(&peer_ip)) {
+        return None;
+    }
+    let mut chain = String::new();
+    for value in incoming.filter_map(|v| v.to_str().ok()) {
+        chain.push_str(value);
+        chain.push_str(", ");
+    }
+    if chain.is_empty() {
+        return None;
+    }
+    chain.push_str(fwd.peer_ip.to_str().unwrap_or_default());
+    Some(chain)
 }
 
 /// Joins the client's and the upstream's upgraded connections.
