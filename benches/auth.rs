@@ -10,6 +10,12 @@
 //!   token, a cache lookup and the checks every use repeats (expiry, the
 //!   route's issuers, the signing key still published). It is the baseline
 //!   the uncached figures are read against.
+//! * `config_growth/{10_routes_1_issuer,1000_routes_20_issuers}`: the part of
+//!   a request's work that grows with the configuration, for a request
+//!   matching the last route: route lookup, the cached RS256 identity
+//!   checked against the route's issuers (all of them; the token names the
+//!   last), and the scope check. The difference between the two is what a
+//!   large configuration adds per request; `benches/peers/run.sh` reports it.
 //!
 //! The fixtures come from the tests' token minter: one RSA-2048, one P-256
 //! and one Ed25519 key, published as a JWK Set in a file the issuer's
@@ -27,6 +33,7 @@
 mod mint;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
+use http::Method;
 use serde_json::json;
 use std::hint::black_box;
 use std::time::Duration;
@@ -34,6 +41,7 @@ use tokio::runtime::Builder as RuntimeBuilder;
 
 use mint::{claims, now, with, Key, AUD};
 use tokengate::config::Config;
+use tokengate::route::Match;
 use tokengate::runtime::Runtime;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
@@ -48,6 +56,7 @@ fn main() -> Result<(), BoxError> {
     let mut c = Criterion::default().configure_from_args();
     let bed = Bed::new()?;
     verify(&mut c, &bed)?;
+    config_growth(&mut c, &bed)?;
     c.final_summary();
     Ok(())
 }
@@ -164,6 +173,92 @@ fn verify(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
                 match auth.authenticate(black_box(token), &issuers).await {
                     Ok(principal) => principal,
                     Err(e) => panic!("verify/{mode}/{alg}: {e:?}"),
+                }
+            })
+        });
+    }
+    group.finish();
+    Ok(())
+}
+
+/// Issuer `i` of the config-growth configurations (same keys, own `iss`).
+fn growth_iss(i: usize) -> String {
+    format!("https://idp{i}.bench.invalid/")
+}
+
+/// `routes` routes `/svc1/**` ... and `issuers` issuers sharing the key set
+/// file; routes name no issuers, so each trusts all of them.
+fn growth_config(routes: usize, issuers: usize) -> String {
+    let mut text = String::from("[server]\nlisten = \"127.0.0.1:0\"\n");
+    for i in 0..issuers {
+        text.push_str(&format!(
+            "\n[issuers.idp{i}]\nissuer = \"{}\"\njwks_file = \"{JWKS_FILE}\"\naudiences = [\"{AUD}\"]\n",
+            growth_iss(i)
+        ));
+    }
+    text.push_str("\n[upstreams.bench]\nurl = \"http://127.0.0.1:9\"\n");
+    for i in 1..=routes {
+        text.push_str(&format!(
+            "\n[[routes]]\npath = \"/svc{i}/**\"\nupstream = \"bench\"\nscopes = [\"read\"]\n"
+        ));
+    }
+    text
+}
+
+fn config_growth(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
+    let mut group = c.benchmark_group("config_growth");
+    group
+        .throughput(Throughput::Elements(1))
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    let key = Key::rs256("growth");
+    let dir = tempfile::tempdir()?;
+    let set = json!({ "keys": [key.jwk()] });
+    std::fs::write(dir.path().join(JWKS_FILE), set.to_string())?;
+    for (name, routes, issuers) in [
+        ("10_routes_1_issuer", 10, 1),
+        ("1000_routes_20_issuers", 1000, 20),
+    ] {
+        let config = Config::from_toml(&growth_config(routes, issuers), dir.path(), Vec::new())?;
+        let runtime = {
+            let _enter = bed.rt.enter();
+            Runtime::build(config)?
+        };
+        let claims = with(
+            &claims(&growth_iss(issuers - 1), AUD),
+            json!({ "exp": now() + 3_600 }),
+        );
+        let token = key.token(&claims);
+        let path = format!("/svc{routes}/items");
+        let decide = || async {
+            let index = match runtime.routes.find(None, black_box(&path), &Method::GET) {
+                Match::Found(index) => index,
+                _ => return Err("no route".to_string()),
+            };
+            let route = &runtime.config.routes[index];
+            let principal = runtime
+                .auth
+                .authenticate(black_box(&token), &route.issuers)
+                .await
+                .map_err(|e| format!("{e:?}"))?;
+            match tokengate::policy::allows(route, &principal.scopes) {
+                true => Ok(index),
+                false => Err("scope refused".to_string()),
+            }
+        };
+        // Checked (and the identity cached) before anything is measured.
+        let index = bed
+            .rt
+            .block_on(decide())
+            .map_err(|e| format!("config_growth/{name}: {e}"))?;
+        if index != routes - 1 {
+            return Err(format!("config_growth/{name}: matched route {index}").into());
+        }
+        group.bench_function(name, |b| {
+            b.to_async(&bed.rt).iter(|| async {
+                match decide().await {
+                    Ok(index) => index,
+                    Err(e) => panic!("config_growth/{name}: {e}"),
                 }
             })
         });

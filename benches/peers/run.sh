@@ -152,19 +152,26 @@ if [ "$BUILD" = 1 ]; then
 fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
 TOKENGATE="$TARGET_DIR/release/tokengate"
-if [ "$BUILD" = 1 ]; then
-    LOADGEN="$(cargo bench --bench loadgen --no-run --message-format=json 2>/dev/null |
-        python3 -c 'import json,sys
+# bench_binary NAME: the executable of the bench target NAME (built first,
+# unless --no-build).
+bench_binary() {
+    if [ "$BUILD" = 1 ]; then
+        cargo bench --bench "$1" --no-run --message-format=json 2>/dev/null |
+            python3 -c 'import json,sys
 for line in sys.stdin:
     m = json.loads(line)
-    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == "loadgen" and m.get("executable"):
-        print(m["executable"])')"
-else
-    LOADGEN="$(find "$TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name 'loadgen-*' -printf '%T@ %p\n' |
-        sort -rn | head -n 1 | cut -d' ' -f2)"
-fi
+    if m.get("reason") == "compiler-artifact" and m["target"]["name"] == sys.argv[1] and m.get("executable"):
+        print(m["executable"])' "$1"
+    else
+        find "$TARGET_DIR/release/deps" -maxdepth 1 -type f -executable -name "$1-*" -printf '%T@ %p\n' |
+            sort -rn | head -n 1 | cut -d' ' -f2
+    fi
+}
+LOADGEN="$(bench_binary loadgen)"
+AUTHBENCH="$(bench_binary auth)"
 [ -x "$TOKENGATE" ] || die "no tokengate binary at $TOKENGATE"
 [ -x "$LOADGEN" ] || die "the loadgen bench did not build"
+[ -x "$AUTHBENCH" ] || die "the auth bench did not build"
 
 log "keys, tokens ($POOL pooled RS256 tokens) and certificates in $KEYS"
 "$LOADGEN" keys --dir "$KEYS" --pool "$POOL"
@@ -432,6 +439,31 @@ memory tokengate "$PID_tg_mem" "$U:$((P + 40))/public/ping"
 memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
 
 # ---------------------------------------------------------------------------
+# Config growth, in process: what 1,000 routes and 20 issuers add to the
+# per-request work that depends on the configuration (route lookup, the
+# route's issuers, cached identity, scopes). A difference under 1 us is far
+# below what throughput on a shared machine can resolve, so criterion
+# measures it on the proxy's core (benches/auth.rs, group config_growth).
+
+log "config growth: criterion, config_growth group of benches/auth.rs"
+rm -rf "$OUT/criterion"
+CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" --bench config_growth \
+    --noplot >"$RUN/config-growth.log" 2>&1 || die "config_growth bench failed (see $RUN/config-growth.log)"
+GROWTH="$OUT/growth.json"
+python3 - "$OUT/criterion/config_growth" "$GROWTH" <<'PY'
+import json, pathlib, sys
+base = pathlib.Path(sys.argv[1])
+out = {}
+for name in ("10_routes_1_issuer", "1000_routes_20_issuers"):
+    est = json.loads((base / name / "new" / "estimates.json").read_text())
+    out[name] = {"median_ns": est["median"]["point_estimate"],
+                 "low_ns": est["median"]["confidence_interval"]["lower_bound"],
+                 "high_ns": est["median"]["confidence_interval"]["upper_bound"]}
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+PY
+log "config growth: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.0f ns" % (k, v["median_ns"]) for k, v in d.items()))' "$GROWTH")"
+
+# ---------------------------------------------------------------------------
 # Machine and report
 
 python3 - "$OUT/machine.json" <<PY
@@ -471,5 +503,7 @@ mkdir -p "$REPORT"
 cp "$RAW" "$REPORT/raw.jsonl"
 cp "$MEM" "$REPORT/memory.jsonl"
 cp "$OUT/machine.json" "$REPORT/machine.json"
-python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" --out "$REPORT"
+cp "$GROWTH" "$REPORT/growth.json"
+python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" \
+    --growth "$GROWTH" --out "$REPORT"
 log "done in $(($(date +%s) - STARTED)) s: $REPORT/results.md, $REPORT/latency.svg"
