@@ -7,6 +7,7 @@ ratios are ratios of those medians, all measured in the same run.
 """
 
 import argparse
+import sys
 import json
 import math
 import statistics
@@ -312,6 +313,8 @@ def main():
     ap.add_argument("--memory", required=True)
     ap.add_argument("--machine", required=True)
     ap.add_argument("--growth", help="config_growth medians from benches/auth.rs (JSON)")
+    ap.add_argument("--readme", help="a Markdown file whose block between the peers "
+                    "summary markers is replaced by this run's summary")
     ap.add_argument("--out", required=True)
     args = ap.parse_args()
     out = Path(args.out)
@@ -369,12 +372,55 @@ def main():
         md += [f"- {sc} / {t}: {e}" for (sc, t), e in errors]
         md += [""]
     (out / "results.md").write_text("\n".join(md))
+    if args.readme:
+        splice_summary(Path(args.readme), summary(stats, growth, machine, mem))
     svg_plot(stats, [
         ("c64", "closed loop, 64 connections (HTTP/1.1)",
          ["direct", "tokengate-rs256", "tokengate-nocache", "nginx", "haproxy-jwt"]),
         ("open", f"open loop, {fmt_int(machine['open_rate'])} requests/s",
          ["direct", "tokengate-rs256", "nginx", "haproxy-jwt"]),
     ], out / "latency.svg")
+
+
+README_BEGIN = "<!-- peers summary: written by benches/peers/run.sh -->"
+README_END = "<!-- end of peers summary -->"
+
+
+def summary(stats, growth, machine, mem):
+    """The README's excerpt: machine, targets, the 64-connection table, memory."""
+    md = [f"From `{machine['command']}` at tokengate {machine['tokengate']} on {machine['cpu']} "
+          f"({machine['cores']} cores, {machine['memory_gib']} GiB"
+          f"{', ' + machine['virtualization'] if machine.get('virtualization') else ''}), "
+          f"{machine['os']}, nginx {machine['nginx'].replace('nginx/', '')}, "
+          f"{machine['haproxy'].split(' - ')[0].replace('HAProxy version ', 'HAProxy ')}; "
+          f"{machine['rounds']} rounds, medians.", "",
+          "| target (one proxy core each, same run) | measured | |", "|---|---|---|"]
+    md += [f"| {n} | {m} | {v} |" for n, m, v in targets(stats, growth)]
+    md += ["", "64 connections, HTTP/1.1 keep-alive, closed loop (medians):", "",
+           "| | req/s | p50 µs | p99 µs | proxy CPU µs/request |", "|---|--:|--:|--:|--:|"]
+    for target in TARGETS:
+        st = stats.get(("c64", target))
+        if st:
+            cpu = "-" if target == "direct" else f"{st['proxy_cpu_us_per_req']:.1f}"
+            md.append(f"| {TARGETS[target]} | {fmt_int(st['rps'])} | {fmt_us(st['p50_us'])} | "
+                      f"{fmt_us(st['p99_us'])} | {cpu} |")
+    if mem:
+        parts = [f"{m['target']} {m['idle_kib'] / 1024:.0f} MiB idle, {m['held_kib'] / 1024:.0f} MiB "
+                 f"held ({m['per_conn']:.1f} KiB per connection)" for m in mem]
+        md += ["", f"Resident memory with {mem[0]['connections']:,} idle keep-alive connections: "
+               + "; ".join(parts) + "."]
+    return "\n".join(md) + "\n"
+
+
+def splice_summary(readme, text):
+    """Replaces the block between the markers (kept) in `readme`."""
+    body = readme.read_text()
+    start, end = body.find(README_BEGIN), body.find(README_END)
+    if start < 0 or end < start:
+        print(f"warning: {readme} has no peers summary markers; not updated", file=sys.stderr)
+        return
+    head = body[:start + len(README_BEGIN)]
+    readme.write_text(head + "\n" + text + body[end:])
 
 
 if __name__ == "__main__":

@@ -6,7 +6,8 @@
 # medians. docs/benchmarks/methodology.md says what is measured and how.
 #
 #   benches/peers/run.sh            # 3 rounds of 5 s per run, ~12 minutes;
-#                                   # writes docs/benchmarks/
+#                                   # writes docs/benchmarks/ and the
+#                                   # summary block of README.md
 #   benches/peers/run.sh --quick    # 1 round of 2 s, small pools: a smoke
 #                                   # run, written to target/bench-peers/report/
 #
@@ -504,6 +505,8 @@ cp "$RAW" "$REPORT/raw.jsonl"
 cp "$MEM" "$REPORT/memory.jsonl"
 cp "$OUT/machine.json" "$REPORT/machine.json"
 cp "$GROWTH" "$REPORT/growth.json"
+README_ARGS=()
+[ "$QUICK" = 1 ] || README_ARGS=(--readme "$ROOT/README.md")
 python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" \
-    --growth "$GROWTH" --out "$REPORT"
+    --growth "$GROWTH" --out "$REPORT" "${README_ARGS[@]}"
 log "done in $(($(date +%s) - STARTED)) s: $REPORT/results.md, $REPORT/latency.svg"
