@@ -35,11 +35,13 @@ QUICK=0
 INSTALL=1
 BUILD=1
 OUT="$ROOT/target/bench-peers"
+# The options that shape the results, as machine.json records the command.
+SHAPING=""
 while [ $# -gt 0 ]; do
     case "$1" in
-        --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; POOL=50000 ;;
-        --rounds) ROUNDS="$2"; shift ;;
-        --duration) DURATION="$2"; shift ;;
+        --quick) QUICK=1; ROUNDS=1; DURATION=2; WARMUP=0.5; POOL=50000; SHAPING+=" --quick" ;;
+        --rounds) ROUNDS="$2"; SHAPING+=" --rounds $2"; shift ;;
+        --duration) DURATION="$2"; SHAPING+=" --duration $2"; shift ;;
         --out) OUT="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-build) BUILD=0 ;;
@@ -492,7 +494,7 @@ info = {
     "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
     "open_rate": $OPEN_RATE, "hold_connections": $HOLD, "pool": $POOL,
     "proxy_cpu": "$PROXY_CPU", "client_cpu": "$CLIENT_CPU",
-    "command": "benches/peers/run.sh" + (" --quick" if $QUICK else ""),
+    "command": "benches/peers/run.sh$SHAPING",
     "elapsed_s": $(($(date +%s) - STARTED)),
 }
 json.dump(info, open(sys.argv[1], "w"), indent=1)
