@@ -7,6 +7,8 @@
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
+use hyper_util::rt::TokioExecutor;
+use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
@@ -23,6 +25,8 @@ pub struct Runtime {
     /// Parallel to `config.upstreams`.
     pub upstreams: Vec<Arc<Upstream>>,
     pub tls: Option<TlsAcceptor>,
+    /// The HTTP/1 and h2 server settings, built once per snapshot.
+    pub http: auto::Builder<TokioExecutor>,
     pub auth: Authenticator,
     fetcher: HttpFetcher,
     /// Headers named in `forward.claims`: stripped from every request.
@@ -99,6 +103,7 @@ impl Runtime {
             .chain(std::iter::once(RouteMetrics::new("-")))
             .collect();
         Ok(Runtime {
+            http: crate::server::http_builder(&config.server),
             config,
             routes,
             upstreams,

@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::{mpsc, watch, Semaphore};
+use tokio_rustls::TlsAcceptor;
 
 use crate::config::{Config, ConfigErrors, ServerConfig};
 use crate::proxy::ResponseBody;
@@ -171,7 +172,6 @@ async fn connection(
     stop_rx: watch::Receiver<Phase>,
 ) {
     let rt = shared.load_full();
-    let server = &rt.config.server;
     match &rt.tls {
         None => {
             drive(
@@ -183,16 +183,28 @@ async fn connection(
             )
             .await
         }
+        // Boxed: a TLS session is kilobytes, and inline it would size every
+        // plain connection's task (resident per idle connection) as well.
         Some(acceptor) => {
-            match tokio::time::timeout(server.tls_handshake_timeout, acceptor.accept(stream)).await
-            {
-                Ok(Ok(tls)) => {
-                    drive(&rt, shared.clone(), tls, ConnInfo::new(peer, true), stop_rx).await
-                }
-                Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
-                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
-            }
+            let tls = tls_connection(&rt, shared.clone(), acceptor, stream, peer, stop_rx);
+            Box::pin(tls).await
         }
+    }
+}
+
+async fn tls_connection(
+    rt: &Runtime,
+    shared: SharedRuntime,
+    acceptor: &TlsAcceptor,
+    stream: TcpStream,
+    peer: SocketAddr,
+    stop_rx: watch::Receiver<Phase>,
+) {
+    let timeout = rt.config.server.tls_handshake_timeout;
+    match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
+        Ok(Ok(tls)) => drive(rt, shared, tls, ConnInfo::new(peer, true), stop_rx).await,
+        Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
+        Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }
 }
 
@@ -225,9 +237,9 @@ async fn drive<IO>(
         }
     });
     let (activity, conn) = (&state.activity, &state.info);
-    let builder = http_builder(&rt.config.server);
-    let connection = builder.serve_connection_with_upgrades(io, svc);
-    tokio::pin!(connection);
+    // Pinned where it is made: `tokio::pin!` on a local would keep two slots
+    // of it in this future, which every idle connection holds.
+    let mut connection = std::pin::pin!(rt.http.serve_connection_with_upgrades(io, svc));
     let server = &rt.config.server;
     let limits = async {
         tokio::select! {
@@ -238,7 +250,7 @@ async fn drive<IO>(
             _ = activity.no_first_request(server.header_read_timeout) => Stop::NoRequestHead,
         }
     };
-    match (Prioritized::new(connection.as_mut(), limits)).await {
+    match Prioritized::new(connection.as_mut(), limits).await {
         Either::Left(res) => {
             if let Err(e) = res {
                 tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
