@@ -173,25 +173,18 @@ async fn connection(
 ) {
     let rt = shared.load_full();
     match &rt.tls {
-        None => {
-            drive(
-                &rt,
-                shared.clone(),
-                stream,
-                ConnInfo::new(peer, false),
-                stop_rx,
-            )
-            .await
-        }
+        None => drive(&rt, shared, stream, ConnInfo::new(peer, false), stop_rx).await,
         // Boxed: a TLS session is kilobytes, and inline it would size every
         // plain connection's task (resident per idle connection) as well.
         Some(acceptor) => {
-            let tls = tls_connection(&rt, shared.clone(), acceptor, stream, peer, stop_rx);
+            let tls = tls_connection(&rt, shared, acceptor, stream, peer, stop_rx);
             Box::pin(tls).await
         }
     }
 }
 
+/// The TLS handshake (bounded by `tls_handshake_timeout`), then the
+/// connection over the TLS stream.
 async fn tls_connection(
     rt: &Runtime,
     shared: SharedRuntime,
