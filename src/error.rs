@@ -8,7 +8,7 @@
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
 };
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
@@ -44,6 +44,19 @@ pub enum Rejection {
     UpstreamTimeout,
     #[error("upstream failed")]
     UpstreamProtocol,
+    /// A `101` that does not answer the WebSocket handshake that was asked
+    /// for; the client's connection is closed after the 502.
+    #[error("upstream answered the upgrade wrongly: {0}")]
+    UpstreamBadUpgrade(&'static str),
+    /// A transfer coding other than `chunked` (RFC 9112 section 6.1).
+    #[error("unsupported transfer coding")]
+    UnsupportedTransferCoding,
+    /// The client's body broke its framing (a malformed chunk) or its stream.
+    #[error("malformed request body")]
+    MalformedBody,
+    /// The client's body did not arrive within `body_read_timeout_ms`.
+    #[error("request body timed out")]
+    BodyTimeout,
 }
 
 /// Who is to blame, which decides the log level.
@@ -58,7 +71,11 @@ impl Rejection {
     /// The outcome label of logs and metrics.
     pub fn outcome(&self) -> &'static str {
         match self {
-            Rejection::BadTarget(_) | Rejection::InvalidRequest(_) => "invalid_request",
+            Rejection::BadTarget(_)
+            | Rejection::InvalidRequest(_)
+            | Rejection::UnsupportedTransferCoding
+            | Rejection::MalformedBody => "invalid_request",
+            Rejection::BodyTimeout => "request_timeout",
             Rejection::NotFound => "not_found",
             Rejection::MethodNotAllowed(_) => "method_not_allowed",
             Rejection::MissingToken => "missing_token",
@@ -67,7 +84,8 @@ impl Rejection {
             Rejection::Unavailable { .. } => "unavailable",
             Rejection::UpstreamConnect
             | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol => "upstream_error",
+            | Rejection::UpstreamProtocol
+            | Rejection::UpstreamBadUpgrade(_) => "upstream_error",
         }
     }
 
@@ -79,23 +97,33 @@ impl Rejection {
             | Rejection::MissingToken
             | Rejection::InvalidRequest(_)
             | Rejection::InvalidToken(_)
-            | Rejection::InsufficientScope(_) => Blame::Client,
+            | Rejection::InsufficientScope(_)
+            | Rejection::UnsupportedTransferCoding
+            | Rejection::MalformedBody
+            | Rejection::BodyTimeout => Blame::Client,
             Rejection::Unavailable { .. }
             | Rejection::UpstreamConnect
             | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol => Blame::Upstream,
+            | Rejection::UpstreamProtocol
+            | Rejection::UpstreamBadUpgrade(_) => Blame::Upstream,
         }
     }
 
     pub fn status(&self) -> StatusCode {
         match self {
-            Rejection::BadTarget(_) | Rejection::InvalidRequest(_) => StatusCode::BAD_REQUEST,
+            Rejection::BadTarget(_) | Rejection::InvalidRequest(_) | Rejection::MalformedBody => {
+                StatusCode::BAD_REQUEST
+            }
+            Rejection::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
+            Rejection::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
             Rejection::NotFound => StatusCode::NOT_FOUND,
             Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
             Rejection::MissingToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
             Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
             Rejection::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::UpstreamConnect | Rejection::UpstreamProtocol => StatusCode::BAD_GATEWAY,
+            Rejection::UpstreamConnect
+            | Rejection::UpstreamProtocol
+            | Rejection::UpstreamBadUpgrade(_) => StatusCode::BAD_GATEWAY,
             Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
         }
     }
@@ -123,6 +151,19 @@ impl Rejection {
                 (Some("bad_gateway"), "the upstream could not be reached")
             }
             Rejection::UpstreamProtocol => (Some("bad_gateway"), "the upstream failed to answer"),
+            Rejection::UpstreamBadUpgrade(_) => (
+                Some("bad_gateway"),
+                "the upstream did not complete the WebSocket handshake",
+            ),
+            Rejection::UnsupportedTransferCoding => (
+                Some("not_implemented"),
+                "only the chunked transfer coding is supported",
+            ),
+            Rejection::MalformedBody => (Some("invalid_request"), "the request body is malformed"),
+            Rejection::BodyTimeout => (
+                Some("request_timeout"),
+                "the request body did not arrive in time",
+            ),
             Rejection::UpstreamTimeout => (
                 Some("gateway_timeout"),
                 "the upstream did not answer in time",
@@ -148,7 +189,11 @@ impl Rejection {
             | Rejection::Unavailable { .. }
             | Rejection::UpstreamConnect
             | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol => None,
+            | Rejection::UpstreamProtocol
+            | Rejection::UpstreamBadUpgrade(_)
+            | Rejection::UnsupportedTransferCoding
+            | Rejection::MalformedBody
+            | Rejection::BodyTimeout => None,
         }
     }
 
@@ -178,6 +223,14 @@ impl Rejection {
             }
             Rejection::Unavailable { retry_after_s, .. } => {
                 headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            }
+            // The exchange cannot continue on this connection: a failed
+            // upgrade, or a body left half-read.
+            Rejection::UpstreamBadUpgrade(_)
+            | Rejection::MalformedBody
+            | Rejection::BodyTimeout
+            | Rejection::UnsupportedTransferCoding => {
+                headers.insert(CONNECTION, HeaderValue::from_static("close"));
             }
             _ => {}
         }
@@ -219,6 +272,11 @@ mod tests {
             (Rejection::UpstreamTimeout, 504, None),
             (Rejection::NotFound, 404, None),
             (Rejection::BadTarget(TargetError::DotSegment), 400, None),
+            (Rejection::BadTarget(TargetError::MissingHost), 400, None),
+            (Rejection::UpstreamBadUpgrade("no accept"), 502, None),
+            (Rejection::UnsupportedTransferCoding, 501, None),
+            (Rejection::MalformedBody, 400, None),
+            (Rejection::BodyTimeout, 408, None),
         ];
         for (rej, status, challenge) in cases {
             let resp = rej.clone().into_response("r");

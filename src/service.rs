@@ -3,7 +3,7 @@
 //! by `error`; nothing here returns an error to hyper. One access-log event
 //! per request.
 
-use http::header::{HeaderName, HOST};
+use http::header::{HeaderName, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, Version};
 use http_body_util::Either;
 use hyper::body::Incoming;
@@ -117,6 +117,7 @@ async fn pipeline(
     request_id: HeaderValue,
     trace: &mut Trace,
 ) -> Result<Response<ResponseBody>, Rejection> {
+    check_framing(&req)?;
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
     let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
     let index = match rt.routes.find(host.as_deref(), &path, req.method()) {
@@ -126,8 +127,16 @@ async fn pipeline(
     };
     let route: &RouteConfig = &rt.config.routes[index];
     trace.route = Some(index);
-    let principal = authorize(rt, index, &req).await?;
+    let principal = authenticate(rt, index, &req).await?;
+    // Known from here on, also when the scope check refuses the request.
     trace.principal = principal.clone();
+    if let Some(p) = &principal {
+        if !policy::allows(route, &p.scopes) {
+            return Err(Rejection::InsufficientScope(
+                rt.scope_challenges[index].clone(),
+            ));
+        }
+    }
     let identity = principal
         .as_deref()
         .map(|p| identity_headers(rt, p))
@@ -137,6 +146,10 @@ async fn pipeline(
         .flatten();
     let server = &rt.config.server;
     let path = path.into_owned();
+    let peer_trusted = !server.trusted_proxies.is_empty() && {
+        let ip = conn.peer.ip().to_canonical();
+        server.trusted_proxies.iter().any(|net| net.contains(&ip))
+    };
     let fwd = Forwarded {
         peer: conn.peer,
         peer_ip: &conn.peer_ip,
@@ -146,13 +159,17 @@ async fn pipeline(
         strip_prefix: route.strip_prefix.as_deref(),
         request_id,
         trusted_proxies: &server.trusted_proxies,
+        peer_trusted,
         identity,
+        expires_at: principal.as_deref().map(|p| p.expires_at),
         policy: RequestPolicy {
             identity_headers: &rt.identity_headers,
             allow_underscore_headers: server.allow_underscore_headers,
+            peer_trusted,
             upgrade,
         },
         strip_authorization: rt.config.forward.strip_authorization,
+        body_read_timeout: server.body_read_timeout,
     };
     // Boxed: the forwarding future is large, and hyper moves the service
     // future into place; a small outer future keeps those moves cheap.
@@ -161,9 +178,9 @@ async fn pipeline(
 
 /// Applies the route's `auth` mode: `none` forwards without a look at the
 /// credential; `optional` forwards anonymously without one but rejects a bad
-/// one exactly like `required`; a verified principal must satisfy the
-/// route's scopes.
-async fn authorize(
+/// one exactly like `required`. The caller checks the verified principal
+/// against the route's scopes.
+async fn authenticate(
     rt: &Runtime,
     index: usize,
     req: &Request<Incoming>,
@@ -183,12 +200,27 @@ async fn authorize(
         (Credential::None, _) => return Err(Rejection::MissingToken),
     };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
-    if !policy::allows(route, &principal.scopes) {
-        return Err(Rejection::InsufficientScope(
-            rt.scope_challenges[index].clone(),
-        ));
-    }
     Ok(Some(principal))
+}
+
+/// Refuses a transfer coding other than `chunked` (RFC 9112 section 6.1:
+/// 501). hyper has already decoded the final `chunked`; any other coding
+/// would be silently lost on the way to the upstream.
+fn check_framing(req: &Request<Incoming>) -> Result<(), Rejection> {
+    let mut codings = req.headers().get_all(TRANSFER_ENCODING).iter();
+    let only_chunked = codings.all(|v| {
+        v.to_str().is_ok_and(|v| {
+            v.split(',')
+                .map(str::trim)
+                .filter(|c| !c.is_empty())
+                .all(|c| c.eq_ignore_ascii_case("chunked"))
+        })
+    });
+    if only_chunked {
+        Ok(())
+    } else {
+        Err(Rejection::UnsupportedTransferCoding)
+    }
 }
 
 /// The `forward.claims` headers for a principal: absent claims and values
@@ -227,6 +259,11 @@ fn request_host(
         }
     } else {
         match (uri.scheme(), authority, host_header) {
+            // RFC 9112 section 3.2: a server MUST answer 400 to an HTTP/1.1
+            // request without Host (HTTP/1.0 predates the requirement).
+            (None, None, None) if req.version() == Version::HTTP_11 => {
+                return Err(TargetError::MissingHost)
+            }
             (None, None, h) => h.cloned(),
             (Some(_), Some(a), Some(h))
                 if a.as_str().eq_ignore_ascii_case(h.to_str().unwrap_or("")) =>

@@ -20,6 +20,8 @@ pub enum TargetError {
     AuthorityMismatch,
     #[error("invalid Host header")]
     BadHost,
+    #[error("HTTP/1.1 request without Host")]
+    MissingHost,
     #[error("path contains a dot segment")]
     DotSegment,
     #[error("path contains an empty segment")]
@@ -41,6 +43,7 @@ impl TargetError {
             TargetError::NotOriginForm => "request target is not in origin form",
             TargetError::AuthorityMismatch => "request target authority does not match Host",
             TargetError::BadHost => "invalid Host header",
+            TargetError::MissingHost => "an HTTP/1.1 request must carry a Host header",
             TargetError::DotSegment => "path contains a dot segment",
             TargetError::EmptySegment => "path contains an empty segment",
             TargetError::EncodedSeparator => "path contains an encoded separator or NUL",
@@ -139,15 +142,20 @@ fn check_segments(path: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// Lower-cases a host and removes its port; refuses what cannot be a host.
+/// Lower-cases a host and removes its port and the one trailing dot of a
+/// fully qualified name (`api.example.com.` is `api.example.com`, RFC 1034
+/// section 3.1), so that routes match however the client spelled it;
+/// refuses what cannot be a host (empty, or a second trailing dot).
 pub fn normalize_host(raw: &str) -> Result<String, TargetError> {
     let host = if let Some(v6) = raw.strip_prefix('[') {
         let end = v6.find(']').ok_or(TargetError::BadHost)?;
         &raw[..end + 2]
     } else {
-        raw.rsplit_once(':').map_or(raw, |(h, _)| h)
+        let name = raw.rsplit_once(':').map_or(raw, |(h, _)| h);
+        name.strip_suffix('.').unwrap_or(name)
     };
     let ok = !host.is_empty()
+        && !host.ends_with('.')
         && host.bytes().all(|b| {
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
         });
@@ -239,5 +247,23 @@ mod tests {
         assert_eq!(normalize_host("127.0.0.1").unwrap(), "127.0.0.1");
         assert!(normalize_host("a b").is_err());
         assert!(normalize_host("").is_err());
+    }
+
+    #[test]
+    fn normalize_host_drops_one_trailing_dot() {
+        for (raw, want) in [
+            ("secure.local.", Ok("secure.local")),
+            ("Secure.Local.:8443", Ok("secure.local")),
+            ("secure.local", Ok("secure.local")),
+            ("secure.local..", Err(TargetError::BadHost)),
+            (".", Err(TargetError::BadHost)),
+            (".:80", Err(TargetError::BadHost)),
+        ] {
+            assert_eq!(
+                normalize_host(raw).as_deref().map_err(|e| *e),
+                want,
+                "{raw}"
+            );
+        }
     }
 }

@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The `outcome` label values of `tokengate_requests_total`.
-pub const OUTCOMES: [&str; 9] = [
+pub const OUTCOMES: [&str; 10] = [
     "forwarded",
     "missing_token",
     "invalid_request",
@@ -31,6 +31,7 @@ pub const OUTCOMES: [&str; 9] = [
     "not_found",
     "method_not_allowed",
     "upstream_error",
+    "request_timeout",
 ];
 
 /// Latency buckets in seconds: 100 us to 10 s.
@@ -192,6 +193,13 @@ pub fn open_connections() -> &'static metrics::Gauge {
         handle();
         metrics::gauge!("tokengate_open_connections")
     })
+}
+
+/// Counts a WebSocket tunnel the gateway closed, by reason
+/// (`tokengate_tunnels_closed_total{reason}`; `token_expired`).
+pub fn tunnel_closed(reason: &'static str) {
+    handle();
+    metrics::counter!("tokengate_tunnels_closed_total", "reason" => reason).increment(1);
 }
 
 /// Counts a configuration reload by result (`ok` or `error`).

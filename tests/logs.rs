@@ -295,6 +295,7 @@ fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
     let good2 = secret("valid JWT (proxy case)", jwt("logs-alice"));
     let good3 = secret("valid JWT (query case)", jwt("logs-alice"));
     let good4 = secret("valid JWT (open route)", jwt("logs-alice"));
+    let good5 = secret("valid JWT (scope refused)", jwt("logs-dave"));
     let forged = secret(
         "forged JWT",
         key.jwt(&claims(iss, AUD))
@@ -460,6 +461,14 @@ fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
             subject: "logs-alice",
         },
         Case {
+            what: "valid JWT lacking the route's scope",
+            request: get("/scoped/n", &[("authorization", &bearer(&good5))]),
+            status: 403,
+            outcome: "insufficient_scope",
+            route: "/scoped/**",
+            subject: "logs-dave",
+        },
+        Case {
             what: "Proxy-Authorization and a bearer token on an open route",
             request: get(
                 "/open/m",
@@ -554,6 +563,12 @@ issuers = ["down"]
 path = "/open/**"
 upstream = "echo"
 auth = "none"
+
+[[routes]]
+path = "/scoped/**"
+upstream = "echo"
+issuers = ["corp"]
+scopes = ["logs:admin"]
 "#,
         introspect = idp.introspection_endpoint(),
         up = upstream.url(),

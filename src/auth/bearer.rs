@@ -11,6 +11,7 @@
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
+use std::borrow::Cow;
 
 use crate::error::Rejection;
 
@@ -90,16 +91,77 @@ pub(crate) fn all_bytes(bytes: &[u8], ok: impl Fn(u8) -> bool + Copy) -> bool {
 
 /// Whether the query has a parameter named `access_token` (RFC 6750 2.3).
 pub fn has_access_token_param(query: &str) -> bool {
-    query.split('&').any(|pair| {
-        let name = pair.split_once('=').map_or(pair, |(n, _)| n);
-        name == "access_token"
-    })
+    query.split('&').any(is_access_token_pair)
+}
+
+/// The query without its `access_token` parameters (for
+/// `forward.strip_authorization`, so that a token in a URL never reaches
+/// the upstream's logs); `None` when nothing is left. Borrows when there is
+/// nothing to remove.
+pub fn without_access_token(query: &str) -> Option<Cow<'_, str>> {
+    if !has_access_token_param(query) {
+        return Some(Cow::Borrowed(query));
+    }
+    let kept: Vec<&str> = query
+        .split('&')
+        .filter(|pair| !is_access_token_pair(pair))
+        .collect();
+    (!kept.iter().all(|p| p.is_empty())).then(|| Cow::Owned(kept.join("&")))
+}
+
+/// A `name=value` pair whose name is `access_token`, also when the name is
+/// percent-encoded (`access%5Ftoken`), as a backend would decode it.
+fn is_access_token_pair(pair: &str) -> bool {
+    let name = pair.split_once('=').map_or(pair, |(n, _)| n);
+    if !name.contains('%') {
+        return name == "access_token";
+    }
+    let bytes = name.as_bytes();
+    let mut decoded = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let escaped = (bytes[i] == b'%')
+            .then(|| bytes.get(i + 1..i + 3))
+            .flatten()
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match escaped {
+            Some(b) => {
+                decoded.push(b);
+                i += 3;
+            }
+            None => {
+                decoded.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    decoded == b"access_token"
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use http::HeaderValue;
+
+    #[test]
+    fn without_access_token_table() {
+        let cases = [
+            ("a=1&b=2", Some("a=1&b=2")),
+            ("access_token=t", None),
+            ("a=1&access_token=t&b=2", Some("a=1&b=2")),
+            ("access_token=t&access_token=u&a", Some("a")),
+            ("access%5Ftoken=t&a=1", Some("a=1")),
+            ("access%5ftoken=t", None),
+            ("access_tokens=1", Some("access_tokens=1")),
+            ("x_access_token=1", Some("x_access_token=1")),
+            ("access_token", None),
+            ("&access_token=t&", None),
+        ];
+        for (query, want) in cases {
+            assert_eq!(without_access_token(query).as_deref(), want, "{query}");
+        }
+    }
 
     fn headers(values: &[&[u8]]) -> HeaderMap {
         let mut h = HeaderMap::new();

@@ -203,6 +203,7 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
         tls,
         trusted_proxies,
         header_read_timeout: b.ms("server.header_read_timeout_ms", s.header_read_timeout_ms),
+        body_read_timeout: b.ms("server.body_read_timeout_ms", s.body_read_timeout_ms),
         tls_handshake_timeout: b.ms(
             "server.tls_handshake_timeout_ms",
             s.tls_handshake_timeout_ms,

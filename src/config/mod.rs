@@ -50,6 +50,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     pub trusted_proxies: Vec<IpNet>,
     pub header_read_timeout: Duration,
+    /// The whole request body must arrive within this long: 408 otherwise.
+    pub body_read_timeout: Duration,
     pub tls_handshake_timeout: Duration,
     pub idle_timeout: Duration,
     pub max_header_bytes: usize,

@@ -6,7 +6,7 @@
 //! some servers fold into `-` and so could smuggle an identity header.
 //! Response: hop-by-hop headers plus `Proxy-Authenticate`.
 
-use http::header::{HeaderName, CONNECTION, UPGRADE};
+use http::header::{HeaderName, CONNECTION, COOKIE, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 
 /// RFC 9110 section 7.6.1 and the usual legacy names.
@@ -32,6 +32,21 @@ const ROUTING_OVERRIDES: &[&str] = &[
     "x-http-method",
     "x-method-override",
 ];
+
+/// Headers in which a client states its own address. A backend that
+/// believes one would log or rate-limit the wrong client, so only a trusted
+/// proxy may pass them on; the gateway sets `X-Real-IP` itself.
+const CLIENT_ADDRESS: &[&str] = &[
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "forwarded-for",
+];
+
+pub fn is_client_address(name: &HeaderName) -> bool {
+    CLIENT_ADDRESS.contains(&name.as_str())
+}
 
 pub fn is_hop_by_hop(name: &HeaderName) -> bool {
     HOP_BY_HOP.contains(&name.as_str())
@@ -71,24 +86,45 @@ pub struct RequestPolicy<'a> {
     /// Headers the gateway writes from verified claims.
     pub identity_headers: &'a [HeaderName],
     pub allow_underscore_headers: bool,
+    /// The peer is a trusted proxy: its client-address headers are kept.
+    pub peer_trusted: bool,
     /// A WebSocket upgrade keeps `Connection: upgrade` and `Upgrade`.
     pub upgrade: Option<HeaderValue>,
 }
 
 /// Cleans an incoming request's headers before forwarding. The gateway
 /// states the client's address in X-Forwarded-*, so an incoming RFC 7239
-/// `Forwarded` (which could contradict it) is not passed on either.
+/// `Forwarded` (which could contradict it) is not passed on either, nor,
+/// unless the peer is a trusted proxy, any other client-address header.
 pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
     strip_where(headers, |name| {
         is_hop_by_hop(name)
             || is_routing_override(name)
             || name == "forwarded"
+            || (!policy.peer_trusted && is_client_address(name))
             || policy.identity_headers.contains(name)
             || (!policy.allow_underscore_headers && name.as_str().contains('_'))
     });
     if let Some(upgrade) = &policy.upgrade {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, upgrade.clone());
+    }
+}
+
+/// Joins an h2 request's `cookie` fields into the one header an HTTP/1.1
+/// upstream expects, separated by `"; "` (RFC 9113 section 8.2.3).
+pub fn join_cookies(headers: &mut HeaderMap) {
+    let mut cookies = headers.get_all(COOKIE).iter();
+    if cookies.next().is_none() || cookies.next().is_none() {
+        return;
+    }
+    let joined: Vec<&[u8]> = headers
+        .get_all(COOKIE)
+        .iter()
+        .map(HeaderValue::as_bytes)
+        .collect();
+    if let Ok(value) = HeaderValue::from_bytes(&joined.join(&b"; "[..])) {
+        headers.insert(COOKIE, value);
     }
 }
 
@@ -173,6 +209,11 @@ mod tests {
             ("x-auth-subject", "admin"),
             ("x_auth_subject", "admin"),
             ("forwarded", "for=10.0.0.1;host=admin"),
+            ("x-real-ip", "10.0.0.1"),
+            ("true-client-ip", "10.0.0.1"),
+            ("x-client-ip", "10.0.0.1"),
+            ("x-cluster-client-ip", "10.0.0.1"),
+            ("forwarded-for", "10.0.0.1"),
             ("accept", "*/*"),
             ("authorization", "Bearer t"),
         ]);
@@ -180,6 +221,7 @@ mod tests {
         let policy = RequestPolicy {
             identity_headers: &ids,
             allow_underscore_headers: false,
+            peer_trusted: false,
             upgrade: None,
         };
         clean_request(&mut h, &policy);
@@ -193,10 +235,49 @@ mod tests {
         let policy = RequestPolicy {
             identity_headers: &[],
             allow_underscore_headers: true,
+            peer_trusted: false,
             upgrade: None,
         };
         clean_request(&mut h, &policy);
         assert!(h.contains_key("x_custom"));
+    }
+
+    #[test]
+    fn clean_request_trusted_peer_keeps_client_address_headers() {
+        let mut h = map(&[
+            ("x-real-ip", "10.0.0.1"),
+            ("true-client-ip", "10.0.0.2"),
+            ("forwarded", "for=10.0.0.1"),
+        ]);
+        let policy = RequestPolicy {
+            identity_headers: &[],
+            allow_underscore_headers: false,
+            peer_trusted: true,
+            upgrade: None,
+        };
+        clean_request(&mut h, &policy);
+        let left: Vec<&str> = h.keys().map(|k| k.as_str()).collect();
+        assert_eq!(left, vec!["x-real-ip", "true-client-ip"]);
+    }
+
+    #[test]
+    fn join_cookies_table() {
+        let cases: [(&[&str], Option<&str>); 3] = [
+            (&[], None),
+            (&["a=1"], Some("a=1")),
+            (&["a=1", "b=2", "c=3"], Some("a=1; b=2; c=3")),
+        ];
+        for (cookies, want) in cases {
+            let pairs: Vec<(&str, &str)> = cookies.iter().map(|c| ("cookie", *c)).collect();
+            let mut h = map(&pairs);
+            join_cookies(&mut h);
+            assert!(h.get_all(COOKIE).iter().count() <= 1, "{cookies:?}");
+            assert_eq!(
+                h.get(COOKIE).map(|v| v.to_str().unwrap()),
+                want,
+                "{cookies:?}"
+            );
+        }
     }
 
     #[test]

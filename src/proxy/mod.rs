@@ -4,8 +4,10 @@
 //! WebSocket tunnels. Makes no auth decisions: it is handed the identity
 //! headers to add.
 
+pub mod body;
 pub mod headers;
 pub mod pool;
+pub mod tunnel;
 
 use bytes::Bytes;
 use http::header::{HeaderName, HeaderValue, HOST};
@@ -13,13 +15,13 @@ use http::uri::PathAndQuery;
 use http::{Request, Response, StatusCode, Uri, Version};
 use http_body_util::{Either, Full};
 use hyper::body::Incoming;
-use hyper_util::rt::TokioIo;
 use ipnet::IpNet;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, UpstreamConfig};
 use crate::error::Rejection;
+use body::{BodyState, BodyWatch, RequestBody};
 use pool::{Pool, PooledBody, SendError};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
@@ -28,6 +30,7 @@ pub type ResponseBody = Either<PooledBody, Full<Bytes>>;
 static X_FORWARDED_FOR: HeaderName = HeaderName::from_static("x-forwarded-for");
 static X_FORWARDED_PROTO: HeaderName = HeaderName::from_static("x-forwarded-proto");
 static X_FORWARDED_HOST: HeaderName = HeaderName::from_static("x-forwarded-host");
+static X_REAL_IP: HeaderName = HeaderName::from_static("x-real-ip");
 pub static X_REQUEST_ID: HeaderName = HeaderName::from_static("x-request-id");
 
 /// One configured upstream with its connection pool.
@@ -73,10 +76,17 @@ pub struct Forwarded<'a> {
     pub strip_prefix: Option<&'a str>,
     pub request_id: HeaderValue,
     pub trusted_proxies: &'a [IpNet],
+    /// The peer is one of `trusted_proxies`.
+    pub peer_trusted: bool,
     /// Identity headers to add (already stripped from the incoming request).
     pub identity: Vec<(HeaderName, HeaderValue)>,
+    /// `exp` of the verified token (seconds since the epoch): a WebSocket
+    /// tunnel it opened is closed then.
+    pub expires_at: Option<f64>,
     pub policy: headers::RequestPolicy<'a>,
+    /// Also removes `access_token` query parameters.
     pub strip_authorization: bool,
+    pub body_read_timeout: std::time::Duration,
 }
 
 /// Sends `req` to `upstream` and returns its answer with cleaned headers.
@@ -85,19 +95,23 @@ pub async fn forward(
     mut req: Request<Incoming>,
     fwd: Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, Rejection> {
-    let client_upgrade = fwd
+    let handshake = fwd
         .policy
         .upgrade
         .is_some()
-        .then(|| hyper::upgrade::on(&mut req));
+        .then(|| tunnel::Handshake::new(&mut req));
     let (parts, body) = req.into_parts();
     let uri = upstream_uri(upstream, &fwd, parts.uri.query())?;
+    let (body, watch) = RequestBody::new(body, fwd.body_read_timeout);
     let mut out = Request::new(body);
     *out.method_mut() = parts.method;
     *out.uri_mut() = uri;
     *out.version_mut() = Version::HTTP_11;
     let mut headers = parts.headers;
     headers::clean_request(&mut headers, &fwd.policy);
+    if parts.version == Version::HTTP_2 {
+        headers::join_cookies(&mut headers);
+    }
     if fwd.strip_authorization {
         headers.remove(http::header::AUTHORIZATION);
     }
@@ -108,26 +122,50 @@ pub async fn forward(
     let sent = tokio::time::timeout(upstream.config.timeout, upstream.pool.send(out)).await;
     upstream.duration.record(started.elapsed().as_secs_f64());
     let mut resp = match sent {
-        Err(_) => return Err(Rejection::UpstreamTimeout),
-        Ok(Err(e @ SendError::Connect(_))) => {
-            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
-            return Err(Rejection::UpstreamConnect);
-        }
-        Ok(Err(e)) => {
-            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream request failed");
-            return Err(Rejection::UpstreamProtocol);
-        }
         Ok(Ok(resp)) => resp,
+        Ok(Err(e)) => return Err(send_failure(upstream, watch.as_deref(), e)),
+        // The upstream cannot answer before it has the whole request: a
+        // body still being read is the client's delay, not the upstream's.
+        Err(_) => match watch.map(|w| w.state()) {
+            Some(BodyState::Reading | BodyState::TimedOut) => return Err(Rejection::BodyTimeout),
+            _ => return Err(Rejection::UpstreamTimeout),
+        },
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
-        match client_upgrade {
-            Some(client_upgrade) => spawn_tunnel(client_upgrade, hyper::upgrade::on(&mut resp)),
-            None => return Err(Rejection::UpstreamProtocol),
-        }
+        let Some(handshake) = handshake else {
+            return Err(Rejection::UpstreamProtocol);
+        };
+        handshake
+            .accepts(resp.headers())
+            .map_err(Rejection::UpstreamBadUpgrade)?;
+        handshake.spawn(hyper::upgrade::on(&mut resp), fwd.expires_at);
     }
     headers::clean_response(resp.headers_mut(), switching);
+    // The client gets its own protocol version, whatever the upstream spoke
+    // (an HTTP/1.0 upstream must not turn the client's keep-alive off).
+    *resp.version_mut() = match parts.version {
+        Version::HTTP_2 => Version::HTTP_2,
+        _ => Version::HTTP_11,
+    };
     Ok(resp.map(Either::Left))
+}
+
+/// Why the upstream exchange failed, with the blame where it belongs: a
+/// client body that broke or stalled is the client's fault.
+fn send_failure(upstream: &Upstream, watch: Option<&BodyWatch>, e: SendError) -> Rejection {
+    match (watch.map(BodyWatch::state), e) {
+        (Some(BodyState::Malformed), _) => Rejection::MalformedBody,
+        (Some(BodyState::TimedOut), _) => Rejection::BodyTimeout,
+        (_, e @ SendError::Connect(_)) => {
+            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
+            Rejection::UpstreamConnect
+        }
+        (_, e) => {
+            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream request failed");
+            Rejection::UpstreamProtocol
+        }
+    }
 }
 
 fn upstream_uri(
@@ -146,6 +184,14 @@ fn upstream_uri(
             path = &path[prefix.len()..];
         }
     }
+    let stripped;
+    let query = match query {
+        Some(q) if fwd.strip_authorization => {
+            stripped = crate::auth::bearer::without_access_token(q);
+            stripped.as_deref()
+        }
+        q => q,
+    };
     let base = &upstream.config.base_path;
     let mut pq = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
     pq.push_str(base);
@@ -170,6 +216,9 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fw
         None => fwd.peer_ip.clone(),
     };
     headers.insert(&X_FORWARDED_FOR, xff);
+    if !(fwd.peer_trusted && headers.contains_key(&X_REAL_IP)) {
+        headers.insert(&X_REAL_IP, client_address(headers, fwd));
+    }
     let proto = if fwd.tls { "https" } else { "http" };
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
     match &fwd.original_host {
@@ -207,22 +256,29 @@ fn forwarded_for_chain(headers: &http::HeaderMap, fwd: &Forwarded) -> Option<Str
     Some(chain)
 }
 
-/// Joins the client's and the upstream's upgraded connections.
-fn spawn_tunnel(client: hyper::upgrade::OnUpgrade, upstream: hyper::upgrade::OnUpgrade) {
-    tokio::spawn(async move {
-        let (client, upstream) = match tokio::try_join!(client, upstream) {
-            Ok(pair) => pair,
-            Err(e) => {
-                tracing::debug!(error = %e, "upgrade failed");
-                return;
-            }
+/// The client's address for `X-Real-IP`: the peer, or, when the peer is a
+/// trusted proxy, the nearest address in `X-Forwarded-For` (already with the
+/// peer appended) that is not itself a trusted proxy.
+fn client_address(headers: &http::HeaderMap, fwd: &Forwarded) -> HeaderValue {
+    if !fwd.peer_trusted {
+        return fwd.peer_ip.clone();
+    }
+    let chain = headers
+        .get_all(&X_FORWARDED_FOR)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.rsplit(','))
+        .map(str::trim);
+    for hop in chain {
+        let Ok(ip) = hop.parse::<std::net::IpAddr>() else {
+            break;
         };
-        let mut client = TokioIo::new(client);
-        let mut upstream = TokioIo::new(upstream);
-        if let Err(e) = tokio::io::copy_bidirectional(&mut client, &mut upstream).await {
-            tracing::debug!(error = %e, "tunnel closed with an error");
+        let ip = ip.to_canonical();
+        if !fwd.trusted_proxies.iter().any(|net| net.contains(&ip)) {
+            return HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| fwd.peer_ip.clone());
         }
-    });
+    }
+    fwd.peer_ip.clone()
 }
 
 /// Shared so that runtime snapshots can be cheaply cloned.

@@ -23,6 +23,7 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
+use super::body::RequestBody;
 use crate::config::{ConfigError, Scheme, UpstreamConfig};
 
 /// Why no response head came back.
@@ -51,7 +52,7 @@ pub struct Pool {
 }
 
 struct Idle {
-    sender: SendRequest<Incoming>,
+    sender: SendRequest<RequestBody>,
     since: Instant,
 }
 
@@ -93,7 +94,7 @@ impl Pool {
     /// could take is sent again on a fresh connection.
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<Incoming>,
+        mut req: Request<RequestBody>,
     ) -> Result<Response<PooledBody>, SendError> {
         while let Some(mut sender) = self.checkout() {
             if sender.ready().await.is_err() {
@@ -115,7 +116,7 @@ impl Pool {
     }
 
     /// The newest idle connection that is still open.
-    fn checkout(&self) -> Option<SendRequest<Incoming>> {
+    fn checkout(&self) -> Option<SendRequest<RequestBody>> {
         let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
         self.evict_expired(&mut idle, Instant::now());
         while let Some(Idle { sender, .. }) = idle.pop() {
@@ -126,7 +127,7 @@ impl Pool {
         None
     }
 
-    fn checkin(&self, sender: SendRequest<Incoming>) {
+    fn checkin(&self, sender: SendRequest<RequestBody>) {
         if sender.is_closed() || self.max_idle == 0 {
             return;
         }
@@ -153,7 +154,7 @@ impl Pool {
 
     fn attach(
         self: &Arc<Self>,
-        sender: SendRequest<Incoming>,
+        sender: SendRequest<RequestBody>,
         resp: Response<Incoming>,
     ) -> Response<PooledBody> {
         let upgrading = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
@@ -167,7 +168,7 @@ impl Pool {
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<Incoming>, SendError> {
+    async fn connect(&self) -> Result<SendRequest<RequestBody>, SendError> {
         let connected = tokio::time::timeout(self.connect_timeout, self.open()).await;
         match connected {
             Ok(result) => result,
@@ -178,7 +179,7 @@ impl Pool {
         }
     }
 
-    async fn open(&self) -> Result<SendRequest<Incoming>, SendError> {
+    async fn open(&self) -> Result<SendRequest<RequestBody>, SendError> {
         let connect_error = |e: std::io::Error| SendError::Connect(e.to_string());
         let tcp = TcpStream::connect((self.host_for_connect(), self.port))
             .await
@@ -200,7 +201,7 @@ impl Pool {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
-    async fn handshake<IO>(&self, io: IO) -> Result<SendRequest<Incoming>, SendError>
+    async fn handshake<IO>(&self, io: IO) -> Result<SendRequest<RequestBody>, SendError>
     where
         IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
     {
@@ -219,7 +220,7 @@ impl Pool {
 /// once it has been read to the end.
 pub struct PooledBody {
     body: Incoming,
-    home: Option<(SendRequest<Incoming>, Arc<Pool>)>,
+    home: Option<(SendRequest<RequestBody>, Arc<Pool>)>,
 }
 
 impl PooledBody {
