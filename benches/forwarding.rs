@@ -688,6 +688,7 @@ fn route_keys(n: usize) -> Result<Vec<RouteKey>, String> {
                 host: None,
                 pattern: Pattern::parse(&format!("/svc{i}/v1/*/items/**"))?,
                 methods: Some(vec![Method::GET, Method::HEAD]),
+                case_sensitive: true,
             })
         })
         .collect()

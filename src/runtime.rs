@@ -86,6 +86,7 @@ impl Runtime {
                     host: r.host.clone(),
                     pattern: r.path.clone(),
                     methods: r.methods.clone(),
+                    case_sensitive: r.case_sensitive,
                 })
                 .collect(),
         );
@@ -217,9 +218,14 @@ pub fn describe(rt: &Runtime) -> String {
             .unwrap_or_else(|| "*".into());
         let _ = writeln!(
             out,
-            "  [{n}] {}{} {methods} -> {} auth={} scopes={:?} any_scopes={:?}",
+            "  [{n}] {}{}{} {methods} -> {} auth={} scopes={:?} any_scopes={:?}",
             r.host.as_deref().unwrap_or(""),
             r.path,
+            if r.case_sensitive {
+                ""
+            } else {
+                " (case-insensitive)"
+            },
             c.upstreams[r.upstream].name,
             match r.auth {
                 crate::config::AuthMode::Required => "required",
@@ -236,7 +242,54 @@ pub fn describe(rt: &Runtime) -> String {
             "warning: routes[{shadowed}] is shadowed by routes[{by}] and never matches"
         );
     }
+    let protected: Vec<bool> = c
+        .routes
+        .iter()
+        .map(|r| r.auth == crate::config::AuthMode::Required)
+        .collect();
+    for f in rt.routes.fall_through(&protected) {
+        let _ = writeln!(out, "{}", fall_through_warning(c, &f));
+    }
     out
+}
+
+/// One "fall-through to public" warning: which routes, how a request slips
+/// from the protected one to the public one, and what closes the gap.
+fn fall_through_warning(c: &Config, f: &crate::route::FallThrough) -> String {
+    let public = &c.routes[f.public];
+    let protected = &c.routes[f.protected];
+    let auth = match public.auth {
+        crate::config::AuthMode::Optional => "optional",
+        _ => "none",
+    };
+    let by = match (f.by_case, f.by_method) {
+        (true, true) => "by case or method",
+        (true, false) => "by case",
+        _ => "by method",
+    };
+    let mut fixes = Vec::new();
+    if f.by_case {
+        fixes.push(format!(
+            "set case_sensitive = false on routes[{}] if its upstream folds case",
+            f.protected
+        ));
+    }
+    if f.by_method {
+        fixes.push(format!(
+            "add an explicit deny (a route for {} without methods, auth = \"required\") before routes[{}]",
+            protected.path, f.public
+        ));
+    }
+    format!(
+        "warning: routes[{}] ({}{}, auth={auth}) catches requests that miss routes[{}] ({}{}) {by}: {}",
+        f.public,
+        public.host.as_deref().unwrap_or(""),
+        public.path,
+        f.protected,
+        protected.host.as_deref().unwrap_or(""),
+        protected.path,
+        fixes.join("; ")
+    )
 }
 
 /// [`reload`], logging the outcome; `why` says what asked for it.

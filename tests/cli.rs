@@ -271,3 +271,74 @@ fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), Some(0));
 }
+
+/// `VALID` with a protected admin prefix and then a public catch-all;
+/// `admin_extra` and `public_extra` are added to those two routes.
+fn fall_through_config(admin_extra: &str, public_extra: &str) -> String {
+    format!(
+        "{VALID}\n[[routes]]\npath = \"/api/admin/**\"\nupstream = \"app\"\n{admin_extra}\n\n\
+         [[routes]]\npath = \"/**\"\nupstream = \"app\"\nauth = \"none\"\n{public_extra}\n"
+    )
+}
+
+fn check_stdout(config: &str) -> String {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), config);
+    let out = tokengate(&["check", "--config", path.to_str().unwrap()], &[]);
+    let stdout = text(&out.stdout);
+    assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
+    stdout
+}
+
+#[test]
+fn check_warns_when_a_public_catch_all_follows_a_case_sensitive_protected_prefix() {
+    let stdout = check_stdout(&fall_through_config("", ""));
+    assert!(
+        stdout.contains(
+            "warning: routes[3] (/**, auth=none) catches requests that miss routes[2] \
+             (/api/admin/**) by case: set case_sensitive = false on routes[2]"
+        ),
+        "no fall-through warning: {stdout}"
+    );
+    // The earlier protected /orders routes are caught too, each named once.
+    assert!(
+        stdout.contains("miss routes[0] (/orders/**) by case"),
+        "{stdout}"
+    );
+    assert_eq!(stdout.matches("miss routes[2]").count(), 1, "{stdout}");
+}
+
+#[test]
+fn check_warns_about_method_fall_through_with_the_fix() {
+    let stdout = check_stdout(&fall_through_config(
+        "methods = [\"GET\"]\ncase_sensitive = false",
+        "",
+    ));
+    assert!(
+        stdout.contains(
+            "warning: routes[3] (/**, auth=none) catches requests that miss routes[2] \
+             (/api/admin/**) by method: add an explicit deny"
+        ),
+        "{stdout}"
+    );
+    assert!(
+        !stdout.contains("miss routes[2] (/api/admin/**) by case"),
+        "{stdout}"
+    );
+}
+
+#[test]
+fn check_no_fall_through_warning_when_nothing_can_slip() {
+    let (head, _) = VALID.split_once("[[routes]]").unwrap();
+    let stdout = check_stdout(&format!(
+        "{head}[[routes]]\npath = \"/api/admin/**\"\nupstream = \"app\"\ncase_sensitive = false\n\n\
+         [[routes]]\npath = \"/**\"\nupstream = \"app\"\nauth = \"none\"\n"
+    ));
+    assert!(!stdout.contains("catches requests"), "{stdout}");
+    // A public route that pins the letters catches no case variant.
+    let stdout = check_stdout(&format!(
+        "{head}[[routes]]\npath = \"/api/admin/**\"\nupstream = \"app\"\n\n\
+         [[routes]]\npath = \"/api/admin/**\"\nupstream = \"app\"\nauth = \"none\"\nmethods = [\"GET\"]\n"
+    ));
+    assert!(!stdout.contains("catches requests"), "{stdout}");
+}

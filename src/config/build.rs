@@ -478,6 +478,14 @@ fn route(
                 "must be a normalised path like \"/orders\", without a trailing /",
             );
         }
+        if !r.case_sensitive {
+            // The prefix is removed as written, so a request in another case
+            // would reach the upstream unstripped.
+            b.err(
+                k("strip_prefix"),
+                "cannot be combined with case_sensitive = false",
+            );
+        }
     }
     RouteConfig {
         host,
@@ -489,5 +497,6 @@ fn route(
         any_scopes: r.any_scopes.clone(),
         issuers: route_issuers,
         strip_prefix: r.strip_prefix.clone(),
+        case_sensitive: r.case_sensitive,
     }
 }

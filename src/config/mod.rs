@@ -255,6 +255,10 @@ pub struct RouteConfig {
     /// Indices into [`Config::issuers`]; every issuer when not configured.
     pub issuers: Vec<usize>,
     pub strip_prefix: Option<String>,
+    /// `false`: `path` is compared ASCII case-insensitively, for upstreams
+    /// that fold case; default `true` (the contract). The forwarded path is
+    /// never folded.
+    pub case_sensitive: bool,
 }
 
 #[cfg(test)]

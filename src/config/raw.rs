@@ -226,8 +226,14 @@ pub struct RawRoute {
     pub any_scopes: Vec<String>,
     pub issuers: Option<Vec<String>>,
     pub strip_prefix: Option<String>,
+    #[serde(default = "default_case_sensitive")]
+    pub case_sensitive: bool,
 }
 
 fn default_auth() -> String {
     "required".into()
+}
+
+fn default_case_sensitive() -> bool {
+    true
 }

@@ -102,6 +102,21 @@ fn load_issuer_defaults_match_the_contract() {
 }
 
 #[test]
+fn load_route_case_sensitive_defaults_to_true() {
+    let text = format!(
+        "{MINIMAL}[[routes]]\npath = \"/Api/**\"\nupstream = \"app\"\ncase_sensitive = false\n"
+    );
+    let c = load(&text).unwrap();
+    assert!(c.routes[0].case_sensitive, "the default is the contract");
+    assert!(!c.routes[1].case_sensitive);
+    assert_eq!(
+        c.routes[1].path.as_str(),
+        "/Api/**",
+        "the pattern is kept as written"
+    );
+}
+
+#[test]
 fn load_example_file_is_valid() {
     let c = Config::load_with_env(Path::new("config/tokengate.example.toml"), Vec::new()).unwrap();
     assert_eq!(c.routes.len(), 3);
@@ -146,6 +161,8 @@ fn load_errors_name_the_key() {
         (format!("{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"app\"\nstrip_prefix = \"/x/\"\n"), "routes[1].strip_prefix"),
         (format!("{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"app\"\nhost = \"a.example:80\"\n"), "routes[1].host"),
         (format!("{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"app\"\nunknown = 1\n"), "routes.1.unknown"),
+        (format!("{MINIMAL}[[routes]]\npath = \"/x/**\"\nupstream = \"app\"\nstrip_prefix = \"/x\"\ncase_sensitive = false\n"), "routes[1].strip_prefix"),
+        (format!("{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"app\"\ncase_sensitive = \"no\"\n"), "routes.1.case_sensitive"),
     ];
     for (text, key) in cases {
         let keys = error_keys(&text);
