@@ -1,7 +1,8 @@
 //! Property tests of header hygiene (behavior.md section 6) on random
 //! header maps: after `clean_request` no hop-by-hop header, no header named
-//! by `Connection`, no routing override, no `Forwarded`, no identity header
-//! and (unless allowed) no name with `_` is left, and every other header is
+//! by `Connection`, no routing override, no `Forwarded`, no identity header,
+//! no client-address header (unless the peer is trusted) and (unless
+//! allowed) no name with `_` is left, and every other header is
 //! kept with its values in order; `clean_response` likewise for its lists.
 //!
 //! The lists below are written from the contract, not taken from the code,
@@ -34,6 +35,15 @@ const ROUTING_OVERRIDES: &[&str] = &[
     "x-method-override",
 ];
 
+/// Client-address headers: kept only from a trusted proxy.
+const CLIENT_ADDRESS: &[&str] = &[
+    "x-real-ip",
+    "true-client-ip",
+    "x-client-ip",
+    "x-cluster-client-ip",
+    "forwarded-for",
+];
+
 /// Names that must survive unless `Connection` names them.
 const ORDINARY: &[&str] = &[
     "accept",
@@ -61,6 +71,7 @@ fn name() -> impl Strategy<Value = &'static str> {
         2 => prop::sample::select(HOP_BY_HOP),
         1 => prop::sample::select(ROUTING_OVERRIDES),
         1 => Just("forwarded"),
+        1 => prop::sample::select(CLIENT_ADDRESS),
         4 => prop::sample::select(ORDINARY),
     ]
 }
@@ -165,12 +176,14 @@ proptest! {
         before in header_map(),
         identity in prop::sample::subsequence(IDENTITY.to_vec(), 0..=IDENTITY.len()),
         allow_underscore in any::<bool>(),
+        peer_trusted in any::<bool>(),
     ) {
         let identity: Vec<HeaderName> =
             identity.iter().map(|n| HeaderName::from_static(n)).collect();
         let policy = RequestPolicy {
             identity_headers: &identity,
             allow_underscore_headers: allow_underscore,
+            peer_trusted,
             upgrade: None,
         };
         let mut after = before.clone();
@@ -182,6 +195,7 @@ proptest! {
                 HOP_BY_HOP.contains(&n)
                     || ROUTING_OVERRIDES.contains(&n)
                     || n == "forwarded"
+                    || (!peer_trusted && CLIENT_ADDRESS.contains(&n))
                     || identity.iter().any(|i| i == n)
                     || (!allow_underscore && n.contains('_'))
             },
@@ -195,6 +209,7 @@ proptest! {
         let policy = RequestPolicy {
             identity_headers: &[],
             allow_underscore_headers: false,
+            peer_trusted: false,
             upgrade: Some(upgrade.clone()),
         };
         let mut after = before.clone();
@@ -206,6 +221,7 @@ proptest! {
                 HOP_BY_HOP.contains(&n)
                     || ROUTING_OVERRIDES.contains(&n)
                     || n == "forwarded"
+                    || CLIENT_ADDRESS.contains(&n)
                     || n.contains('_')
             },
             &["connection", "upgrade"],
