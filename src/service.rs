@@ -157,6 +157,7 @@ async fn pipeline(
         original_host,
         path: &path,
         strip_prefix: route.strip_prefix.as_deref(),
+        case_insensitive: !route.case_sensitive,
         request_id,
         trusted_proxies: &server.trusted_proxies,
         peer_trusted,

@@ -104,3 +104,19 @@ async fn default_route_is_case_sensitive() {
     assert_eq!(upstream.last().target(), "/Api/admin/x");
     assert_eq!(upstream.hits(), 1);
 }
+
+#[tokio::test]
+async fn case_insensitive_route_strips_its_prefix_in_any_case() {
+    let (key, idp, upstream, gw) =
+        start("case_sensitive = false\nstrip_prefix = \"/api/admin\"").await;
+    let token = key.token(&claims(&idp.issuer(), AUD));
+    for (path, forwarded) in [
+        ("/api/admin/users", "/users"),
+        ("/API/Admin/users?x=1", "/users?x=1"),
+        ("/Api/ADMIN", "/"),
+    ] {
+        let reply = get(&gw, &Client::h1(), path, Some(&token)).await;
+        assert_eq!(reply.status, 200, "{path}");
+        assert_eq!(upstream.last().target(), forwarded, "{path}");
+    }
+}

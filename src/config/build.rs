@@ -478,14 +478,6 @@ fn route(
                 "must be a normalised path like \"/orders\", without a trailing /",
             );
         }
-        if !r.case_sensitive {
-            // The prefix is removed as written, so a request in another case
-            // would reach the upstream unstripped.
-            b.err(
-                k("strip_prefix"),
-                "cannot be combined with case_sensitive = false",
-            );
-        }
     }
     RouteConfig {
         host,

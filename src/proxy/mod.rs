@@ -74,6 +74,9 @@ pub struct Forwarded<'a> {
     /// The normalised path, already checked by routing.
     pub path: &'a str,
     pub strip_prefix: Option<&'a str>,
+    /// The route matches ASCII case-insensitively, and so is its prefix
+    /// stripped.
+    pub case_insensitive: bool,
     pub request_id: HeaderValue,
     pub trusted_proxies: &'a [IpNet],
     /// The peer is one of `trusted_proxies`.
@@ -175,11 +178,18 @@ fn upstream_uri(
 ) -> Result<Uri, Rejection> {
     let mut path = fwd.path;
     if let Some(prefix) = fwd.strip_prefix {
-        if path == prefix {
+        let head_is_prefix = |len: usize| {
+            path.get(..len)
+                .is_some_and(|head| match fwd.case_insensitive {
+                    false => head == prefix,
+                    true => head.eq_ignore_ascii_case(prefix),
+                })
+        };
+        if path.len() == prefix.len() && head_is_prefix(prefix.len()) {
             path = "/";
         } else if path.len() > prefix.len()
-            && path.starts_with(prefix)
             && path.as_bytes()[prefix.len()] == b'/'
+            && head_is_prefix(prefix.len())
         {
             path = &path[prefix.len()..];
         }
