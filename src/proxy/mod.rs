@@ -109,6 +109,13 @@ pub async fn forward(
     upstream.duration.record(started.elapsed().as_secs_f64());
     let mut resp = match sent {
         Err(_) => return Err(Rejection::UpstreamTimeout),
+        Ok(Err(e @ SendError::Saturated(_))) => {
+            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection limit reached");
+            return Err(Rejection::Unavailable {
+                description: "the upstream has no free connection",
+                retry_after_s: 1,
+            });
+        }
         Ok(Err(e @ SendError::Connect(_))) => {
             tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
             return Err(Rejection::UpstreamConnect);
