@@ -404,6 +404,12 @@ async fn pool_request_at_the_cap_takes_the_connection_returned_to_the_pool() {
         let gw = gw.clone();
         tokio::spawn(async move { gw.get("/second").await })
     };
+    // Not synchronisation: the outcome is asserted whatever the timing.
+    // The pause lets the second request reach the cap before the first
+    // answers; were it late, it would find conn=1 idle and the test would
+    // prove less, never fail.
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    assert_eq!(upstream.connections(), 1);
     upstream.release(1);
     assert_eq!(body_text(&first.await.expect("task")), "conn=1");
     assert_eq!(body_text(&second.await.expect("task")), "conn=1");
