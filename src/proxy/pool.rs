@@ -583,6 +583,88 @@ impl Body for PooledBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::config::Config;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    fn upstream_config(addr: std::net::SocketAddr, extra: &str) -> UpstreamConfig {
+        let toml = format!(
+            "[upstreams.up]\nurl = \"http://{addr}\"\n{extra}\n\
+             [[routes]]\npath = \"/**\"\nupstream = \"up\"\nauth = \"none\"\n"
+        );
+        let config = Config::from_toml(&toml, std::path::Path::new("."), Vec::new());
+        config.expect("config").upstreams.remove(0)
+    }
+
+    /// Opens a connection and puts it in the idle list; returns the
+    /// upstream's end.
+    async fn idle_connection(pool: &Arc<Pool>, listener: &TcpListener) -> TcpStream {
+        let slot = pool.slot().await.expect("slot");
+        let (accepted, conn) = tokio::join!(listener.accept(), pool.connect(slot));
+        pool.checkin(conn.expect("connect"));
+        accepted.expect("accept").0
+    }
+
+    /// Bytes read before the end of the stream (which must come soon).
+    async fn closed(upstream_end: &mut TcpStream) -> usize {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), upstream_end.read(&mut byte));
+        read.await.expect("closed in time").expect("read")
+    }
+
+    fn sweeper(pool: &Pool) -> Option<AbortHandle> {
+        pool.lock_idle().sweeper.clone()
+    }
+
+    #[tokio::test]
+    async fn sweeper_closes_an_expired_connection_then_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "pool_idle_timeout_ms = 50");
+        let pool = Arc::new(Pool::new(&config).unwrap());
+        let mut upstream_end = idle_connection(&pool, &listener).await;
+        assert!(
+            sweeper(&pool).is_some(),
+            "no sweeper while a connection is idle"
+        );
+        assert_eq!(pool.slots.available_permits(), 1023);
+
+        // No request comes: the timer alone closes the connection.
+        assert_eq!(closed(&mut upstream_end).await, 0);
+        // Its permit came back, and the sweeper ended with nothing to watch.
+        assert_eq!(pool.slots.available_permits(), 1024);
+        assert!(sweeper(&pool).is_none());
+        assert!(pool.lock_idle().conns.is_empty());
+
+        // The next idle connection starts another.
+        let _upstream_end = idle_connection(&pool, &listener).await;
+        assert!(sweeper(&pool).is_some());
+    }
+
+    #[tokio::test]
+    async fn sweeper_is_aborted_when_its_pool_is_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "");
+        let pool = Arc::new(Pool::new(&config).unwrap());
+        let mut upstream_end = idle_connection(&pool, &listener).await;
+        let sweeper = sweeper(&pool).expect("a sweeper");
+        // Let the sweeper run up to its sleep (a sweeper that first runs
+        // after the drop ends by itself, which would prove nothing).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!sweeper.is_finished());
+        drop(pool);
+        // The idle connection is closed with its pool, and the sweeper
+        // (which would otherwise sleep for pool_idle_timeout_ms) is gone.
+        assert_eq!(closed(&mut upstream_end).await, 0);
+        for _ in 0..100 {
+            if sweeper.is_finished() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the sweeper outlived its pool");
+    }
 
     #[test]
     fn replayable_table() {
