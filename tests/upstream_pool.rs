@@ -420,7 +420,7 @@ async fn pool_request_at_the_cap_takes_the_connection_returned_to_the_pool() {
 async fn pool_websocket_tunnel_holds_its_connection_until_it_ends() {
     let upstream = Upstream::websocket_echo().await;
     let config = format!(
-        "[upstreams.ws]\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout_ms = 300\n\n\
+        "[upstreams.ws]\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout_ms = 1000\n\n\
          [[routes]]\npath = \"/**\"\nupstream = \"ws\"\nauth = \"none\"\n",
         upstream.url()
     );
