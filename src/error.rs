@@ -33,7 +33,7 @@ pub enum Rejection {
     /// The route's required scopes, space-separated.
     #[error("insufficient scope")]
     InsufficientScope(String),
-    #[error("issuer unavailable: {description}")]
+    #[error("unavailable: {description}")]
     Unavailable {
         description: &'static str,
         retry_after_s: u32,

@@ -144,6 +144,7 @@ fn run(path: &Path) -> anyhow::Result<()> {
 
 /// Binds, serves until SIGTERM/SIGINT, reloads on SIGHUP.
 async fn serve(rt: Runtime, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
+    raise_open_file_limit();
     let gateway = bind(rt.config.server.listen, "server.listen").await?;
     let admin = match &rt.config.admin {
         Some(a) => Some(bind(a.listen, "admin.listen").await?),
@@ -161,6 +162,23 @@ async fn serve(rt: Runtime, reload_from: Option<PathBuf>) -> anyhow::Result<()> 
     }
     server::serve(shared, Listeners { gateway, admin }, shutdown_signal()).await;
     Ok(())
+}
+
+/// Every client connection and every upstream connection is a file
+/// descriptor, and the usual soft limit (1024) is far below what
+/// `server.max_connections` and `upstreams.*.max_connections` allow: raise
+/// it to the hard limit, which an administrator set on purpose.
+fn raise_open_file_limit() {
+    let before = rlimit::Resource::NOFILE.get().ok();
+    match rlimit::increase_nofile_limit(u64::MAX) {
+        Ok(soft) => tracing::info!(
+            soft,
+            previous_soft = before.map(|(soft, _)| soft),
+            hard = before.map(|(_, hard)| hard),
+            "open file limit"
+        ),
+        Err(e) => tracing::warn!(error = %e, "cannot raise the open file limit"),
+    }
 }
 
 async fn shutdown_signal() {
@@ -219,6 +237,7 @@ fn demo(port: u16) -> anyhow::Result<()> {
         (Some(i), Some(u)) => (i, u),
         _ => anyhow::bail!("--port is too high: the demo uses N, N+1 and N+2"),
     };
+    raise_open_file_limit();
     let issuer_url = format!("http://127.0.0.1:{issuer_port}");
     let env = vec![
         (

@@ -313,6 +313,7 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
             0,
             1 << 20,
         ),
+        max_connections: b.count(&k("max_connections"), u.max_connections, 1, 10_000_000),
     }
 }
 

@@ -225,6 +225,11 @@ pub struct UpstreamConfig {
     pub ca_file: Option<PathBuf>,
     pub pool_idle_timeout: Duration,
     pub pool_max_idle_per_host: usize,
+    /// Open connections (idle and busy) to this upstream at most. A request
+    /// over it waits up to `connect_timeout` for a free one, then gets 503:
+    /// without a cap a slow upstream makes the gateway open connections until
+    /// it runs out of file descriptors. Default 1024.
+    pub max_connections: usize,
 }
 
 #[derive(Debug, Clone)]

@@ -172,6 +172,7 @@ pub struct RawUpstream {
     pub ca_file: Option<String>,
     pub pool_idle_timeout_ms: u64,
     pub pool_max_idle_per_host: u64,
+    pub max_connections: u64,
 }
 
 impl Default for RawUpstream {
@@ -184,6 +185,7 @@ impl Default for RawUpstream {
             ca_file: None,
             pool_idle_timeout_ms: 90_000,
             pool_max_idle_per_host: 256,
+            max_connections: 1024,
         }
     }
 }

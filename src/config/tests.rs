@@ -54,6 +54,7 @@ fn load_minimal_applies_documented_defaults() {
     assert_eq!(c.routes[0].auth, AuthMode::None);
     assert_eq!(c.upstreams[0].timeout, Duration::from_secs(30));
     assert_eq!(c.upstreams[0].connect_timeout, Duration::from_secs(2));
+    assert_eq!(c.upstreams[0].max_connections, 1024);
     let claims: Vec<(&str, &str)> = c
         .forward
         .claims
@@ -148,6 +149,7 @@ fn load_errors_name_the_key() {
         (format!("{MINIMAL}[upstreams.bad]\nurl = \"ftp://x\"\n"), "upstreams.bad.url"),
         (format!("{MINIMAL}[upstreams.bad]\n"), "upstreams.bad.url"),
         (format!("{MINIMAL}[upstreams.bad]\nurl = \"http://x\"\ntimeout_ms = 0\n"), "upstreams.bad.timeout_ms"),
+        (format!("{MINIMAL}[upstreams.bad]\nurl = \"http://x\"\nmax_connections = 0\n"), "upstreams.bad.max_connections"),
         (format!("{MINIMAL}[forward]\nclaims = {{ sub = \"host\" }}\n"), "forward.claims.sub"),
         (format!("{MINIMAL}[forward]\nclaims = {{ sub = \"bad header\" }}\n"), "forward.claims.sub"),
         (format!("{ISSUER}{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"nope\"\n"), "routes[1].upstream"),

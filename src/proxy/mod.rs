@@ -160,6 +160,13 @@ fn send_failure(upstream: &Upstream, watch: Option<&BodyWatch>, e: SendError) ->
     match (watch.map(BodyWatch::state), e) {
         (Some(BodyState::Malformed), _) => Rejection::MalformedBody,
         (Some(BodyState::TimedOut), _) => Rejection::BodyTimeout,
+        (_, e @ SendError::Saturated(_)) => {
+            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection limit reached");
+            Rejection::Unavailable {
+                description: "the upstream has no free connection",
+                retry_after_s: 1,
+            }
+        }
         (_, e @ SendError::Connect(_)) => {
             tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
             Rejection::UpstreamConnect

@@ -3,28 +3,65 @@
 //! client (`client::conn::http1`), so the request path pays for one
 //! connection's dispatch and nothing else: no pool keys, no checkout futures.
 //!
-//! A connection goes back to the pool when the response body it carried has
-//! been read to its end (see [`PooledBody`]); a response dropped half-read
-//! takes its connection with it. Idle connections are reused newest first
-//! and are closed once older than `pool_idle_timeout_ms` (checked whenever
-//! the pool is touched) or when the pool already holds
-//! `pool_max_idle_per_host`.
+//! **Reuse.** A connection goes back to the pool when the response body it
+//! carried has been read to its end (see [`PooledBody`]); a response dropped
+//! half-read takes its connection with it. Idle connections are reused
+//! newest first. An idle connection is closed once it has been idle for
+//! `pool_idle_timeout_ms`, by a timer: a sweeper task per pool that runs only
+//! while the pool holds idle connections and is aborted when the pool is
+//! dropped (a reload leaves no task behind). The pool keeps at most
+//! `pool_max_idle_per_host` idle connections, dropping the oldest.
+//!
+//! **Cap.** At most `max_connections` connections to the upstream are open,
+//! idle and busy together. Each holds a permit of the pool's semaphore inside
+//! its I/O object, so the permit comes back whenever that object is dropped,
+//! whatever the reason: the upstream closed it, an error, a response
+//! abandoned half-read, the pool closing an idle connection, or the end of a
+//! WebSocket tunnel (which owns the I/O after a `101`). A request that finds
+//! neither an idle connection nor a free permit waits up to
+//! `connect_timeout_ms` for either, then fails with [`SendError::Saturated`]
+//! (a 503 with `Retry-After`): without a cap, a slow upstream makes the
+//! gateway open connections until it runs out of file descriptors.
+//!
+//! **Retry.** An upstream may close an idle connection (its keep-alive
+//! timeout, a restart) at the moment the gateway sends a request on it. A
+//! request that failed on a reused connection is sent once more, on a fresh
+//! connection, when
+//! - none of it was written (hyper hands the request back), or
+//! - it is idempotent and has no body (GET, HEAD, OPTIONS, PUT, DELETE; RFC
+//!   9110 section 9.2.2) and no byte of an answer arrived.
+//!
+//! For the second case the request head (method, target, headers) is copied
+//! before it is sent, only for such requests and only on a reused connection:
+//! a fresh connection has no keep-alive race. Nothing else is retried: a body
+//! that was sent cannot be replayed, and a non-idempotent request must not be.
 
 use bytes::Bytes;
-use http::{Request, Response};
+use http::{HeaderMap, Method, Request, Response, Uri, Version};
 use http_body::{Body, Frame, SizeHint};
+use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
+use std::io;
 use std::pin::Pin;
-use std::sync::{Arc, Mutex};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex, MutexGuard, Weak};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpStream;
+use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
+use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
 
-use super::body::RequestBody;
 use crate::config::{ConfigError, Scheme, UpstreamConfig};
+
+/// The body of a request handed to [`Pool::send`].
+type ReqBody = super::body::RequestBody;
+
+/// What goes on the wire: the client's body, or none for a replayed head.
+type WireBody = Either<ReqBody, Empty<Bytes>>;
 
 /// Why no response head came back.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +70,10 @@ pub enum SendError {
     /// `connect_timeout_ms`).
     #[error("cannot connect: {0}")]
     Connect(String),
+    /// `max_connections` connections were open and none came free within
+    /// `connect_timeout_ms`.
+    #[error("all {0} connections busy for connect_timeout_ms")]
+    Saturated(usize),
     /// The connection failed after the request was handed to it, or the
     /// answer was not HTTP.
     #[error("{0}")]
@@ -48,12 +89,47 @@ pub struct Pool {
     connect_timeout: Duration,
     idle_timeout: Duration,
     max_idle: usize,
-    idle: Mutex<Vec<Idle>>,
+    max_connections: usize,
+    /// One permit per connection that may be opened.
+    slots: Arc<Semaphore>,
+    /// Signalled when a connection goes back to the idle list, for requests
+    /// waiting at the cap.
+    returned: Notify,
+    idle: Mutex<IdleList>,
+}
+
+#[derive(Default)]
+struct IdleList {
+    /// Oldest first.
+    conns: Vec<Idle>,
+    /// The task closing expired connections, while `conns` is not empty.
+    sweeper: Option<AbortHandle>,
 }
 
 struct Idle {
-    sender: SendRequest<RequestBody>,
+    conn: Conn,
     since: Instant,
+}
+
+/// A connection's sending half, and whether its I/O has read anything since
+/// the last request was handed to it.
+struct Conn {
+    sender: SendRequest<WireBody>,
+    read_any: Arc<AtomicBool>,
+}
+
+/// How to get a connection once the pool is at its cap.
+enum Free {
+    Slot(OwnedSemaphorePermit),
+    Idle(Conn),
+}
+
+/// What came of a request sent on a reused connection.
+enum Reused {
+    Answered(Response<PooledBody>),
+    /// Safe to send again on a fresh connection.
+    Retry(Request<WireBody>),
+    Failed(hyper::Error),
 }
 
 impl Pool {
@@ -85,91 +161,179 @@ impl Pool {
             connect_timeout: config.connect_timeout,
             idle_timeout: config.pool_idle_timeout,
             max_idle: config.pool_max_idle_per_host,
-            idle: Mutex::new(Vec::new()),
+            max_connections: config.max_connections,
+            slots: Arc::new(Semaphore::new(config.max_connections)),
+            returned: Notify::new(),
+            idle: Mutex::new(IdleList::default()),
         })
     }
 
     /// Sends `req` on an idle connection, or a new one, and returns the
-    /// response head. A request that an idle connection closed before it
-    /// could take is sent again on a fresh connection.
+    /// response head. At the cap, waits for a connection to come free. A
+    /// request that a reused connection failed is sent once more on a fresh
+    /// one when that is safe (see the module doc).
     pub async fn send(
         self: &Arc<Self>,
-        mut req: Request<RequestBody>,
+        req: Request<ReqBody>,
     ) -> Result<Response<PooledBody>, SendError> {
-        while let Some(mut sender) = self.checkout() {
-            if sender.ready().await.is_err() {
-                continue;
-            }
-            match sender.try_send_request(req).await {
-                Ok(resp) => return Ok(self.attach(sender, resp)),
-                Err(mut e) => match e.take_message() {
-                    Some(unsent) => req = unsent,
-                    None => return Err(SendError::Protocol(e.into_error())),
+        let req = req.map(Either::Left);
+        let conn = match self.checkout() {
+            Some(conn) => conn,
+            None => match self.slots.clone().try_acquire_owned() {
+                Ok(slot) => return self.send_fresh(slot, req).await,
+                // Boxed: waiting is the rare path, and its state would
+                // otherwise make every request's future larger.
+                Err(_) => match Box::pin(self.wait_for_free()).await? {
+                    Free::Slot(slot) => return self.send_fresh(slot, req).await,
+                    Free::Idle(conn) => conn,
                 },
+            },
+        };
+        match self.send_reused(conn, req).await {
+            Reused::Answered(resp) => Ok(resp),
+            Reused::Failed(e) => Err(SendError::Protocol(e)),
+            Reused::Retry(req) => {
+                let slot = Box::pin(self.slot()).await?;
+                self.send_fresh(slot, req).await
             }
         }
-        // Boxed: connecting (TCP, perhaps TLS) is the rare path, and its
-        // state would otherwise make every request's future larger.
-        let mut sender = Box::pin(self.connect()).await?;
-        let resp = sender.send_request(req).await?;
-        Ok(self.attach(sender, resp))
+    }
+
+    async fn send_reused(self: &Arc<Self>, mut conn: Conn, req: Request<WireBody>) -> Reused {
+        if conn.sender.ready().await.is_err() {
+            return Reused::Retry(req);
+        }
+        let replay = Replay::of(&req);
+        conn.read_any.store(false, Ordering::Relaxed);
+        let mut e = match conn.sender.try_send_request(req).await {
+            Ok(resp) => return Reused::Answered(self.attach(conn, resp)),
+            Err(e) => e,
+        };
+        if let Some(unsent) = e.take_message() {
+            return Reused::Retry(unsent);
+        }
+        // The error came through hyper's channel after whatever the
+        // connection task read, so the flag is up to date.
+        let answered = conn.read_any.load(Ordering::Relaxed);
+        let e = e.into_error();
+        match replay {
+            Some(replay) if !answered => {
+                tracing::debug!(upstream = %self.name, error = %e, "reused connection failed; retrying on a fresh one");
+                Reused::Retry(replay.into_request())
+            }
+            _ => Reused::Failed(e),
+        }
+    }
+
+    async fn send_fresh(
+        self: &Arc<Self>,
+        slot: OwnedSemaphorePermit,
+        req: Request<WireBody>,
+    ) -> Result<Response<PooledBody>, SendError> {
+        // Boxed: connecting (TCP, perhaps TLS) is the rare path.
+        let mut conn = Box::pin(self.connect(slot)).await?;
+        let resp = conn.sender.send_request(req).await?;
+        Ok(self.attach(conn, resp))
+    }
+
+    /// Waits, up to the connect timeout, for a connection to come back to
+    /// the idle list or for a permit to open one.
+    async fn wait_for_free(&self) -> Result<Free, SendError> {
+        let wait = async {
+            loop {
+                // Registered before the idle list is checked, so a
+                // connection returned in between is not missed.
+                let returned = self.returned.notified();
+                tokio::pin!(returned);
+                returned.as_mut().enable();
+                if let Some(conn) = self.checkout() {
+                    return Ok(Free::Idle(conn));
+                }
+                tokio::select! {
+                    slot = self.slots.clone().acquire_owned() => {
+                        return slot.map(Free::Slot).map_err(|_| self.saturated());
+                    }
+                    () = &mut returned => {}
+                }
+            }
+        };
+        tokio::time::timeout(self.connect_timeout, wait)
+            .await
+            .unwrap_or_else(|_| Err(self.saturated()))
+    }
+
+    /// A permit to open a connection, waiting up to the connect timeout.
+    async fn slot(&self) -> Result<OwnedSemaphorePermit, SendError> {
+        if let Ok(slot) = self.slots.clone().try_acquire_owned() {
+            return Ok(slot);
+        }
+        match tokio::time::timeout(self.connect_timeout, self.slots.clone().acquire_owned()).await {
+            Ok(Ok(slot)) => Ok(slot),
+            Ok(Err(_)) | Err(_) => Err(self.saturated()),
+        }
+    }
+
+    fn saturated(&self) -> SendError {
+        SendError::Saturated(self.max_connections)
+    }
+
+    fn lock_idle(&self) -> MutexGuard<'_, IdleList> {
+        self.idle.lock().unwrap_or_else(|e| e.into_inner())
     }
 
     /// The newest idle connection that is still open.
-    fn checkout(&self) -> Option<SendRequest<RequestBody>> {
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        self.evict_expired(&mut idle, Instant::now());
-        while let Some(Idle { sender, .. }) = idle.pop() {
-            if !sender.is_closed() {
-                return Some(sender);
+    fn checkout(&self) -> Option<Conn> {
+        let mut idle = self.lock_idle();
+        idle.evict_expired(Instant::now(), self.idle_timeout);
+        while let Some(Idle { conn, .. }) = idle.conns.pop() {
+            if !conn.sender.is_closed() {
+                return Some(conn);
             }
         }
         None
     }
 
-    fn checkin(&self, sender: SendRequest<RequestBody>) {
-        if sender.is_closed() || self.max_idle == 0 {
+    fn checkin(self: &Arc<Self>, conn: Conn) {
+        if conn.sender.is_closed() || self.max_idle == 0 {
             return;
         }
         let now = Instant::now();
-        let mut idle = self.idle.lock().unwrap_or_else(|e| e.into_inner());
-        self.evict_expired(&mut idle, now);
-        if idle.len() >= self.max_idle {
-            idle.remove(0);
+        {
+            let mut idle = self.lock_idle();
+            idle.evict_expired(now, self.idle_timeout);
+            if idle.conns.len() >= self.max_idle {
+                idle.conns.remove(0);
+            }
+            idle.conns.push(Idle { conn, since: now });
+            if idle.sweeper.is_none() {
+                // Spawned under the lock, so the sweeper cannot clear the
+                // field before it is set.
+                idle.sweeper = self.spawn_sweeper();
+            }
         }
-        idle.push(Idle { sender, since: now });
+        self.returned.notify_one();
     }
 
-    /// Drops idle connections older than the idle timeout (the oldest are
-    /// first in the list).
-    fn evict_expired(&self, idle: &mut Vec<Idle>, now: Instant) {
-        let expired = idle
-            .iter()
-            .take_while(|i| now.duration_since(i.since) >= self.idle_timeout)
-            .count();
-        if expired > 0 {
-            idle.drain(..expired);
-        }
+    fn spawn_sweeper(self: &Arc<Self>) -> Option<AbortHandle> {
+        let runtime = tokio::runtime::Handle::try_current().ok()?;
+        let task = runtime.spawn(sweep(Arc::downgrade(self)));
+        Some(task.abort_handle())
     }
 
-    fn attach(
-        self: &Arc<Self>,
-        sender: SendRequest<RequestBody>,
-        resp: Response<Incoming>,
-    ) -> Response<PooledBody> {
+    fn attach(self: &Arc<Self>, conn: Conn, resp: Response<Incoming>) -> Response<PooledBody> {
         let upgrading = resp.status() == http::StatusCode::SWITCHING_PROTOCOLS;
         resp.map(|body| {
             let mut pooled = PooledBody {
                 body,
-                home: (!upgrading).then(|| (sender, Arc::clone(self))),
+                home: (!upgrading).then(|| (conn, Arc::clone(self))),
             };
             pooled.return_if_done();
             pooled
         })
     }
 
-    async fn connect(&self) -> Result<SendRequest<RequestBody>, SendError> {
-        let connected = tokio::time::timeout(self.connect_timeout, self.open()).await;
+    async fn connect(&self, slot: OwnedSemaphorePermit) -> Result<Conn, SendError> {
+        let connected = tokio::time::timeout(self.connect_timeout, self.open(slot)).await;
         match connected {
             Ok(result) => result,
             Err(_) => Err(SendError::Connect(format!(
@@ -179,20 +343,20 @@ impl Pool {
         }
     }
 
-    async fn open(&self) -> Result<SendRequest<RequestBody>, SendError> {
-        let connect_error = |e: std::io::Error| SendError::Connect(e.to_string());
+    async fn open(&self, slot: OwnedSemaphorePermit) -> Result<Conn, SendError> {
+        let connect_error = |e: io::Error| SendError::Connect(e.to_string());
         let tcp = TcpStream::connect((self.host_for_connect(), self.port))
             .await
             .map_err(connect_error)?;
         let _ = tcp.set_nodelay(true);
         match &self.tls {
-            None => self.handshake(tcp).await,
+            None => self.handshake(tcp, slot).await,
             Some((connector, name)) => {
                 let tls = connector
                     .connect(name.clone(), tcp)
                     .await
                     .map_err(connect_error)?;
-                self.handshake(tls).await
+                self.handshake(tls, slot).await
             }
         }
     }
@@ -201,10 +365,16 @@ impl Pool {
         self.host.trim_start_matches('[').trim_end_matches(']')
     }
 
-    async fn handshake<IO>(&self, io: IO) -> Result<SendRequest<RequestBody>, SendError>
+    async fn handshake<IO>(&self, io: IO, slot: OwnedSemaphorePermit) -> Result<Conn, SendError>
     where
-        IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+        IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
     {
+        let read_any = Arc::new(AtomicBool::new(false));
+        let io = Counted {
+            io,
+            read_any: Arc::clone(&read_any),
+            _slot: slot,
+        };
         let (sender, connection) = http1::Builder::new().handshake(TokioIo::new(io)).await?;
         let name = self.name.clone();
         tokio::spawn(async move {
@@ -212,7 +382,148 @@ impl Pool {
                 tracing::debug!(upstream = %name, error = %e, "upstream connection closed");
             }
         });
-        Ok(sender)
+        Ok(Conn { sender, read_any })
+    }
+}
+
+impl Drop for Pool {
+    fn drop(&mut self) {
+        let idle = self.idle.get_mut().unwrap_or_else(|e| e.into_inner());
+        if let Some(sweeper) = idle.sweeper.take() {
+            sweeper.abort();
+        }
+    }
+}
+
+impl IdleList {
+    /// Drops idle connections idle for `timeout` or longer (the oldest are
+    /// first in the list).
+    fn evict_expired(&mut self, now: Instant, timeout: Duration) {
+        let expired = expired_count(self.conns.iter().map(|i| i.since), now, timeout);
+        if expired > 0 {
+            self.conns.drain(..expired);
+        }
+    }
+}
+
+/// How many of `since` (oldest first) are `timeout` old or older at `now`.
+fn expired_count(since: impl Iterator<Item = Instant>, now: Instant, timeout: Duration) -> usize {
+    since
+        .take_while(|since| now.saturating_duration_since(*since) >= timeout)
+        .count()
+}
+
+/// Closes idle connections as they expire. Ends when the pool holds none
+/// (the next checkin starts another) or is gone.
+async fn sweep(pool: Weak<Pool>) {
+    loop {
+        let next = {
+            let Some(pool) = pool.upgrade() else {
+                return;
+            };
+            let mut idle = pool.lock_idle();
+            idle.evict_expired(Instant::now(), pool.idle_timeout);
+            match idle.conns.first() {
+                Some(oldest) => oldest.since + pool.idle_timeout,
+                None => {
+                    idle.sweeper = None;
+                    return;
+                }
+            }
+        };
+        tokio::time::sleep_until(next.into()).await;
+    }
+}
+
+/// Whether a request may be sent again after a connection failed under it
+/// without an answer: idempotent (RFC 9110 section 9.2.2) and no body to
+/// replay.
+fn replayable(method: &Method, bodiless: bool) -> bool {
+    bodiless
+        && matches!(
+            *method,
+            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
+        )
+}
+
+/// The head of a request that may be sent again.
+struct Replay {
+    method: Method,
+    uri: Uri,
+    version: Version,
+    headers: HeaderMap,
+}
+
+impl Replay {
+    fn of(req: &Request<WireBody>) -> Option<Replay> {
+        replayable(req.method(), req.body().is_end_stream()).then(|| Replay {
+            method: req.method().clone(),
+            uri: req.uri().clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+        })
+    }
+
+    fn into_request(self) -> Request<WireBody> {
+        let mut req = Request::new(Either::Right(Empty::new()));
+        *req.method_mut() = self.method;
+        *req.uri_mut() = self.uri;
+        *req.version_mut() = self.version;
+        *req.headers_mut() = self.headers;
+        req
+    }
+}
+
+/// A connection's I/O: holds its permit for as long as the connection (or
+/// the tunnel it became) is open, and notes when bytes arrive.
+struct Counted<IO> {
+    io: IO,
+    read_any: Arc<AtomicBool>,
+    _slot: OwnedSemaphorePermit,
+}
+
+impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        let before = buf.filled().len();
+        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
+        if buf.filled().len() > before {
+            self.read_any.store(true, Ordering::Relaxed);
+        }
+        polled
+    }
+}
+
+impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
     }
 }
 
@@ -220,7 +531,7 @@ impl Pool {
 /// once it has been read to the end.
 pub struct PooledBody {
     body: Incoming,
-    home: Option<(SendRequest<RequestBody>, Arc<Pool>)>,
+    home: Option<(Conn, Arc<Pool>)>,
 }
 
 impl PooledBody {
@@ -231,9 +542,13 @@ impl PooledBody {
 
     fn return_if_done(&mut self) {
         if self.body.is_end_stream() {
-            if let Some((sender, pool)) = self.home.take() {
-                pool.checkin(sender);
-            }
+            self.go_home();
+        }
+    }
+
+    fn go_home(&mut self) {
+        if let Some((conn, pool)) = self.home.take() {
+            pool.checkin(conn);
         }
     }
 }
@@ -248,11 +563,7 @@ impl Body for PooledBody {
     ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
         let polled = Pin::new(&mut self.body).poll_frame(cx);
         match &polled {
-            Poll::Ready(None) => {
-                if let Some((sender, pool)) = self.home.take() {
-                    pool.checkin(sender);
-                }
-            }
+            Poll::Ready(None) => self.go_home(),
             Poll::Ready(Some(Ok(_))) => self.return_if_done(),
             Poll::Ready(Some(Err(_))) => self.home = None,
             Poll::Pending => {}
@@ -266,5 +577,144 @@ impl Body for PooledBody {
 
     fn size_hint(&self) -> SizeHint {
         self.body.size_hint()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Config;
+    use tokio::io::AsyncReadExt;
+    use tokio::net::TcpListener;
+
+    fn upstream_config(addr: std::net::SocketAddr, extra: &str) -> UpstreamConfig {
+        let toml = format!(
+            "[upstreams.up]\nurl = \"http://{addr}\"\n{extra}\n\
+             [[routes]]\npath = \"/**\"\nupstream = \"up\"\nauth = \"none\"\n"
+        );
+        let config = Config::from_toml(&toml, std::path::Path::new("."), Vec::new());
+        config.expect("config").upstreams.remove(0)
+    }
+
+    /// Opens a connection and puts it in the idle list; returns the
+    /// upstream's end.
+    async fn idle_connection(pool: &Arc<Pool>, listener: &TcpListener) -> TcpStream {
+        let slot = pool.slot().await.expect("slot");
+        let (accepted, conn) = tokio::join!(listener.accept(), pool.connect(slot));
+        pool.checkin(conn.expect("connect"));
+        accepted.expect("accept").0
+    }
+
+    /// Bytes read before the end of the stream (which must come soon).
+    async fn closed(upstream_end: &mut TcpStream) -> usize {
+        let mut byte = [0u8; 1];
+        let read = tokio::time::timeout(Duration::from_secs(5), upstream_end.read(&mut byte));
+        read.await.expect("closed in time").expect("read")
+    }
+
+    fn sweeper(pool: &Pool) -> Option<AbortHandle> {
+        pool.lock_idle().sweeper.clone()
+    }
+
+    #[tokio::test]
+    async fn sweeper_closes_an_expired_connection_then_ends() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "pool_idle_timeout_ms = 50");
+        let pool = Arc::new(Pool::new(&config).unwrap());
+        let mut upstream_end = idle_connection(&pool, &listener).await;
+        assert!(
+            sweeper(&pool).is_some(),
+            "no sweeper while a connection is idle"
+        );
+        assert_eq!(pool.slots.available_permits(), 1023);
+
+        // No request comes: the timer alone closes the connection.
+        assert_eq!(closed(&mut upstream_end).await, 0);
+        // Its permit came back, and the sweeper ended with nothing to watch.
+        assert_eq!(pool.slots.available_permits(), 1024);
+        assert!(sweeper(&pool).is_none());
+        assert!(pool.lock_idle().conns.is_empty());
+
+        // The next idle connection starts another.
+        let _upstream_end = idle_connection(&pool, &listener).await;
+        assert!(sweeper(&pool).is_some());
+    }
+
+    #[tokio::test]
+    async fn sweeper_is_aborted_when_its_pool_is_dropped() {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "");
+        let pool = Arc::new(Pool::new(&config).unwrap());
+        let mut upstream_end = idle_connection(&pool, &listener).await;
+        let sweeper = sweeper(&pool).expect("a sweeper");
+        // Let the sweeper run up to its sleep (a sweeper that first runs
+        // after the drop ends by itself, which would prove nothing).
+        for _ in 0..10 {
+            tokio::task::yield_now().await;
+        }
+        assert!(!sweeper.is_finished());
+        drop(pool);
+        // The idle connection is closed with its pool, and the sweeper
+        // (which would otherwise sleep for pool_idle_timeout_ms) is gone.
+        assert_eq!(closed(&mut upstream_end).await, 0);
+        for _ in 0..100 {
+            if sweeper.is_finished() {
+                return;
+            }
+            tokio::task::yield_now().await;
+        }
+        panic!("the sweeper outlived its pool");
+    }
+
+    #[test]
+    fn replayable_table() {
+        let cases = [
+            (Method::GET, true, true),
+            (Method::HEAD, true, true),
+            (Method::OPTIONS, true, true),
+            (Method::PUT, true, true),
+            (Method::DELETE, true, true),
+            // A body that was sent cannot be sent again.
+            (Method::GET, false, false),
+            (Method::PUT, false, false),
+            (Method::DELETE, false, false),
+            // Not idempotent (RFC 9110 section 9.2.2).
+            (Method::POST, true, false),
+            (Method::PATCH, true, false),
+            (Method::POST, false, false),
+            (Method::CONNECT, true, false),
+        ];
+        for (method, bodiless, want) in cases {
+            assert_eq!(
+                replayable(&method, bodiless),
+                want,
+                "{method} bodiless={bodiless}"
+            );
+        }
+    }
+
+    #[test]
+    fn expired_count_counts_the_old_prefix() {
+        let now = Instant::now() + Duration::from_secs(100);
+        let ago = |ms: u64| now - Duration::from_millis(ms);
+        let timeout = Duration::from_millis(1000);
+        let cases: Vec<(Vec<Instant>, usize)> = vec![
+            (vec![], 0),
+            (vec![ago(10)], 0),
+            (vec![ago(999)], 0),
+            (vec![ago(1000)], 1),
+            (vec![ago(5000), ago(2000), ago(10)], 2),
+            (vec![ago(5000), ago(2000), ago(1000)], 3),
+            // A connection checked in "after" now (a clock read race) is
+            // not expired.
+            (vec![now + Duration::from_millis(5)], 0),
+        ];
+        for (since, want) in cases {
+            assert_eq!(
+                expired_count(since.iter().copied(), now, timeout),
+                want,
+                "{since:?}"
+            );
+        }
     }
 }
