@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Algorithm, Config, ConfigError, KeySource};
+use crate::config::{Algorithm, Config, ConfigError};
 use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
 use introspect::Introspector;
@@ -85,7 +85,9 @@ pub fn unix_now() -> f64 {
 fn unavailable(why: Unusable) -> Rejection {
     Rejection::Unavailable {
         description: match why {
-            Unusable::NotLoaded | Unusable::Stale => "the token issuer cannot be consulted",
+            Unusable::NotLoaded | Unusable::NoUsableKey | Unusable::Stale => {
+                "the token issuer cannot be consulted"
+            }
         },
         retry_after_s: RETRY_AFTER_S,
     }
@@ -93,10 +95,12 @@ fn unavailable(why: Unusable) -> Rejection {
 
 impl Authenticator {
     /// Builds issuer state (reading key files); no network I/O. State of
-    /// `previous` (a reload's running snapshot) is carried over where its
-    /// definition did not change: key sets and their refresh loop, the
-    /// introspection caches, and the identity cache when no issuer changed.
-    /// File key sets are always re-read.
+    /// `previous` (a reload's running snapshot) is carried over where it
+    /// still holds: an issuer's key set and its refresh loop whenever its
+    /// remote key source is unchanged (whatever else changed: the new
+    /// settings apply once this snapshot is started), the introspection
+    /// caches when the issuer's definition did not change, and the identity
+    /// cache when no issuer changed. File key sets are always re-read.
     pub fn new(
         config: &Config,
         fetcher: &HttpFetcher,
@@ -116,14 +120,13 @@ impl Authenticator {
         };
         let mut issuers = Vec::new();
         let mut errors = Vec::new();
-        for (index, issuer) in config.issuers.iter().enumerate() {
-            let reusable = !matches!(issuer.key_source, Some(KeySource::File(_)));
-            match same(index).filter(|_| reusable) {
-                Some(prev) => issuers.push(Arc::clone(&prev.issuers[index])),
-                None => match IssuerKeys::new(issuer.clone(), fetcher.clone()) {
-                    Ok(keys) => issuers.push(Arc::new(keys)),
-                    Err(e) => errors.push(e),
-                },
+        for issuer in &config.issuers {
+            let carried = previous
+                .and_then(|p| p.issuers.iter().find(|k| k.config.name == issuer.name))
+                .and_then(|old| IssuerKeys::carry(issuer, old));
+            match carried.map_or_else(|| IssuerKeys::new(issuer.clone(), fetcher.clone()), Ok) {
+                Ok(keys) => issuers.push(Arc::new(keys)),
+                Err(e) => errors.push(e),
             }
         }
         if !errors.is_empty() {
@@ -171,7 +174,15 @@ impl Authenticator {
         })
     }
 
-    /// Starts background key-set fetches.
+    /// Before a reload's swap: fetches the key sets of remote sources that
+    /// have never loaded (new or changed), concurrently, each bounded by its
+    /// `jwks_timeout_ms`.
+    pub async fn prefetch(&self) {
+        futures_util::future::join_all(self.issuers.iter().map(|i| i.prefetch())).await;
+    }
+
+    /// Applies this snapshot's key-set settings and starts background
+    /// key-set fetches.
     pub fn start(&self) {
         for issuer in &self.issuers {
             issuer.start();
