@@ -325,3 +325,55 @@ impl Authenticator {
         Ok(principal)
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn authenticator(issuers: &str, previous: Option<&Authenticator>) -> Authenticator {
+        crate::tls::install_default_provider();
+        let text = format!("[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n{issuers}");
+        let config = Config::from_toml(&text, Path::new("."), Vec::new()).expect("config");
+        let fetcher = HttpFetcher::new().expect("fetcher");
+        Authenticator::new(&config, &fetcher, previous).expect("authenticator")
+    }
+
+    fn issuer(name: &str, source: &str, extra: &str) -> String {
+        format!("[issuers.{name}]\nissuer = \"https://{name}/\"\naudiences = [\"api\"]\n{source}\n{extra}\n")
+    }
+
+    #[test]
+    fn new_carries_key_sets_by_name_while_the_remote_source_is_unchanged() {
+        let url = "jwks_uri = \"https://idp/jwks\"";
+        let old = authenticator(&issuer("m", url, ""), None);
+        let cases = [
+            (
+                issuer("m", url, "leeway_s = 5\nalgorithms = [\"ES256\"]"),
+                true,
+            ),
+            (
+                issuer("a", url, "") + &issuer("m", url, "jwks_refresh_s = 9"),
+                true,
+            ),
+            (issuer("m", "jwks_uri = \"https://idp/other\"", ""), false),
+            (issuer("m", "discovery = true", ""), false),
+            (issuer("n", url, ""), false),
+        ];
+        for (issuers, carried) in cases {
+            let next = authenticator(&issuers, Some(&old));
+            let m = next
+                .issuers
+                .iter()
+                .find(|i| i.config.issuer == "https://m/");
+            let shares = m.is_some_and(|m| m.shares_key_set(&old.issuers[0]));
+            assert_eq!(shares, carried, "{issuers}");
+            if let Some(m) = m {
+                assert_eq!(
+                    m.config.leeway.as_secs() == 5,
+                    issuers.contains("leeway_s = 5")
+                );
+            }
+        }
+    }
+}
