@@ -207,7 +207,7 @@ async fn reload_on_sighup(shared: SharedRuntime, path: PathBuf) {
             return;
         };
         while hup.recv().await.is_some() {
-            runtime::reload_logged(&shared, &path, "SIGHUP");
+            runtime::reload_logged(&shared, &path, "SIGHUP").await;
         }
     }
 }
@@ -220,7 +220,7 @@ fn check(path: &Path) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match Runtime::build(config) {
+    match Runtime::check(config) {
         Ok(rt) => {
             print!("{}", tokengate::runtime::describe(&rt));
             ExitCode::SUCCESS

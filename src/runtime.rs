@@ -4,6 +4,11 @@
 //! a request takes one snapshot at its start and keeps it to the end, and a
 //! reload builds a complete new snapshot before swapping it in, so no
 //! request ever sees a mix of old and new rules.
+//!
+//! A reload never empties an issuer's key set: an unchanged key source
+//! carries its set (and refresh loop) over, and a changed one is fetched
+//! before the swap, within `jwks_timeout_ms` (after which the swap happens
+//! anyway and `/readyz` says which issuer is still loading, as at start).
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
@@ -13,7 +18,7 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError, ConfigErrors};
+use crate::config::{Config, ConfigError, ConfigErrors, KeySource};
 use crate::fetch::HttpFetcher;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
@@ -43,8 +48,10 @@ impl Runtime {
         Runtime::build_next(config, None)
     }
 
-    /// Builds a snapshot that carries over the unchanged issuer state
-    /// (key sets, caches) of `previous`, so a reload causes no refetch storm.
+    /// Builds a snapshot that carries over the issuer state of `previous`
+    /// that still holds (key sets of unchanged key sources, caches of
+    /// unchanged issuers), so a reload causes neither a refetch storm nor a
+    /// window without keys. No network I/O.
     pub fn build_next(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
         let mut errors = Vec::new();
         let tls = match &config.server.tls {
@@ -123,10 +130,43 @@ impl Runtime {
         &self.metrics[route.unwrap_or(last).min(last)]
     }
 
-    /// Starts background work (key-set fetches); needs a tokio runtime.
-    /// Calling it again does nothing.
+    /// [`Runtime::build`], then the checks `tokengate check` adds because a
+    /// running gateway would only report them through `/readyz`: a
+    /// `jwks_file` without a usable key is an error. No network I/O.
+    pub fn check(config: Config) -> Result<Runtime, ConfigErrors> {
+        let rt = Runtime::build(config)?;
+        let errors: Vec<ConfigError> = rt
+            .auth
+            .issuers
+            .iter()
+            .filter(|i| matches!(i.config.key_source, Some(KeySource::File(_))))
+            .filter(|i| i.key_count() == Some(0))
+            .map(|i| {
+                ConfigError::new(
+                    format!("issuers.{}.jwks_file", i.config.name),
+                    "has no usable key (every key was skipped, or the set is empty)",
+                )
+            })
+            .collect();
+        if errors.is_empty() {
+            Ok(rt)
+        } else {
+            Err(ConfigErrors(errors))
+        }
+    }
+
+    /// Starts background work (key-set fetches) and applies this
+    /// snapshot's key-set settings to key sets carried over from the
+    /// previous one; needs a tokio runtime. Calling it again does nothing
+    /// more.
     pub fn start(&self) {
         self.auth.start();
+    }
+
+    /// Before a reload's swap: fetches the key sets this snapshot does not
+    /// have yet (changed key sources), each within its `jwks_timeout_ms`.
+    pub async fn prefetch(&self) {
+        self.auth.prefetch().await;
     }
 
     /// Issuers that cannot verify tokens yet, with the reason; empty when ready.
@@ -142,16 +182,34 @@ pub fn shared(runtime: Runtime) -> SharedRuntime {
     Arc::new(ArcSwap::from_pointee(runtime))
 }
 
-/// Re-reads `path`, builds a whole new runtime, then swaps it in. On any
-/// error the running snapshot stays.
-pub fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), ConfigErrors> {
+/// One reload at a time: a slow one (fetching a changed key set) must not
+/// be overtaken by a later one and then swap in the older file's rules.
+static RELOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+/// Re-reads `path`, builds a whole new runtime (file reads on a blocking
+/// thread), fetches the key sets of changed key sources, then swaps it in.
+/// On any error the running snapshot stays.
+pub async fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), ConfigErrors> {
+    let _one_at_a_time = RELOADS.lock().await;
     let current = shared.load_full();
-    let result = Config::load(path).and_then(|c| Runtime::build_next(c, Some(&current)));
+    let previous = Arc::clone(&current);
+    let file = path.to_path_buf();
+    let result = tokio::task::spawn_blocking(move || {
+        Config::load(&file).and_then(|c| Runtime::build_next(c, Some(&previous)))
+    })
+    .await
+    .unwrap_or_else(|e| {
+        Err(ConfigErrors(vec![ConfigError::new(
+            "config",
+            format!("reload failed: {e}"),
+        )]))
+    });
     telemetry::reload(if result.is_ok() { "ok" } else { "error" });
     let next = result?;
     if next.config.server.listen != current.config.server.listen {
         tracing::warn!("server.listen changed; the new address takes effect on restart");
     }
+    next.prefetch().await;
     next.start();
     shared.store(Arc::new(next));
     Ok(())
@@ -293,8 +351,8 @@ fn fall_through_warning(c: &Config, f: &crate::route::FallThrough) -> String {
 }
 
 /// [`reload`], logging the outcome; `why` says what asked for it.
-pub fn reload_logged(shared: &SharedRuntime, path: &std::path::Path, why: &str) {
-    match reload(shared, path) {
+pub async fn reload_logged(shared: &SharedRuntime, path: &std::path::Path, why: &str) {
+    match reload(shared, path).await {
         Ok(()) => tracing::info!(config = %path.display(), why, "configuration reloaded"),
         Err(errors) => {
             for e in &errors.0 {
@@ -334,7 +392,7 @@ pub async fn watch_config(shared: SharedRuntime, stop: impl std::future::Future<
                 continue;
             }
             tried = digest;
-            reload_logged(&shared, &path, "file changed");
+            reload_logged(&shared, &path, "file changed").await;
         }
     };
     tokio::select! {

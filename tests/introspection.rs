@@ -38,10 +38,11 @@ fn iss(name: &str) -> String {
 }
 
 /// An introspection-only issuer `name` (no key source) whose endpoint is
-/// `idp`'s `/introspect`; `extra` lines go into its `[introspection]` table.
-fn introspection_issuer(name: &str, idp: &TestIdp, extra: &str) -> String {
+/// `idp`'s `/introspect`; `issuer` lines go into its issuer table, `extra`
+/// lines into its `[introspection]` table.
+fn introspection_issuer(name: &str, idp: &TestIdp, issuer: &str, extra: &str) -> String {
     format!(
-        "[issuers.{name}]\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n\n\
+        "[issuers.{name}]\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n{issuer}\n\n\
          [issuers.{name}.introspection]\nendpoint = \"{}\"\n\
          client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra}\n",
         iss(name),
@@ -91,6 +92,15 @@ impl Setup {
 
     /// `server` lines go into `[server]` as well.
     async fn start_with(server: &str, introspection: &str) -> Setup {
+        Setup::start_full(server, "", introspection).await
+    }
+
+    /// `issuer` lines go into `corp`'s `[issuers.corp]` table as well.
+    async fn start_with_issuer(issuer: &str, introspection: &str) -> Setup {
+        Setup::start_full("", issuer, introspection).await
+    }
+
+    async fn start_full(server: &str, issuer: &str, introspection: &str) -> Setup {
         let idp = TestIdp::start().await;
         let upstream = Upstream::echo().await;
         let toml = format!(
@@ -124,7 +134,7 @@ auth = "optional"
 path = "/api/**"
 upstream = "echo"
 "#,
-            introspection_issuer("corp", &idp, introspection),
+            introspection_issuer("corp", &idp, issuer, introspection),
             upstream.url()
         );
         let gw = Gateway::start(&toml).await;
@@ -421,6 +431,36 @@ async fn active_answers_with_refused_members_are_invalid_token() {
     assert_eq!(s.idp.introspect_hits(), refused.len() + accepted.len());
 }
 
+/// RFC 7662 section 2.2: `nbf` in an active answer is honoured with the
+/// issuer's `leeway_s` (here 5 s), as a JWT's `nbf` is.
+#[tokio::test]
+async fn active_answer_not_yet_valid_beyond_leeway_is_invalid_token() {
+    let s = Setup::start_with_issuer("leeway_s = 5", "").await;
+    let cases = [
+        ("nbf an hour ahead", now() + 3_600, false),
+        ("nbf a minute ahead", now() + 60, false),
+        ("nbf within leeway", now() + 2, true),
+        ("nbf now", now(), true),
+        ("nbf in the past", now() - 60, true),
+    ];
+    for (n, (what, nbf, valid)) in cases.iter().enumerate() {
+        let token = opaque(&format!("nbf{n}"));
+        s.idp
+            .set_introspection(&token, active(json!({ "nbf": nbf })));
+        let reply = s.call("/read/x", &token).await;
+        if *valid {
+            assert_ok(&reply, what);
+        } else {
+            assert_invalid_token(&reply, what);
+            let challenge = reply.header("www-authenticate").unwrap_or_default();
+            assert!(challenge.contains("not yet valid"), "{what}: {challenge}");
+        }
+    }
+    let forwarded = cases.iter().filter(|c| c.2).count();
+    assert_eq!(s.upstream.hits(), forwarded, "no early token was forwarded");
+    assert_eq!(s.idp.introspect_hits(), cases.len());
+}
+
 #[tokio::test]
 async fn active_answers_are_cached_for_cache_ttl_then_asked_again() {
     let s = Setup::start("cache_ttl_s = 1").await;
@@ -662,7 +702,7 @@ async fn introspection_calls_are_counted_per_issuer_and_result() {
     let toml = format!(
         "[admin]\nlisten = \"127.0.0.1:0\"\n\n{}\n[upstreams.echo]\nurl = \"{}\"\n\n\
          [[routes]]\npath = \"/api/**\"\nupstream = \"echo\"\n",
-        introspection_issuer("metered", &idp, ""),
+        introspection_issuer("metered", &idp, "", ""),
         upstream.url()
     );
     let gw = Gateway::start(&toml).await;
@@ -780,8 +820,8 @@ path = "/c/**"
 upstream = "echo"
 issuers = ["c"]
 "#,
-        introspection_issuer("a", &a, ""),
-        introspection_issuer("b", &b, ""),
+        introspection_issuer("a", &a, "", ""),
+        introspection_issuer("b", &b, "", ""),
         issuer_table("c", &c, ""),
         upstream.url()
     );

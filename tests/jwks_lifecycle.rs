@@ -10,11 +10,13 @@
 mod common;
 
 use common::idp::{eventually, issuer_table, readyz, wait_not_ready, wait_ready, Failure, TestIdp};
-use common::mint::{claims, with, Key, AUD};
-use common::{empty, Client, Gateway, Reply, Upstream};
+use common::mint::{b64, claims, with, Key, AUD};
+use common::ops::FileGateway;
+use common::{empty, request, Client, Gateway, Reply, Upstream};
 use futures_util::StreamExt;
 use http::Request;
 use serde_json::json;
+use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// A gateway with one issuer `corp` (the idp's key set, `issuer_extra`
@@ -40,11 +42,15 @@ upstream = "echo"
 }
 
 async fn call(gw: &Gateway, token: &str) -> Reply {
-    let req = Request::get("/api/x")
+    gw.send(&Client::h1(), bearer(token)).await
+}
+
+/// `GET /api/x` with `token`.
+fn bearer(token: &str) -> Request<common::Body> {
+    Request::get("/api/x")
         .header("authorization", format!("Bearer {token}"))
         .body(empty())
-        .expect("request");
-    gw.send(&Client::h1(), req).await
+        .expect("request")
 }
 
 fn token(key: &Key, idp: &TestIdp) -> String {
@@ -540,4 +546,168 @@ upstream = "echo"
         "kid not in the file",
     );
     assert_eq!(upstream.hits(), 2);
+}
+
+// ---------------------------------------------------------------------------
+// Key sets without a usable key
+
+/// A JWK of an RSA key larger than the verifier supports (8200 bits; the
+/// modulus is not a real key, only its size matters).
+fn oversized_rsa(kid: &str) -> serde_json::Value {
+    let mut modulus = vec![0xffu8; 8200 / 8];
+    modulus[0] = 0xc1;
+    json!({"kty": "RSA", "kid": kid, "alg": "RS256", "n": b64(modulus), "e": "AQAB"})
+}
+
+/// JWKs that are all skipped at load: an RSA key above 8192 bits, an
+/// `oct` key and an encryption key.
+fn unusable_jwks(usable: &Key) -> Vec<serde_json::Value> {
+    vec![
+        oversized_rsa("huge"),
+        json!({"kty": "oct", "kid": "oct", "k": b64(b"shared secret")}),
+        with(&usable.with_kid("enc").jwk(), json!({"use": "enc"})),
+    ]
+}
+
+/// `/readyz` answers 503 naming `issuer` for having no usable key.
+fn assert_no_usable_key(reply: &Reply, issuer: &str) {
+    assert_names_issuer(reply, issuer);
+    let body = reply.json();
+    let reason = body["issuers"][issuer].as_str().unwrap_or_default();
+    assert!(reason.contains("no usable key"), "{body}");
+}
+
+#[tokio::test]
+async fn remote_key_set_without_a_usable_key_is_not_ready_and_503_until_one_is_published() {
+    let key = Key::es256("k1");
+    let idp = TestIdp::start().await;
+    idp.set_jwks(unusable_jwks(&key));
+    let upstream = Upstream::echo().await;
+    let gw = gateway(&idp, &upstream, "jwks_refresh_s = 300").await;
+    idp.wait_jwks_hits(1).await;
+
+    assert_no_usable_key(&wait_not_ready(&gw).await, "corp");
+    let t = token(&key, &idp);
+    assert_unavailable(&call(&gw, &t).await);
+    let huge = token(&key.with_kid("huge"), &idp);
+    assert_unavailable(&call(&gw, &huge).await);
+    assert_eq!(upstream.hits(), 0);
+
+    // A set without a usable key is retried like a failed fetch, well
+    // before jwks_refresh_s.
+    let mut jwks = unusable_jwks(&key);
+    jwks.push(key.jwk());
+    idp.set_jwks(jwks);
+    wait_ready(&gw).await;
+    assert_eq!(call(&gw, &t).await.status, 200);
+    assert_invalid_token(&call(&gw, &huge).await, "a skipped oversized key");
+    assert_eq!(upstream.hits(), 1);
+}
+
+/// The `[issuers.corp]` configuration over `jwks.json` in its directory.
+fn file_config(upstream: &Upstream) -> String {
+    format!(
+        r#"
+[admin]
+listen = "127.0.0.1:0"
+[issuers.corp]
+issuer = "https://idp.invalid/"
+jwks_file = "jwks.json"
+audiences = ["{AUD}"]
+[upstreams.echo]
+url = "{}"
+[[routes]]
+path = "/api/**"
+upstream = "echo"
+"#,
+        upstream.url()
+    )
+}
+
+fn write_jwks(dir: &Path, jwks: Vec<serde_json::Value>) {
+    std::fs::write(dir.join("jwks.json"), json!({ "keys": jwks }).to_string())
+        .expect("write key set");
+}
+
+#[tokio::test]
+async fn jwks_file_without_a_usable_key_is_not_ready_until_a_reload_reads_a_good_one() {
+    let key = Key::es256("file-1");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_jwks(dir.path(), unusable_jwks(&key));
+    let upstream = Upstream::echo().await;
+    let gw = FileGateway::start_in(dir, &file_config(&upstream)).await;
+    let admin = gw.admin_addr();
+    let readyz = || async move { Client::h1().fetch(admin, request("GET", "/readyz")).await };
+    assert_no_usable_key(&readyz().await, "corp");
+    let t = key.token(&claims("https://idp.invalid/", AUD));
+    assert_unavailable(&gw.send(&Client::h1(), bearer(&t)).await);
+    assert_eq!(upstream.hits(), 0);
+
+    write_jwks(gw.dir(), vec![key.jwk()]);
+    gw.reload().await.expect("reload re-reads the key file");
+    assert_eq!(readyz().await.status, 200);
+    assert_eq!(gw.send(&Client::h1(), bearer(&t)).await.status, 200);
+    assert_eq!(upstream.hits(), 1);
+}
+
+const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
+
+/// `tokengate check` of the file configuration in `dir`, logging as JSON.
+fn check(dir: &Path, upstream: &str) -> std::process::Output {
+    let path = dir.join("tokengate.toml");
+    let text = format!(
+        "[issuers.corp]\nissuer = \"https://idp.invalid/\"\njwks_file = \"jwks.json\"\n\
+         audiences = [\"{AUD}\"]\n[upstreams.echo]\nurl = \"{upstream}\"\n\
+         [[routes]]\npath = \"/api/**\"\nupstream = \"echo\"\n"
+    );
+    std::fs::write(&path, text).expect("write config");
+    std::process::Command::new(BIN)
+        .args(["check", "--log-format", "json", "--config"])
+        .arg(&path)
+        .env("RUST_LOG", "info")
+        .output()
+        .expect("run tokengate check")
+}
+
+/// The JSON log line with this message.
+fn log_event(stderr: &str, message: &str) -> serde_json::Value {
+    stderr
+        .lines()
+        .filter_map(|l| serde_json::from_str::<serde_json::Value>(l).ok())
+        .find(|e| e["message"] == message)
+        .unwrap_or_else(|| panic!("no {message:?} event in:\n{stderr}"))
+}
+
+#[test]
+fn check_reports_a_jwks_file_without_a_usable_key_and_logs_file_counts() {
+    let key = Key::es256("file-2");
+    let dir = tempfile::tempdir().expect("tempdir");
+    write_jwks(dir.path(), unusable_jwks(&key));
+    let out = check(dir.path(), "http://127.0.0.1:9");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{stderr}");
+    assert!(
+        stderr
+            .lines()
+            .any(|l| l.starts_with("issuers.corp.jwks_file: ") && l.contains("no usable key")),
+        "{stderr}"
+    );
+    let event = log_event(
+        &stderr,
+        "key set has no usable key; the issuer is not ready",
+    );
+    assert_eq!(event["issuer"], "corp", "{event}");
+    assert_eq!(event["keys"], 0, "{event}");
+    assert_eq!(event["skipped"], 3, "{event}");
+
+    let mut jwks = unusable_jwks(&key);
+    jwks.push(key.jwk());
+    write_jwks(dir.path(), jwks);
+    let out = check(dir.path(), "http://127.0.0.1:9");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{stderr}");
+    let event = log_event(&stderr, "key set loaded");
+    assert_eq!(event["issuer"], "corp", "{event}");
+    assert_eq!(event["keys"], 1, "{event}");
+    assert_eq!(event["skipped"], 3, "{event}");
 }

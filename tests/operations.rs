@@ -12,7 +12,7 @@ mod common;
 
 use common::client::send_on;
 use common::idp::{eventually, readyz, wait_ready, Failure, TestIdp};
-use common::mint::{claims, now, Key, AUD};
+use common::mint::{claims, now, with, Key, AUD};
 use common::ops::{FileGateway, Scrape, TestCa};
 use common::{
     closed_port, empty, request, within, Body, Client, Gateway, RawConn, Reply, Upstream,
@@ -127,13 +127,35 @@ impl Conn {
 
     /// `GET path`; `Err` describes a transport failure.
     async fn get(&mut self, addr: SocketAddr, path: &str) -> Result<Reply, String> {
+        self.get_as(addr, path, None).await
+    }
+
+    /// `GET path` with `Authorization: Bearer token` when there is one.
+    async fn get_as(
+        &mut self,
+        addr: SocketAddr,
+        path: &str,
+        token: Option<&str>,
+    ) -> Result<Reply, String> {
+        let with_token = |mut req: Request<Body>| {
+            if let Some(token) = token {
+                let value = format!("Bearer {token}").parse().expect("header value");
+                req.headers_mut().insert("authorization", value);
+            }
+            req
+        };
         let resp = match self {
-            Conn::Fresh(client) => client.try_send(addr, request("GET", path)).await,
+            Conn::Fresh(client) => {
+                client
+                    .try_send(addr, with_token(request("GET", path)))
+                    .await
+            }
             Conn::H1(sender) => {
                 let req = Request::get(path)
                     .header("host", addr.to_string())
                     .body(empty())
                     .expect("request");
+                let req = with_token(req);
                 sender.ready().await.map_err(|e| e.to_string())?;
                 sender.send_request(req).await
             }
@@ -141,6 +163,7 @@ impl Conn {
                 let req = Request::get(format!("http://{addr}{path}"))
                     .body(empty())
                     .expect("request");
+                let req = with_token(req);
                 sender.ready().await.map_err(|e| e.to_string())?;
                 sender.send_request(req).await
             }
@@ -230,6 +253,7 @@ async fn reload_under_load_flips_20_times_and_every_answer_follows_one_whole_rul
     for flip in 0..20 {
         let set_b = flip % 2 == 0;
         gw.write_and_reload(&flip_config(set_b, &a, &b))
+            .await
             .unwrap_or_else(|e| panic!("flip {flip}: {e}"));
         progress(done.load(Ordering::SeqCst)).await;
     }
@@ -295,6 +319,7 @@ async fn reload_lets_an_in_flight_request_finish_on_the_old_snapshot() {
     a.arrived().await;
 
     gw.write_and_reload(&config(&b, "inflight_b"))
+        .await
         .expect("reload while a request is in flight");
     assert_eq!(gw.get("/inflight/after").await.status, 200);
     assert_eq!(b.hits(), 1, "new requests take the new snapshot");
@@ -367,6 +392,7 @@ async fn invalid_reload_keeps_serving_the_old_config_and_names_the_key() {
     for (what, text, key, reason) in &bad {
         let errors = gw
             .write_and_reload(text)
+            .await
             .expect_err(&format!("{what}: reload must fail"));
         assert!(
             errors
@@ -396,6 +422,7 @@ async fn invalid_reload_keeps_serving_the_old_config_and_names_the_key() {
         "inv_echo",
         "[admin]\nlisten = \"127.0.0.1:0\"\n",
     ))
+    .await
     .expect("a good reload");
     assert_eq!(gw.get("/inv/y").await.status, 200);
     assert_eq!(new.hits(), 1, "the new config serves");
@@ -411,7 +438,16 @@ async fn invalid_reload_keeps_serving_the_old_config_and_names_the_key() {
 // ---------------------------------------------------------------------------
 // Issuer state across reloads
 
-fn carry_config(idp: &TestIdp, upstream: &Upstream, audiences: &str, more: bool) -> String {
+/// Issuer `carry` reading `jwks_uri` (`extra` lines appended), an echo
+/// upstream, the protected route `/carry/**` and, when `more`, a second
+/// one `/carry-more/**`.
+fn carry_config(
+    idp: &TestIdp,
+    jwks_uri: &str,
+    upstream: &Upstream,
+    extra: &str,
+    more: bool,
+) -> String {
     let more_route = if more {
         "[[routes]]\npath = \"/carry-more/**\"\nupstream = \"carry_echo\"\n"
     } else {
@@ -419,10 +455,14 @@ fn carry_config(idp: &TestIdp, upstream: &Upstream, audiences: &str, more: bool)
     };
     format!(
         r#"
+[admin]
+listen = "127.0.0.1:0"
+
 [issuers.carry]
 issuer = "{}"
-jwks_uri = "{}"
-audiences = [{audiences}]
+jwks_uri = "{jwks_uri}"
+audiences = ["{AUD}"]
+{extra}
 
 [upstreams.carry_echo]
 url = "{}"
@@ -433,58 +473,270 @@ upstream = "carry_echo"
 {more_route}
 "#,
         idp.issuer(),
-        idp.jwks_uri(),
         upstream.url()
     )
 }
 
 #[tokio::test]
-async fn reload_keeps_key_sets_of_unchanged_issuers_and_refetches_changed_ones() {
+async fn reload_carries_the_key_set_while_its_source_is_unchanged_and_applies_new_settings() {
     let key = Key::es256("carry-1");
     let idp = TestIdp::with_keys(&[&key]).await;
+    let mirror = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
-    let aud = format!("\"{AUD}\"");
-    let gw = FileGateway::start(&carry_config(&idp, &upstream, &aud, false)).await;
+    let config =
+        |uri: &str, extra: &str, more: bool| carry_config(&idp, uri, &upstream, extra, more);
+    let gw = FileGateway::start(&config(&idp.jwks_uri(), "", false)).await;
     eventually("issuer ready", || gw.not_ready().is_empty()).await;
-    let token = key.token(&claims(&idp.issuer(), AUD));
-    let call = |path: &'static str| {
-        let req = bearer("GET", path, &token);
+    let call = |token: String, path: &'static str| {
         let gw = &gw;
-        async move { gw.send(&Client::h1(), req).await.status }
+        async move {
+            gw.send(&Client::h1(), bearer("GET", path, &token))
+                .await
+                .status
+        }
     };
-    assert_eq!(call("/carry/x").await, 200);
+    let token = key.token(&claims(&idp.issuer(), AUD));
+    assert_eq!(call(token.clone(), "/carry/x").await, 200);
     assert_eq!(idp.jwks_hits(), 1);
-    let keys_before = gw.shared().load().auth.issuers[0].clone();
+    let first = gw.shared().load().auth.issuers[0].clone();
+    let shares_first = || gw.shared().load().auth.issuers[0].shares_key_set(&first);
 
-    // Only the routes change: the issuer's key set is carried over.
-    gw.write_and_reload(&carry_config(&idp, &upstream, &aud, true))
+    // Only the routes change: the key set is carried over.
+    gw.write_and_reload(&config(&idp.jwks_uri(), "", true))
+        .await
         .expect("route-only reload");
-    assert!(
-        gw.not_ready().is_empty(),
-        "usable right after the swap, without a fetch: {:?}",
-        gw.not_ready()
+    assert!(gw.not_ready().is_empty(), "{:?}", gw.not_ready());
+    assert!(shares_first());
+    assert_eq!(
+        call(token.clone(), "/carry-more/x").await,
+        200,
+        "new route, same keys"
     );
-    assert!(Arc::ptr_eq(
-        &keys_before,
-        &gw.shared().load().auth.issuers[0]
-    ));
-    assert_eq!(call("/carry-more/x").await, 200, "new route, same keys");
-    assert_eq!(call("/carry/x").await, 200, "cached token still works");
-    assert_eq!(idp.jwks_hits(), 1, "no refetch for an unchanged issuer");
 
-    // The issuer's definition changes: fresh state, one new fetch.
-    let two = format!("\"{AUD}\", \"https://other.test\"");
-    gw.write_and_reload(&carry_config(&idp, &upstream, &two, true))
-        .expect("issuer reload");
-    assert!(!Arc::ptr_eq(
-        &keys_before,
-        &gw.shared().load().auth.issuers[0]
+    // The issuer's settings change, its key source does not: still the same
+    // key set, usable at once, and the new settings apply. A token that
+    // expired 30 s ago passes with leeway_s = 60 (the default) and fails
+    // with leeway_s = 10.
+    let late = key.token(&with(
+        &claims(&idp.issuer(), AUD),
+        json!({"iat": now() - 100, "exp": now() - 30}),
     ));
-    idp.wait_jwks_hits(2).await;
-    eventually("issuer ready again", || gw.not_ready().is_empty()).await;
-    assert_eq!(call("/carry/x").await, 200);
-    assert_eq!(idp.jwks_hits(), 2);
-    assert_eq!(upstream.hits(), 4);
+    assert_eq!(
+        call(late.clone(), "/carry/x").await,
+        200,
+        "within the default leeway"
+    );
+    gw.write_and_reload(&config(
+        &idp.jwks_uri(),
+        "leeway_s = 10\njwks_refresh_s = 60\njwks_timeout_ms = 1000\nrequired_claims = [\"sub\"]",
+        true,
+    ))
+    .await
+    .expect("settings-only reload");
+    assert!(gw.not_ready().is_empty(), "{:?}", gw.not_ready());
+    assert!(shares_first(), "the key set survives a settings change");
+    assert_eq!(call(token.clone(), "/carry/x").await, 200);
+    assert_eq!(call(late, "/carry/x").await, 401, "the new leeway applies");
+    assert_eq!(
+        idp.jwks_hits(),
+        1,
+        "no refetch while the source is unchanged"
+    );
+
+    // The key source changes: the new set is fetched before the swap, so
+    // the issuer is ready the moment the reload returns.
+    gw.write_and_reload(&config(&mirror.jwks_uri(), "", true))
+        .await
+        .expect("source reload");
+    assert_eq!(mirror.jwks_hits(), 1, "fetched once, before the swap");
+    assert!(gw.not_ready().is_empty(), "{:?}", gw.not_ready());
+    assert!(!shares_first());
+    assert_eq!(call(token, "/carry/x").await, 200);
+    assert_eq!(idp.jwks_hits(), 1);
+    assert_eq!(mirror.jwks_hits(), 1);
+    assert_eq!(upstream.hits(), 5);
+}
+
+#[tokio::test]
+async fn reload_to_a_key_source_that_fails_swaps_anyway_and_readiness_says_so() {
+    let key = Key::es256("carry-2");
+    let idp = TestIdp::with_keys(&[&key]).await;
+    let down = TestIdp::with_keys(&[&key]).await;
+    down.set_failure(Failure::Down);
+    let upstream = Upstream::echo().await;
+    let gw = FileGateway::start(&carry_config(&idp, &idp.jwks_uri(), &upstream, "", false)).await;
+    eventually("issuer ready", || gw.not_ready().is_empty()).await;
+
+    let started = Instant::now();
+    gw.write_and_reload(&carry_config(
+        &idp,
+        &down.jwks_uri(),
+        &upstream,
+        "jwks_timeout_ms = 300",
+        true,
+    ))
+    .await
+    .expect("a reload whose key set cannot be fetched still applies");
+    assert!(
+        started.elapsed() < Duration::from_secs(3),
+        "the pre-swap fetch is bounded: {:?}",
+        started.elapsed()
+    );
+    let reply = Client::h1()
+        .fetch(gw.admin_addr(), request("GET", "/readyz"))
+        .await;
+    assert_eq!(reply.status, 503);
+    assert!(
+        reply.json()["issuers"]["carry"].is_string(),
+        "{:?}",
+        reply.json()
+    );
+    let token = key.token(&claims(&idp.issuer(), AUD));
+    let reply = gw
+        .send(&Client::h1(), bearer("GET", "/carry-more/x", &token))
+        .await;
+    assert_eq!(
+        reply.status, 503,
+        "the new rules serve, with no key set yet"
+    );
+
+    down.set_failure(Failure::None);
+    eventually("issuer ready once the source answers", || {
+        gw.not_ready().is_empty()
+    })
+    .await;
+    let reply = gw
+        .send(&Client::h1(), bearer("GET", "/carry-more/x", &token))
+        .await;
+    assert_eq!(reply.status, 200);
+}
+
+/// A load task for [`reload_changing_an_issuer_under_load_never_answers_other_than_200`]:
+/// `GET /carry/ID` with `token` until `stop`, at most 3,000 requests or 15 s.
+async fn token_load(
+    mode: Mode,
+    task: usize,
+    addr: SocketAddr,
+    token: Arc<String>,
+    stop: Arc<AtomicBool>,
+    done: Arc<AtomicUsize>,
+) -> (usize, Vec<String>) {
+    const MAX_REQUESTS: usize = 3_000;
+    let deadline = Instant::now() + Duration::from_secs(15);
+    let mut conn = Conn::open(mode, addr).await;
+    let (mut ok, mut bad) = (0, Vec::new());
+    let mut n = 0;
+    while !stop.load(Ordering::SeqCst) && n < MAX_REQUESTS && Instant::now() < deadline {
+        let id = format!("t{task}-{n}");
+        n += 1;
+        match conn
+            .get_as(addr, &format!("/carry/{id}"), Some(&token))
+            .await
+        {
+            Ok(reply) if reply.status == 200 => ok += 1,
+            Ok(reply) => bad.push(format!(
+                "{mode:?} {id}: status {} {:?}",
+                reply.status,
+                String::from_utf8_lossy(&reply.body)
+            )),
+            Err(e) => bad.push(format!("{mode:?} {id}: transport error {e}")),
+        }
+        done.fetch_add(1, Ordering::SeqCst);
+    }
+    (ok, bad)
+}
+
+/// Clients loop on a protected route while the configuration flips, ten
+/// times, only `leeway_s` (the key set is carried over), then, ten times,
+/// the `jwks_uri` between two identity providers publishing the same key
+/// (the new set is fetched before the swap). Each key-set answer takes
+/// 150 ms, so any window without keys would show as 503s. The identity
+/// cache is off: every request is verified against the current key set.
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn reload_changing_an_issuer_under_load_never_answers_other_than_200() {
+    let key = Key::es256("flip-1");
+    let a = TestIdp::with_keys(&[&key]).await;
+    let b = TestIdp::with_keys(&[&key]).await;
+    for idp in [&a, &b] {
+        idp.set_jwks_delay(Duration::from_millis(150));
+    }
+    let upstream = Upstream::echo().await;
+    let config = |uri: &str, leeway: u64| {
+        format!(
+            "[server]\nidentity_cache_size = 0\n{}",
+            carry_config(&a, uri, &upstream, &format!("leeway_s = {leeway}"), false)
+        )
+    };
+    let gw = FileGateway::start(&config(&a.jwks_uri(), 60)).await;
+    eventually("issuer ready", || gw.not_ready().is_empty()).await;
+    let token = Arc::new(key.token(&claims(&a.issuer(), AUD)));
+    let stop = Arc::new(AtomicBool::new(false));
+    let done = Arc::new(AtomicUsize::new(0));
+    let modes = [
+        Mode::FreshH1,
+        Mode::FreshH2,
+        Mode::KeepAliveH1,
+        Mode::KeepAliveH2,
+    ];
+    let tasks: Vec<_> = modes
+        .iter()
+        .enumerate()
+        .map(|(i, &mode)| {
+            tokio::spawn(token_load(
+                mode,
+                i,
+                gw.addr(),
+                token.clone(),
+                stop.clone(),
+                done.clone(),
+            ))
+        })
+        .collect();
+    let progress = |from: usize| {
+        let done = done.clone();
+        async move {
+            eventually("load progress", || done.load(Ordering::SeqCst) >= from + 8).await;
+        }
+    };
+
+    progress(0).await;
+    for flip in 0..10 {
+        let leeway = if flip % 2 == 0 { 30 } else { 60 };
+        gw.write_and_reload(&config(&a.jwks_uri(), leeway))
+            .await
+            .unwrap_or_else(|e| panic!("leeway flip {flip}: {e}"));
+        progress(done.load(Ordering::SeqCst)).await;
+    }
+    assert_eq!(a.jwks_hits(), 1, "a leeway change fetches nothing");
+    for flip in 0..10 {
+        let uri = if flip % 2 == 0 {
+            b.jwks_uri()
+        } else {
+            a.jwks_uri()
+        };
+        gw.write_and_reload(&config(&uri, 60))
+            .await
+            .unwrap_or_else(|e| panic!("jwks_uri flip {flip}: {e}"));
+        progress(done.load(Ordering::SeqCst)).await;
+    }
+    stop.store(true, Ordering::SeqCst);
+
+    let (mut ok, mut bad) = (0, Vec::new());
+    for task in tasks {
+        let (n, b) = within("load task", task).await.expect("load task panicked");
+        ok += n;
+        bad.extend(b);
+    }
+    assert!(
+        bad.is_empty(),
+        "{} non-200 answers of {}, first: {:?}",
+        bad.len(),
+        ok + bad.len(),
+        &bad[..bad.len().min(5)]
+    );
+    assert_eq!(upstream.hits(), ok);
+    assert_eq!(a.jwks_hits(), 1 + 5, "one fetch per switch to A");
+    assert_eq!(b.jwks_hits(), 5, "one fetch per switch to B");
 }
 
 // ---------------------------------------------------------------------------
@@ -539,7 +791,7 @@ auth = "none"
     assert_eq!(reply.status, 200);
 
     second.install(gw.dir());
-    gw.reload().expect("reload with the new certificate");
+    gw.reload().await.expect("reload with the new certificate");
 
     for alpn in [&b"h2"[..], &b"http/1.1"[..]] {
         let (tls, leaf) = ca.connect(gw.addr(), &[alpn]).await;
@@ -866,7 +1118,7 @@ auth = "none"
     *expected.entry(("/m/get-only", "forwarded")).or_default() += 1.0;
     *per_route.entry("/m/get-only").or_default() += 1.0;
     // Makes the reload counter exist in this process.
-    gw.reload().expect("reload of an unchanged file");
+    gw.reload().await.expect("reload of an unchanged file");
 
     let after = gw.scrape().await;
     for route in M_ROUTES {

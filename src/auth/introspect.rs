@@ -70,6 +70,8 @@ pub struct Introspector {
     expected_issuer: String,
     audiences: Vec<String>,
     scope_claims: Vec<String>,
+    /// The issuer's `leeway_s`, for `nbf`.
+    leeway: f64,
     forward_claims: Vec<String>,
     basic: Option<HeaderValue>,
     fetcher: HttpFetcher,
@@ -133,6 +135,7 @@ impl Introspector {
             expected_issuer: issuer.issuer.clone(),
             audiences: issuer.audiences.clone(),
             scope_claims: issuer.scope_claims.clone(),
+            leeway: issuer.leeway.as_secs_f64(),
             forward_claims,
             basic,
             fetcher,
@@ -255,6 +258,18 @@ impl Introspector {
         if now >= expires_at {
             return Err("token expired");
         }
+        // RFC 7662 section 2.2: `nbf` is "not to be used before"; an active
+        // answer does not override it. Same rule and leeway as a JWT's.
+        match doc.get("nbf") {
+            None => {}
+            Some(Value::Number(n)) => {
+                let nbf = n.as_f64().ok_or("token time claim is invalid")?;
+                if now < nbf - self.leeway {
+                    return Err("token not yet valid");
+                }
+            }
+            Some(_) => return Err("token time claim is not a number"),
+        }
         match doc.get("iss") {
             None => {}
             Some(Value::String(iss)) if *iss == self.expected_issuer => {}
@@ -351,6 +366,16 @@ mod tests {
                 Err("token expired"),
             ),
             (json!({"active": true, "exp": NOW + 10.0}), Ok(vec![])),
+            (json!({"active": true, "nbf": NOW}), Ok(vec![])),
+            (json!({"active": true, "nbf": NOW + 60.0}), Ok(vec![])),
+            (
+                json!({"active": true, "nbf": NOW + 61.0}),
+                Err("token not yet valid"),
+            ),
+            (
+                json!({"active": true, "nbf": "later"}),
+                Err("token time claim is not a number"),
+            ),
             (
                 json!({"active": true, "exp": "soon"}),
                 Err("token time claim is not a number"),

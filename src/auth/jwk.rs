@@ -1,7 +1,8 @@
 //! JWK Sets (RFC 7517): parsing, filtering at load, and key selection.
 //!
-//! A key is kept only if it can only ever verify: RSA of at least 2048 bits,
-//! EC P-256/P-384 and Ed25519; `oct` keys, keys with private members, keys
+//! A key is kept only if it can only ever verify: RSA of 2048 to 8192 bits
+//! (the range aws-lc-rs verifies; a larger modulus would load and then fail
+//! every signature), EC P-256/P-384 and Ed25519; `oct` keys, keys with private members, keys
 //! whose `use` is not `sig` or whose `key_ops` lacks `verify`, and keys with
 //! an unknown `alg` are skipped. `DecodingKey::from_jwk` would ignore `alg`
 //! and `use` and accept `oct`, so the parsing is ours.
@@ -20,6 +21,9 @@ use std::collections::HashMap;
 use std::sync::Arc;
 
 use crate::config::Algorithm;
+
+/// The RSA modulus sizes the verifier supports (`RSA_*_2048_8192_*`).
+const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 /// Members that only private keys have (RFC 7518 section 6).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -200,7 +204,7 @@ fn parse_key(jwk: &Value) -> Option<VerifyKey> {
             let (n, e) = (str_member(jwk, "n")?, str_member(jwk, "e")?);
             let modulus = b64_len(n)?;
             let exponent = b64_len(e)?;
-            if modulus_bits(&modulus) < 2048 || exponent.is_empty() {
+            if !RSA_BITS.contains(&modulus_bits(&modulus)) || exponent.is_empty() {
                 return None;
             }
             (
@@ -401,6 +405,14 @@ mod tests {
                 json!({"kty": "RSA", "n": n_of_bits(2040), "e": "AQAB"}),
                 false,
             ),
+            (
+                json!({"kty": "RSA", "n": n_of_bits(8200), "e": "AQAB"}),
+                false,
+            ),
+            (
+                json!({"kty": "RSA", "n": n_of_bits(16384), "e": "AQAB"}),
+                false,
+            ),
             (rsa(json!({"d": "AQAB"})), false),
             (rsa(json!({"use": "enc"})), false),
             (rsa(json!({"key_ops": ["encrypt"]})), false),
@@ -429,6 +441,7 @@ mod tests {
         for (jwk, usable) in cases {
             let set = KeySet::from_json(&json!({ "keys": [jwk.clone()] })).unwrap();
             assert_eq!(set.len(), usize::from(usable), "{jwk}");
+            assert_eq!(set.skipped, usize::from(!usable), "{jwk}");
         }
     }
 

@@ -37,7 +37,7 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Algorithm, Config, ConfigError, KeySource};
+use crate::config::{Algorithm, Config, ConfigError};
 use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
 use introspect::Introspector;
@@ -85,7 +85,9 @@ pub fn unix_now() -> f64 {
 fn unavailable(why: Unusable) -> Rejection {
     Rejection::Unavailable {
         description: match why {
-            Unusable::NotLoaded | Unusable::Stale => "the token issuer cannot be consulted",
+            Unusable::NotLoaded | Unusable::NoUsableKey | Unusable::Stale => {
+                "the token issuer cannot be consulted"
+            }
         },
         retry_after_s: RETRY_AFTER_S,
     }
@@ -93,10 +95,12 @@ fn unavailable(why: Unusable) -> Rejection {
 
 impl Authenticator {
     /// Builds issuer state (reading key files); no network I/O. State of
-    /// `previous` (a reload's running snapshot) is carried over where its
-    /// definition did not change: key sets and their refresh loop, the
-    /// introspection caches, and the identity cache when no issuer changed.
-    /// File key sets are always re-read.
+    /// `previous` (a reload's running snapshot) is carried over where it
+    /// still holds: an issuer's key set and its refresh loop whenever its
+    /// remote key source is unchanged (whatever else changed: the new
+    /// settings apply once this snapshot is started), the introspection
+    /// caches when the issuer's definition did not change, and the identity
+    /// cache when no issuer changed. File key sets are always re-read.
     pub fn new(
         config: &Config,
         fetcher: &HttpFetcher,
@@ -116,14 +120,13 @@ impl Authenticator {
         };
         let mut issuers = Vec::new();
         let mut errors = Vec::new();
-        for (index, issuer) in config.issuers.iter().enumerate() {
-            let reusable = !matches!(issuer.key_source, Some(KeySource::File(_)));
-            match same(index).filter(|_| reusable) {
-                Some(prev) => issuers.push(Arc::clone(&prev.issuers[index])),
-                None => match IssuerKeys::new(issuer.clone(), fetcher.clone()) {
-                    Ok(keys) => issuers.push(Arc::new(keys)),
-                    Err(e) => errors.push(e),
-                },
+        for issuer in &config.issuers {
+            let carried = previous
+                .and_then(|p| p.issuers.iter().find(|k| k.config.name == issuer.name))
+                .and_then(|old| IssuerKeys::carry(issuer, old));
+            match carried.map_or_else(|| IssuerKeys::new(issuer.clone(), fetcher.clone()), Ok) {
+                Ok(keys) => issuers.push(Arc::new(keys)),
+                Err(e) => errors.push(e),
             }
         }
         if !errors.is_empty() {
@@ -171,7 +174,15 @@ impl Authenticator {
         })
     }
 
-    /// Starts background key-set fetches.
+    /// Before a reload's swap: fetches the key sets of remote sources that
+    /// have never loaded (new or changed), concurrently, each bounded by its
+    /// `jwks_timeout_ms`.
+    pub async fn prefetch(&self) {
+        futures_util::future::join_all(self.issuers.iter().map(|i| i.prefetch())).await;
+    }
+
+    /// Applies this snapshot's key-set settings and starts background
+    /// key-set fetches.
     pub fn start(&self) {
         for issuer in &self.issuers {
             issuer.start();
@@ -312,5 +323,57 @@ impl Authenticator {
         }
         principal.key = Some(key.fingerprint);
         Ok(principal)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::Path;
+
+    fn authenticator(issuers: &str, previous: Option<&Authenticator>) -> Authenticator {
+        crate::tls::install_default_provider();
+        let text = format!("[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n{issuers}");
+        let config = Config::from_toml(&text, Path::new("."), Vec::new()).expect("config");
+        let fetcher = HttpFetcher::new().expect("fetcher");
+        Authenticator::new(&config, &fetcher, previous).expect("authenticator")
+    }
+
+    fn issuer(name: &str, source: &str, extra: &str) -> String {
+        format!("[issuers.{name}]\nissuer = \"https://{name}/\"\naudiences = [\"api\"]\n{source}\n{extra}\n")
+    }
+
+    #[test]
+    fn new_carries_key_sets_by_name_while_the_remote_source_is_unchanged() {
+        let url = "jwks_uri = \"https://idp/jwks\"";
+        let old = authenticator(&issuer("m", url, ""), None);
+        let cases = [
+            (
+                issuer("m", url, "leeway_s = 5\nalgorithms = [\"ES256\"]"),
+                true,
+            ),
+            (
+                issuer("a", url, "") + &issuer("m", url, "jwks_refresh_s = 9"),
+                true,
+            ),
+            (issuer("m", "jwks_uri = \"https://idp/other\"", ""), false),
+            (issuer("m", "discovery = true", ""), false),
+            (issuer("n", url, ""), false),
+        ];
+        for (issuers, carried) in cases {
+            let next = authenticator(&issuers, Some(&old));
+            let m = next
+                .issuers
+                .iter()
+                .find(|i| i.config.issuer == "https://m/");
+            let shares = m.is_some_and(|m| m.shares_key_set(&old.issuers[0]));
+            assert_eq!(shares, carried, "{issuers}");
+            if let Some(m) = m {
+                assert_eq!(
+                    m.config.leeway.as_secs() == 5,
+                    issuers.contains("leeway_s = 5")
+                );
+            }
+        }
     }
 }

@@ -197,6 +197,8 @@ struct State {
     issuer: Mutex<String>,
     failure: Mutex<Failure>,
     max_age: Mutex<Option<u64>>,
+    /// Added before every `/jwks` answer.
+    jwks_delay: Mutex<Duration>,
     jwks_hits: AtomicUsize,
     discovery_hits: AtomicUsize,
     moved_hits: AtomicUsize,
@@ -223,6 +225,7 @@ impl TestIdp {
             issuer: Mutex::new(format!("http://{addr}/")),
             failure: Mutex::new(Failure::None),
             max_age: Mutex::new(None),
+            jwks_delay: Mutex::new(Duration::ZERO),
             jwks_hits: AtomicUsize::new(0),
             discovery_hits: AtomicUsize::new(0),
             moved_hits: AtomicUsize::new(0),
@@ -299,6 +302,11 @@ impl TestIdp {
     /// `Cache-Control: max-age=N` on `/jwks` answers, or none.
     pub fn set_max_age(&self, max_age: Option<u64>) {
         *self.state.max_age.lock().expect("lock") = max_age;
+    }
+
+    /// Delays every `/jwks` answer by `delay` (a slow identity provider).
+    pub fn set_jwks_delay(&self, delay: Duration) {
+        *self.state.jwks_delay.lock().expect("lock") = delay;
     }
 
     /// Requests for `/jwks`, counted on arrival (also when failing).
@@ -474,6 +482,8 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
         }
         "/jwks" => {
             state.jwks_hits.fetch_add(1, Ordering::SeqCst);
+            let delay = *state.jwks_delay.lock().expect("lock");
+            tokio::time::sleep(delay).await;
             match failure {
                 Failure::None | Failure::Down => {
                     let mut resp = json_response(StatusCode::OK, key_set().to_string());

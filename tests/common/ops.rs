@@ -120,14 +120,14 @@ impl FileGateway {
     }
 
     /// `runtime::reload` of the file, as SIGHUP does.
-    pub fn reload(&self) -> Result<(), ConfigErrors> {
-        runtime::reload(&self.shared, &self.path)
+    pub async fn reload(&self) -> Result<(), ConfigErrors> {
+        runtime::reload(&self.shared, &self.path).await
     }
 
     /// [`FileGateway::write`], then [`FileGateway::reload`].
-    pub fn write_and_reload(&self, toml: &str) -> Result<(), ConfigErrors> {
+    pub async fn write_and_reload(&self, toml: &str) -> Result<(), ConfigErrors> {
         self.write(toml);
-        self.reload()
+        self.reload().await
     }
 
     /// Issuers that cannot verify tokens yet in the current snapshot.
