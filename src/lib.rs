@@ -20,6 +20,7 @@
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream |
+//! | [`tools`] | `tokengate init`, `jwks`, `token`, `dev-cert`: tools around the gateway, never in a request's path |
 //!
 //! One request: `server` accepts the connection (TLS if configured) and
 //! hands each request to [`service::handle`] with the current [`runtime`]
@@ -46,3 +47,4 @@ pub mod service;
 pub mod target;
 pub mod telemetry;
 pub mod tls;
+pub mod tools;

@@ -1,0 +1,1 @@
+//! `tokengate devcert` (to be written).

@@ -1,0 +1,1 @@
+//! `tokengate init` (to be written).

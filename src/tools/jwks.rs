@@ -1,0 +1,1 @@
+//! `tokengate jwks` (to be written).

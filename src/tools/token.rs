@@ -1,0 +1,1 @@
+//! `tokengate token` (to be written).
