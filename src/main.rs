@@ -60,7 +60,10 @@ enum Command {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(cli.log_format);
+    // The demo's instructions come before any log line, also when stdout
+    // and stderr go to the same place: its logs are held until then.
+    let hold_logs = matches!(cli.command, Some(Command::Demo { .. }));
+    init_logging(cli.log_format, hold_logs);
     tokengate::tls::install_default_provider();
     let config_path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -77,16 +80,19 @@ fn main() -> ExitCode {
     }
 }
 
-fn init_logging(format: Option<LogFormat>) {
+fn init_logging(format: Option<LogFormat>, hold: bool) {
     let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
     let json = match format {
         Some(LogFormat::Json) => true,
         Some(LogFormat::Text) => false,
         None => !std::io::stderr().is_terminal(),
     };
+    if hold {
+        held_logs::hold();
+    }
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+        .with_writer(held_logs::Stderr);
     if json {
         builder.json().flatten_event(true).init();
     } else {
@@ -291,8 +297,15 @@ fn demo(port: u16) -> anyhow::Result<()> {
             },
             shutdown_signal(),
         ));
-        wait_ready(&shared).await?;
-        println!("{}", demo_instructions(port));
+        let ready = wait_ready(&shared).await;
+        if ready.is_ok() {
+            use std::io::Write;
+            let mut out = std::io::stdout().lock();
+            writeln!(out, "{}", demo_instructions(port)).context("cannot write to stdout")?;
+            out.flush().context("cannot write to stdout")?;
+        }
+        held_logs::release();
+        ready?;
         serving.await.context("the gateway task failed")
     })
 }
@@ -318,7 +331,7 @@ fn demo_instructions(port: u16) -> String {
     };
     format!(
         "tokengate demo: gateway {gw}, development issuer {idp}, echo upstream on port {up}
-Development only. Paste these into a shell:
+Development only. Paste these into another terminal:
 
   # 1. get a token for client demo-reader (scope orders:read)
   TOKEN=$({reader})
@@ -343,4 +356,54 @@ Press Ctrl-C to stop.",
         reader = token("demo-reader", "reader-secret"),
         opaque = token("demo-opaque", "opaque-secret"),
     )
+}
+
+/// Log output to stderr that can be held back in memory for a while (the
+/// demo's startup) and then written in one piece.
+mod held_logs {
+    use std::io::Write;
+    use std::sync::Mutex;
+    use tracing_subscriber::fmt::MakeWriter;
+
+    /// `Some` while held: the bytes written so far.
+    static HELD: Mutex<Option<Vec<u8>>> = Mutex::new(None);
+
+    pub fn hold() {
+        *HELD.lock().unwrap_or_else(|e| e.into_inner()) = Some(Vec::new());
+    }
+
+    /// Writes what was held and stops holding.
+    pub fn release() {
+        let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(bytes) = held {
+            let _ = std::io::stderr().write_all(&bytes);
+        }
+    }
+
+    pub struct Stderr;
+
+    impl Write for Stderr {
+        fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+            let mut held = HELD.lock().unwrap_or_else(|e| e.into_inner());
+            match held.as_mut() {
+                Some(bytes) => {
+                    bytes.extend_from_slice(buf);
+                    Ok(buf.len())
+                }
+                None => std::io::stderr().write(buf),
+            }
+        }
+
+        fn flush(&mut self) -> std::io::Result<()> {
+            std::io::stderr().flush()
+        }
+    }
+
+    impl<'a> MakeWriter<'a> for Stderr {
+        type Writer = Stderr;
+
+        fn make_writer(&'a self) -> Stderr {
+            Stderr
+        }
+    }
 }

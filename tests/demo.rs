@@ -230,3 +230,43 @@ fn demo_token_endpoint_errors_follow_rfc6749() {
         }
     }
 }
+
+/// With stdout and stderr in one file (as `tokengate demo > log 2>&1`, or a
+/// service manager's journal), the instructions come first and whole; the
+/// logs follow them.
+#[test]
+fn demo_instructions_come_before_any_log_line_in_shared_output() {
+    let port = free_port_triple();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("out.log");
+    let file = std::fs::File::create(&path).unwrap();
+    let child = Command::new(BIN)
+        .args(["demo", "--port", &port.to_string(), "--log-format", "json"])
+        .env("RUST_LOG", "info")
+        .stdout(Stdio::from(file.try_clone().unwrap()))
+        .stderr(Stdio::from(file))
+        .spawn()
+        .unwrap();
+    let _demo = Demo(child);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let text = loop {
+        let text = std::fs::read_to_string(&path).unwrap_or_default();
+        // Both the instructions (ending with the Ctrl-C line) and logs.
+        if text.contains("Press Ctrl-C") && text.contains("{\"") {
+            break text;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no instructions and logs within 30 s: {text}"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let first = text.lines().next().unwrap_or_default();
+    assert!(first.starts_with("tokengate demo:"), "first line: {first}");
+    let (instructions, _) = text.split_once("Press Ctrl-C").unwrap();
+    assert!(
+        !instructions.lines().any(|l| l.starts_with('{')),
+        "a log line inside the instructions:\n{instructions}"
+    );
+    assert!(instructions.contains("Paste these into another terminal"));
+}
