@@ -330,8 +330,8 @@ async fn auth0_profile_tokens_pass_the_auth0_recipe() {
     )
     .await;
 
-    // No `audience` in the request: not a JWT for the API (here the
-    // five-segment form Auth0 returns for /userinfo), and no introspection.
+    // No `audience` in the request: the token is not a JWS for the API
+    // (here an encrypted, five-segment form), and there is no introspection.
     r.refuses_token("eyJhbGciOiJkaXIiLCJlbmMiOiJBMjU2R0NNIn0..c2FsdA.Y2lwaGVydGV4dA.dGFn")
         .await;
 
