@@ -2,7 +2,7 @@
 //!
 //! | path | answer |
 //! |---|---|
-//! | `/.well-known/openid-configuration` | `{"issuer": ..., "jwks_uri": ".../jwks"}` |
+//! | `/.well-known/openid-configuration`, also under any path prefix (`/realms/r/.well-known/openid-configuration`, for issuers with a path) | `{"issuer": ..., "jwks_uri": ".../jwks"}` |
 //! | `/jwks` | the current key set (switchable at run time), or the injected failure |
 //! | `/jwks-moved` | the current key set: the target of the redirect failure |
 //! | `/introspect` | RFC 7662 introspection from a programmable table, or the injected failure |
@@ -472,7 +472,7 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
     }
     let key_set = || json!({ "keys": state.keys.lock().expect("lock").clone() });
     let resp = match req.uri().path() {
-        "/.well-known/openid-configuration" => {
+        path if path.ends_with("/.well-known/openid-configuration") => {
             state.discovery_hits.fetch_add(1, Ordering::SeqCst);
             let doc = json!({
                 "issuer": state.issuer.lock().expect("lock").clone(),
