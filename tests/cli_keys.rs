@@ -105,7 +105,7 @@ async fn call(gw: &Gateway, token: &str) -> u16 {
         "authorization",
         format!("Bearer {token}").parse().expect("header"),
     );
-    gw.send(&common::Client::h1(), req).await.status
+    gw.send(&common::Client::h1(), req).await.status.as_u16()
 }
 
 fn mint(key: &Path, extra: &[&str]) -> String {
@@ -181,8 +181,22 @@ async fn jwks_from_pem_and_token_work_end_to_end_and_other_keys_are_refused() {
         "orders:read",
     ]);
     assert_eq!(call(&gw, wrong_aud.trim()).await, 401);
-    let no_scope = mint(&ec, &["--scope", "profile"]);
-    assert_eq!(call(&gw, &no_scope).await, 403);
+    let no_scope = ok(&[
+        "token",
+        "--key",
+        path(&ec),
+        "--iss",
+        ISS,
+        "--aud",
+        AUD,
+        "--sub",
+        "a",
+        "--client-id",
+        "c",
+        "--scope",
+        "profile",
+    ]);
+    assert_eq!(call(&gw, no_scope.trim()).await, 403);
     assert_eq!(
         upstream.hits(),
         3,
