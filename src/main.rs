@@ -361,7 +361,7 @@ enum Tool {
     /// in a configured key set (e.g. a jwks_file built from the same key with
     /// `tokengate jwks from-pem`) and iss/aud match that issuer. The token is
     /// printed on stdout.
-    Token(TokenArgs),
+    Token(Box<TokenArgs>),
     /// DEVELOPMENT ONLY: write a local test CA and a server certificate.
     ///
     /// DEVELOPMENT ONLY. Writes ca.pem (a test CA whose key is discarded),
@@ -406,8 +406,10 @@ struct TokenArgs {
     /// An `aud` value; repeatable.
     #[arg(long, required = true)]
     aud: Vec<String>,
+    /// The `sub` claim (required by profile = "rfc9068").
     #[arg(long)]
     sub: Option<String>,
+    /// The `client_id` claim (required by profile = "rfc9068").
     #[arg(long)]
     client_id: Option<String>,
     /// Space-delimited scopes, e.g. "orders:read orders:write".
@@ -441,6 +443,7 @@ impl Tool {
                 eprintln!("warning: {}", token::DEVELOPMENT_ONLY);
                 let key = token::signing_key(jwks::read_pem_file(&a.key)?)
                     .with_context(|| a.key.display().to_string())?;
+                let a = *a;
                 let spec = token::TokenSpec {
                     iss: a.iss,
                     aud: a.aud,

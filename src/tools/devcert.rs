@@ -32,7 +32,6 @@ pub enum DevCertError {
     #[error("{}: {error}", path.display())]
     Io {
         path: PathBuf,
-        #[source]
         error: std::io::Error,
     },
     #[error("invalid name {0:?}: {1}")]

@@ -36,7 +36,7 @@ use crate::config::Algorithm;
 #[derive(Debug, thiserror::Error)]
 pub enum KeyError {
     #[error("cannot read: {0}")]
-    Read(#[source] std::io::Error),
+    Read(std::io::Error),
     #[error("no PEM block (\"-----BEGIN ...-----\") found")]
     NoPem,
     #[error("malformed PEM: {0}")]
@@ -71,7 +71,6 @@ pub enum KeyError {
 #[error("{}: {error}", path.display())]
 pub struct FileError {
     pub path: PathBuf,
-    #[source]
     pub error: KeyError,
 }
 
@@ -617,7 +616,8 @@ mod tests {
     fn parse_pem_refuses_what_it_cannot_use() {
         let p521 = ec_pair(&lc::ECDSA_P521_SHA512_FIXED_SIGNING);
         let p521_pkcs8 = p521.to_pkcs8v1().unwrap().as_ref().to_vec();
-        let cases: Vec<(String, fn(&KeyError) -> bool)> = vec![
+        type Expect = fn(&KeyError) -> bool;
+        let cases: Vec<(String, Expect)> = vec![
             ("".into(), |e| matches!(e, KeyError::NoPem)),
             ("just text\n".into(), |e| matches!(e, KeyError::NoPem)),
             (
