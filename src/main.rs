@@ -56,6 +56,8 @@ enum Command {
         #[arg(long, default_value_t = 8080)]
         port: u16,
     },
+    #[command(flatten)]
+    Tool(Tool),
 }
 
 fn main() -> ExitCode {
@@ -70,6 +72,7 @@ fn main() -> ExitCode {
         Command::Run => run(&config_path),
         Command::Check => return check(&config_path),
         Command::Demo { port } => demo(port),
+        Command::Tool(tool) => tool.run(),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -405,5 +408,131 @@ mod held_logs {
         fn make_writer(&'a self) -> Stderr {
             Stderr
         }
+    }
+}
+
+// ---- Key, token and certificate tools (the logic is in tokengate::tools) ----
+
+#[derive(Subcommand)]
+enum Tool {
+    /// JWK Sets for `jwks_file`.
+    #[command(subcommand)]
+    Jwks(JwksCommand),
+    /// DEVELOPMENT ONLY: mint a signed JWT from a local private key.
+    ///
+    /// DEVELOPMENT ONLY. The gateway accepts the token only where the key is
+    /// in a configured key set (e.g. a jwks_file built from the same key with
+    /// `tokengate jwks from-pem`) and iss/aud match that issuer. The token is
+    /// printed on stdout.
+    Token(Box<TokenArgs>),
+    /// DEVELOPMENT ONLY: write a local test CA and a server certificate.
+    ///
+    /// DEVELOPMENT ONLY. Writes ca.pem (a test CA whose key is discarded),
+    /// server.pem and server.key (mode 0600) for server.tls_cert and
+    /// server.tls_key; clients trust ca.pem (`curl --cacert ca.pem`).
+    DevCert {
+        /// Directory to write into (created if missing).
+        #[arg(long, default_value = ".")]
+        dir: PathBuf,
+        /// DNS name or IP address for the certificate; repeatable
+        /// [default: localhost, 127.0.0.1, ::1].
+        #[arg(long = "name", value_name = "NAME")]
+        names: Vec<String>,
+        /// Replace existing ca.pem, server.pem and server.key.
+        #[arg(long)]
+        force: bool,
+    },
+}
+
+#[derive(Subcommand)]
+enum JwksCommand {
+    /// Print a JWK Set of the keys in PEM files (public keys, or the public
+    /// half of private keys), each with its RFC 7638 thumbprint as kid.
+    FromPem {
+        /// PEM files: PUBLIC KEY, RSA PUBLIC KEY, PRIVATE KEY, RSA PRIVATE KEY, EC PRIVATE KEY.
+        #[arg(required = true, value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// The alg of RSA keys (EC and Ed25519 keys have theirs).
+        #[arg(long, default_value = "RS256", value_parser = tokengate::tools::jwks::parse_alg)]
+        alg: tokengate::config::Algorithm,
+    },
+}
+
+#[derive(clap::Args)]
+struct TokenArgs {
+    /// Private key PEM (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY).
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The `iss` claim: the issuer's `issuer` value in the gateway config.
+    #[arg(long)]
+    iss: String,
+    /// An `aud` value; repeatable.
+    #[arg(long, required = true)]
+    aud: Vec<String>,
+    /// The `sub` claim (required by profile = "rfc9068").
+    #[arg(long)]
+    sub: Option<String>,
+    /// The `client_id` claim (required by profile = "rfc9068").
+    #[arg(long)]
+    client_id: Option<String>,
+    /// Space-delimited scopes, e.g. "orders:read orders:write".
+    #[arg(long)]
+    scope: Option<String>,
+    /// Seconds until `exp`.
+    #[arg(long, default_value_t = 3600)]
+    ttl: u64,
+    /// Header kid [default: the key's RFC 7638 thumbprint, as `jwks from-pem` prints it].
+    #[arg(long)]
+    kid: Option<String>,
+    /// Signature algorithm [default: RS256, ES256, ES384 or EdDSA by key type].
+    #[arg(long, value_parser = tokengate::tools::jwks::parse_alg)]
+    alg: Option<tokengate::config::Algorithm>,
+    /// Header typ.
+    #[arg(long, default_value = "at+jwt")]
+    typ: String,
+    /// Extra claim NAME=VALUE (VALUE as JSON if it parses, else a string); repeatable.
+    #[arg(long = "claim", value_name = "NAME=VALUE", value_parser = tokengate::tools::token::parse_claim)]
+    claims: Vec<(String, serde_json::Value)>,
+}
+
+impl Tool {
+    fn run(self) -> anyhow::Result<()> {
+        use tokengate::tools::{devcert, jwks, token};
+        match self {
+            Tool::Jwks(JwksCommand::FromPem { files, alg }) => {
+                print!("{}", jwks::from_pem_files(&files, Some(alg))?);
+            }
+            Tool::Token(a) => {
+                eprintln!("warning: {}", token::DEVELOPMENT_ONLY);
+                let key = token::signing_key(jwks::read_pem_file(&a.key)?)
+                    .with_context(|| a.key.display().to_string())?;
+                let a = *a;
+                let spec = token::TokenSpec {
+                    iss: a.iss,
+                    aud: a.aud,
+                    sub: a.sub,
+                    client_id: a.client_id,
+                    scope: a.scope,
+                    ttl_s: a.ttl,
+                    kid: a.kid,
+                    alg: a.alg,
+                    typ: a.typ,
+                    claims: a.claims,
+                };
+                let now = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .context("the clock is before 1970")?
+                    .as_secs();
+                println!("{}", token::mint(&spec, &key, now)?);
+            }
+            Tool::DevCert { dir, names, force } => {
+                eprintln!("warning: {}", devcert::DEVELOPMENT_ONLY);
+                print!(
+                    "{}",
+                    devcert::instructions(&devcert::write(&dir, &names, force)?)
+                );
+            }
+        }
+        Ok(())
     }
 }

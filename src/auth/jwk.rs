@@ -23,7 +23,7 @@ use std::sync::Arc;
 use crate::config::Algorithm;
 
 /// The RSA modulus sizes the verifier supports (`RSA_*_2048_8192_*`).
-const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
+pub(crate) const RSA_BITS: std::ops::RangeInclusive<usize> = 2048..=8192;
 
 /// Members that only private keys have (RFC 7518 section 6).
 const PRIVATE_MEMBERS: &[&str] = &["d", "p", "q", "dp", "dq", "qi", "oth", "k"];
@@ -315,7 +315,7 @@ fn rsa_public_key_der(n: &[u8], e: &[u8]) -> Vec<u8> {
     der
 }
 
-fn modulus_bits(modulus: &[u8]) -> usize {
+pub(crate) fn modulus_bits(modulus: &[u8]) -> usize {
     let skip = modulus.iter().take_while(|&&b| b == 0).count();
     match modulus.get(skip) {
         None => 0,
