@@ -438,7 +438,8 @@ mod tests {
 
     #[test]
     fn route_spec_parses_path_and_scopes() {
-        let cases: &[(&str, Option<(&str, &[&str])>)] = &[
+        type Want = Option<(&'static str, &'static [&'static str])>;
+        let cases: &[(&str, Want)] = &[
             ("/**", Some(("/**", &[]))),
             (
                 "/orders/**:orders:read",
