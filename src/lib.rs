@@ -6,6 +6,7 @@
 //! | module | owns |
 //! |---|---|
 //! | [`config`] | the file and environment → validated, typed [`config::Config`] |
+//! | [`check`] | `tokengate check`: the resolved configuration, the route table, lint warnings |
 //! | [`server`] | accept loop, connection limit, TLS handshake, HTTP/1.1 + h2, timeouts, drain |
 //! | [`tls`] | rustls server and client configs (aws-lc-rs), ALPN |
 //! | [`runtime`] | the immutable snapshot a request runs against, swapped whole on reload |
@@ -34,6 +35,7 @@
 
 pub mod admin;
 pub mod auth;
+pub mod check;
 pub mod config;
 pub mod demo;
 pub mod error;

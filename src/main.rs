@@ -28,9 +28,9 @@ const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 #[derive(Parser)]
 #[command(name = "tokengate", version, about = "OAuth 2.0 bearer-token gateway")]
 struct Cli {
-    /// Configuration file.
-    #[arg(long, global = true, value_name = "FILE")]
-    config: Option<PathBuf>,
+    /// Configuration file (read by run and check, written by init).
+    #[arg(long, global = true, value_name = "FILE", default_value = DEFAULT_CONFIG)]
+    config: PathBuf,
     /// Log format (default: text on a terminal, json otherwise).
     #[arg(long, global = true, value_enum)]
     log_format: Option<LogFormat>,
@@ -44,12 +44,25 @@ enum LogFormat {
     Json,
 }
 
+#[derive(Clone, Copy, ValueEnum)]
+enum CheckFormat {
+    Text,
+    Json,
+}
+
 #[derive(Subcommand)]
 enum Command {
     /// Run the gateway (the default command).
     Run,
     /// Validate the configuration and print what it resolves to.
-    Check,
+    Check {
+        /// text: the resolved configuration as TOML, warnings as comments;
+        /// json: {"config", "routes", "warnings"}, or {"errors"} when invalid.
+        #[arg(long, value_enum, default_value = "text")]
+        format: CheckFormat,
+    },
+    /// Write a commented starter configuration to --config FILE.
+    Init(tokengate::tools::init::InitArgs),
     /// Run a local demo: echo upstream and gateway on loopback.
     Demo {
         /// Gateway port; the issuer uses N+1 and the upstream N+2.
@@ -67,10 +80,13 @@ fn main() -> ExitCode {
     let hold_logs = matches!(cli.command, Some(Command::Demo { .. }));
     init_logging(cli.log_format, hold_logs);
     tokengate::tls::install_default_provider();
-    let config_path = cli.config.unwrap_or_else(|| PathBuf::from(DEFAULT_CONFIG));
+    let config_path = cli.config;
     let result = match cli.command.unwrap_or(Command::Run) {
         Command::Run => run(&config_path),
-        Command::Check => return check(&config_path),
+        Command::Check { format } => return check(&config_path, format),
+        Command::Init(args) => tokengate::tools::init::run(&config_path, &args)
+            .map(|done| println!("{done}"))
+            .map_err(anyhow::Error::from),
         Command::Demo { port } => demo(port),
         Command::Tool(tool) => tool.run(),
     };
@@ -146,6 +162,9 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
 }
 
 fn run(path: &Path) -> anyhow::Result<()> {
+    if !path.exists() {
+        anyhow::bail!(tokengate::tools::init::missing_config_hint(path));
+    }
     let config = load(path)?;
     let rt = build(config)?;
     tokio_runtime(rt.config.server.worker_threads)?.block_on(serve(rt, Some(path.to_path_buf())))
@@ -221,24 +240,27 @@ async fn reload_on_sighup(shared: SharedRuntime, path: PathBuf) {
     }
 }
 
-fn check(path: &Path) -> ExitCode {
-    let config = match Config::load(path) {
-        Ok(c) => c,
-        Err(errors) => {
+fn check(path: &Path, format: CheckFormat) -> ExitCode {
+    // A closed pipe (`tokengate check | head`) is not an error worth a panic.
+    let out = |text: String| {
+        drop(std::io::Write::write_all(
+            &mut std::io::stdout(),
+            text.as_bytes(),
+        ))
+    };
+    match (tokengate::check::check(path), format) {
+        (Ok(report), CheckFormat::Text) => out(report.text()),
+        (Ok(report), CheckFormat::Json) => out(report.json() + "\n"),
+        (Err(errors), CheckFormat::Text) => {
             print_config_errors(&errors);
             return ExitCode::FAILURE;
         }
-    };
-    match Runtime::check(config) {
-        Ok(rt) => {
-            print!("{}", tokengate::runtime::describe(&rt));
-            ExitCode::SUCCESS
-        }
-        Err(errors) => {
-            print_config_errors(&errors);
-            ExitCode::FAILURE
+        (Err(errors), CheckFormat::Json) => {
+            println!("{}", tokengate::check::errors_json(&errors));
+            return ExitCode::FAILURE;
         }
     }
+    ExitCode::SUCCESS
 }
 
 fn demo(port: u16) -> anyhow::Result<()> {

@@ -122,7 +122,10 @@ fn figment_error(err: figment::Error) -> ConfigError {
         path.join(".")
     };
     let reason = match &err.kind {
-        Kind::UnknownField(..) => "unknown key".to_string(),
+        Kind::UnknownField(field, expected) => match super::suggest::nearest(field, expected) {
+            Some(known) => format!("unknown key; did you mean {known:?}?"),
+            None => "unknown key".to_string(),
+        },
         Kind::Message(m) => m.clone(),
         other => other.to_string(),
     };

@@ -12,6 +12,7 @@ mod build;
 mod issuers;
 mod load;
 mod raw;
+mod suggest;
 
 use http::{HeaderName, Method, Uri};
 use ipnet::IpNet;
