@@ -80,6 +80,17 @@ impl Drop for CannedUpstream {
     }
 }
 
+/// A directory holding `jwks.json` with `key`, for a `jwks_file` issuer.
+fn key_set_dir(key: &Key) -> tempfile::TempDir {
+    let dir = tempfile::tempdir().expect("tempdir");
+    std::fs::write(
+        dir.path().join("jwks.json"),
+        json!({ "keys": [key.jwk()] }).to_string(),
+    )
+    .expect("write key set");
+    dir
+}
+
 // ---------------------------------------------------------------------------
 // Host (RFC 9112 section 3.2)
 
@@ -107,12 +118,7 @@ async fn http11_request_without_host_or_with_empty_host_is_400_and_not_forwarded
 async fn trailing_dot_host_matches_the_host_route_over_http1_and_h2() {
     let upstream = Upstream::echo().await;
     let key = Key::es256("dot");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("jwks.json"),
-        json!({ "keys": [key.jwk()] }).to_string(),
-    )
-    .expect("write key set");
+    let dir = key_set_dir(&key);
     let toml = format!(
         r#"
 [issuers.corp]
@@ -480,12 +486,7 @@ async fn upgrade_answered_wrongly_by_the_upstream_is_502_and_closes() {
 async fn websocket_tunnel_is_closed_when_its_token_expires() {
     let upstream = Upstream::websocket_echo().await;
     let key = Key::es256("ws");
-    let dir = tempfile::tempdir().expect("tempdir");
-    std::fs::write(
-        dir.path().join("jwks.json"),
-        json!({ "keys": [key.jwk()] }).to_string(),
-    )
-    .expect("write key set");
+    let dir = key_set_dir(&key);
     let toml = format!(
         r#"
 [admin]
