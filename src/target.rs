@@ -142,22 +142,37 @@ fn check_segments(path: &str) -> Result<(), TargetError> {
     Ok(())
 }
 
-/// Lower-cases a host and removes its port and the one trailing dot of a
-/// fully qualified name (`api.example.com.` is `api.example.com`, RFC 1034
-/// section 3.1), so that routes match however the client spelled it;
-/// refuses what cannot be a host (empty, or a second trailing dot).
+/// Lower-cases a host, removes its port and the one trailing dot of a fully
+/// qualified name (`api.example.com.` is `api.example.com`, RFC 1034 section
+/// 3.1), so that routes match however the client spelled it; refuses what
+/// cannot be a host (RFC 3986 section 3.2.2: `:` only inside an IP literal,
+/// a port of digits only; no empty name, no second trailing dot), so that no
+/// `Host` slips past a host route as an unmatched name.
 pub fn normalize_host(raw: &str) -> Result<String, TargetError> {
-    let host = if let Some(v6) = raw.strip_prefix('[') {
-        let end = v6.find(']').ok_or(TargetError::BadHost)?;
-        &raw[..end + 2]
+    let host_end = if raw.starts_with('[') {
+        raw.find(']').ok_or(TargetError::BadHost)? + 1
     } else {
-        let name = raw.rsplit_once(':').map_or(raw, |(h, _)| h);
-        name.strip_suffix('.').unwrap_or(name)
+        raw.find(':').unwrap_or(raw.len())
     };
-    let ok = !host.is_empty()
-        && !host.ends_with('.')
-        && host.bytes().all(|b| {
-            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'[' | b']' | b':')
+    let (host, port) = raw.split_at(host_end);
+    let port_ok = port.is_empty()
+        || port
+            .strip_prefix(':')
+            .is_some_and(|p| p.bytes().all(|b| b.is_ascii_digit()));
+    let host = match host.strip_prefix('[') {
+        Some(_) => host,
+        None => host.strip_suffix('.').unwrap_or(host),
+    };
+    let inner = host
+        .strip_prefix('[')
+        .and_then(|h| h.strip_suffix(']'))
+        .unwrap_or(host);
+    let ok = port_ok
+        && !inner.is_empty()
+        && !inner.ends_with('.')
+        && inner.bytes().all(|b| {
+            // A `:` can only be inside brackets: the host ends at the first one.
+            b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':')
         });
     if ok {
         Ok(host.to_ascii_lowercase())
@@ -265,5 +280,29 @@ mod tests {
                 "{raw}"
             );
         }
+    }
+
+    #[test]
+    fn normalize_host_refuses_what_cannot_be_a_host() {
+        let refused = [
+            "a:b:c",
+            "secure.local:1:443",
+            "secure.local:x",
+            "::1",
+            "[::1]x",
+            "[::1]:8o",
+            "[]",
+            "a[b]",
+            "[::1]]",
+            ":80",
+        ];
+        for raw in refused {
+            assert_eq!(normalize_host(raw), Err(TargetError::BadHost), "{raw:?}");
+        }
+        assert_eq!(
+            normalize_host("Secure.Local:").as_deref(),
+            Ok("secure.local")
+        );
+        assert_eq!(normalize_host("[FE80::1]:443").as_deref(), Ok("[fe80::1]"));
     }
 }
