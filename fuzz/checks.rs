@@ -96,9 +96,12 @@ fn bearer_model(values: &[&[u8]], query: Option<&str>) -> BearerModel {
         [one] => *one,
         _ => return BearerModel::InvalidRequest,
     };
+    // A parameter named `access_token`, also percent-encoded
+    // (`access%5Ftoken`), as a backend would decode the name.
     let query_token = query.is_some_and(|q| {
-        q.split('&')
-            .any(|pair| pair.split('=').next() == Some("access_token"))
+        q.split('&').any(|pair| {
+            pair.split('=').next().map(percent_decoded) == Some(b"access_token".to_vec())
+        })
     });
     if query_token {
         return BearerModel::InvalidRequest;
@@ -119,6 +122,31 @@ fn bearer_model(values: &[&[u8]], query: Option<&str>) -> BearerModel {
         return BearerModel::InvalidToken;
     }
     BearerModel::Bearer(String::from_utf8_lossy(token).into_owned())
+}
+
+/// `%XX` escapes decoded; anything else (a stray `%`) kept as it is.
+fn percent_decoded(text: &str) -> Vec<u8> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < bytes.len() {
+        let hex = bytes
+            .get(i + 1..i + 3)
+            .filter(|h| bytes[i] == b'%' && h.iter().all(u8::is_ascii_hexdigit))
+            .and_then(|h| std::str::from_utf8(h).ok())
+            .and_then(|h| u8::from_str_radix(h, 16).ok());
+        match hex {
+            Some(b) => {
+                out.push(b);
+                i += 3;
+            }
+            None => {
+                out.push(bytes[i]);
+                i += 1;
+            }
+        }
+    }
+    out
 }
 
 /// Input: lines; a line starting with `?` is the raw query (the last one

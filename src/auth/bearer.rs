@@ -123,6 +123,7 @@ fn is_access_token_pair(pair: &str) -> bool {
         let escaped = (bytes[i] == b'%')
             .then(|| bytes.get(i + 1..i + 3))
             .flatten()
+            .filter(|h| h.iter().all(u8::is_ascii_hexdigit))
             .and_then(|h| std::str::from_utf8(h).ok())
             .and_then(|h| u8::from_str_radix(h, 16).ok());
         match escaped {
@@ -157,6 +158,7 @@ mod tests {
             ("x_access_token=1", Some("x_access_token=1")),
             ("access_token", None),
             ("&access_token=t&", None),
+            ("access%+5Ftoken=t", Some("access%+5Ftoken=t")),
         ];
         for (query, want) in cases {
             assert_eq!(without_access_token(query).as_deref(), want, "{query}");
