@@ -156,14 +156,16 @@ python3 - "$RAW" <<'PY'
 import json, statistics, sys
 runs = [json.loads(line) for line in open(sys.argv[1])]
 def col(i, key):
-    return [r[key] for r in runs if r["binary"] == str(i)]
-print("%-26s %12s %12s %8s" % ("median (min-max)", "A", "B", "B/A"))
-for key, label in (("proxy_cpu_us_per_req", "proxy CPU us/request"), ("rps", "req/s"),
-                   ("p99_us", "p99 us"), ("other_cpu_util", "other work, cores")):
+    return [r[key] for r in runs if r["tags"]["binary"] == str(i)]
+def f(x):
+    return "%.0f" % x if abs(x) >= 100 else "%.3g" % x
+print("%-22s %22s %22s %7s" % ("median (min-max)", "A", "B", "B/A"))
+for key, label in (("proxy_cpu_us_per_req", "proxy CPU µs/request"), ("rps", "req/s"),
+                   ("p99_us", "p99 µs"), ("other_cpu_util", "other work, cores")):
     a, b = col(0, key), col(1, key)
     ma, mb = statistics.median(a), statistics.median(b)
-    print("%-26s %12s %12s %8.3f" % (label, "%.3g (%.3g-%.3g)" % (ma, min(a), max(a)),
-                                     "%.3g (%.3g-%.3g)" % (mb, min(b), max(b)), mb / ma if ma else 0))
+    print("%-22s %22s %22s %7.3f" % (label, "%s (%s-%s)" % (f(ma), f(min(a)), f(max(a))),
+                                     "%s (%s-%s)" % (f(mb), f(min(b)), f(max(b))), mb / ma if ma else 0))
 pairs = [b / a for a, b in zip(col(0, "proxy_cpu_us_per_req"), col(1, "proxy_cpu_us_per_req"))]
 print("B/A of proxy CPU per request, round by round: median %.3f, min %.3f, max %.3f"
       % (statistics.median(pairs), min(pairs), max(pairs)))
