@@ -13,7 +13,8 @@
 #
 # Options: --rounds N, --duration SECONDS, --out DIR (raw results, default
 # target/bench-peers), --no-install (never apt-get), --no-build (use the
-# binaries already built). Environment:
+# binaries already built: target/dist/tokengate and the bench executables
+# in target/release/deps). Environment:
 # PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18000), OPEN_RATE (requests/s of
 # the open-loop runs, 8000), HOLD_CONNECTIONS (10000), QUIET_WAIT (seconds
 # to wait before a run for other work on the machine to stop, 10).
@@ -45,7 +46,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,22p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -149,12 +150,15 @@ MEM="$OUT/memory.jsonl"
 : >"$RAW"
 : >"$MEM"
 
+# tokengate as shipped: the `dist` profile (fat LTO, one codegen unit), not
+# the everyday `release` one. `cargo bench` builds the load generator and the
+# auth bench with the `bench` profile, which matches `dist`.
 if [ "$BUILD" = 1 ]; then
-    log "building tokengate and the load generator (release)"
-    cargo build --release --quiet
+    log "building tokengate (dist profile) and the load generator (bench profile)"
+    cargo build --profile dist --quiet
 fi
 TARGET_DIR="${CARGO_TARGET_DIR:-$ROOT/target}"
-TOKENGATE="$TARGET_DIR/release/tokengate"
+TOKENGATE="$TARGET_DIR/dist/tokengate"
 # bench_binary NAME: the executable of the bench target NAME (built first,
 # unless --no-build).
 bench_binary() {
