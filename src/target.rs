@@ -1,4 +1,4 @@
-//! Request-target normalisation (behavior contract section 5).
+//! Request-target normalisation (docs/behavior.md section 7).
 //!
 //! The gateway checks exactly the path it forwards: percent-encoded
 //! unreserved characters (RFC 3986 section 2.3) are decoded, other escapes are

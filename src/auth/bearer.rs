@@ -1,5 +1,5 @@
-//! Bearer credential extraction (RFC 6750 section 2.1, behavior contract
-//! section 2).
+//! Bearer credential extraction (RFC 6750 section 2.1, docs/behavior.md
+//! section 3).
 //!
 //! `Authorization: Bearer <b64token>`: the scheme is case-insensitive and one
 //! or more spaces may follow it; the token must match

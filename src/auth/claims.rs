@@ -1,4 +1,4 @@
-//! Claim validation (behavior contract section 3, RFC 7519 section 4.1,
+//! Claim validation (docs/behavior.md section 4, RFC 7519 section 4.1,
 //! RFC 9068 for the `rfc9068` profile): every known claim must have the
 //! right type (a string `exp` fails, it is not skipped), `exp` is required,
 //! `aud` must name one of the issuer's audiences, and `cnf` (proof of

@@ -1,4 +1,4 @@
-//! Opaque tokens: RFC 7662 introspection (behavior contract section 4).
+//! Opaque tokens: RFC 7662 introspection (docs/behavior.md section 6).
 //!
 //! One [`Introspector`] per issuer with `[introspection]`. A lookup is a
 //! `POST` of `token` and `token_type_hint=access_token` with the gateway's

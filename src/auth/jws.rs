@@ -1,5 +1,5 @@
-//! JWT structure, checked before any key lookup or crypto (behavior contract
-//! section 3, RFC 7515 / RFC 7519): exactly three base64url segments without
+//! JWT structure, checked before any key lookup or crypto (docs/behavior.md
+//! section 4, RFC 7515 / RFC 7519): exactly three base64url segments without
 //! padding, a non-empty signature, a header and claims that are JSON objects
 //! without duplicate names, and header parameters the gateway refuses to act
 //! on (`jku`, `x5u`, `jwk`, `crit`, `cty: JWT`, `alg: none`).

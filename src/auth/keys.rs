@@ -1,4 +1,4 @@
-//! One issuer's signing keys over time (behavior contract section 3, "Key
+//! One issuer's signing keys over time (docs/behavior.md section 5, "Key
 //! sets"): loaded from a file at build, or fetched (directly or through
 //! discovery) in the background; replaced atomically only by a good
 //! response; kept while refreshes fail up to `jwks_max_stale_s`; refetched

@@ -1,4 +1,4 @@
-//! The development issuer of `tokengate demo` (behavior contract section 8):
+//! The development issuer of `tokengate demo` (docs/behavior.md section 10):
 //! an OAuth 2.0 token endpoint for the `client_credentials` grant (RFC 6749
 //! section 4.4) issuing ES256 JWT access tokens in the RFC 9068 shape, opaque
 //! tokens for one client with an RFC 7662 introspection endpoint, a

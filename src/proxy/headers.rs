@@ -1,4 +1,4 @@
-//! Header hygiene in both directions (behavior contract section 6).
+//! Header hygiene in both directions (docs/behavior.md section 8).
 //!
 //! Request: hop-by-hop headers and every header `Connection` names, incoming
 //! copies of the identity headers the gateway sets, routing-override headers

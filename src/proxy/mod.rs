@@ -1,4 +1,4 @@
-//! Forwarding to an upstream (behavior contract section 6): a pooled client
+//! Forwarding to an upstream (docs/behavior.md section 8): a pooled client
 //! per upstream, a freshly built upstream request, bodies streamed both ways,
 //! 502 on connection failure, 504 when the response head is late, and
 //! WebSocket tunnels. Makes no auth decisions: it is handed the identity

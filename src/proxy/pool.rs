@@ -1,5 +1,5 @@
 //! Connections to one upstream: HTTP/1.1 over TCP or TLS, kept open and
-//! reused (behavior contract section 6). Built on hyper's connection-level
+//! reused (docs/behavior.md section 8). Built on hyper's connection-level
 //! client (`client::conn::http1`), so the request path pays for one
 //! connection's dispatch and nothing else: no pool keys, no checkout futures.
 //!

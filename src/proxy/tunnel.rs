@@ -1,4 +1,4 @@
-//! WebSocket tunnels (RFC 6455, behavior contract section 6). The gateway
+//! WebSocket tunnels (RFC 6455, docs/behavior.md section 8). The gateway
 //! checks that the upstream's `101` answers the handshake the client asked
 //! for (`Upgrade: websocket` and the `Sec-WebSocket-Accept` derived from the
 //! request's `Sec-WebSocket-Key`, section 4.2.2) before it joins the two
