@@ -146,10 +146,8 @@ async fn pipeline(
         .flatten();
     let server = &rt.config.server;
     let path = path.into_owned();
-    let peer_trusted = !server.trusted_proxies.is_empty() && {
-        let ip = conn.peer.ip().to_canonical();
-        server.trusted_proxies.iter().any(|net| net.contains(&ip))
-    };
+    let peer_trusted = !server.trusted_proxies.is_empty()
+        && proxy::is_trusted(&server.trusted_proxies, conn.peer.ip().to_canonical());
     let fwd = Forwarded {
         peer: conn.peer,
         peer_ip: &conn.peer_ip,

@@ -511,23 +511,7 @@ async fn jwks_file_issuer_works_without_any_network() {
     std::fs::write(dir.path().join("jwks.json"), set.to_string()).expect("write key set");
     let upstream = Upstream::echo().await;
     let iss = "https://idp.invalid/";
-    let toml = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-[issuers.corp]
-issuer = "{iss}"
-jwks_file = "jwks.json"
-audiences = ["{AUD}"]
-[upstreams.echo]
-url = "{}"
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-"#,
-        upstream.url()
-    );
-    let gw = Gateway::start_in(&toml, dir.path()).await;
+    let gw = Gateway::start_in(&file_config(&upstream), dir.path()).await;
     assert_eq!(
         readyz(&gw).await.status,
         200,

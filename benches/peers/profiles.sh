@@ -44,29 +44,8 @@ PROXY_CPU="${PROXY_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 P="${PORT_BASE:-18500}"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do kill -TERM "$pid" 2>/dev/null || true; done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CPU CMD...: runs CMD pinned to CPU, logs to $RUN/NAME.log; its
-# pid is left in LAST_PID.
-start() {
-    local name="$1" cpu="$2"; shift 2
-    taskset -c "$cpu" "$@" >"$RUN/$name.log" 2>&1 &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
+# shellcheck source=benches/peers/procs.sh
+. "$ROOT/benches/peers/procs.sh"
 
 wait_port() {
     for _ in $(seq 100); do

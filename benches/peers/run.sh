@@ -58,35 +58,8 @@ OPEN_RATE="${OPEN_RATE:-8000}"
 HOLD="${HOLD_CONNECTIONS:-10000}"
 [ "$QUICK" = 1 ] && HOLD="${HOLD_CONNECTIONS:-2000}"
 
-log() { printf '[%s] %s\n' "$(date +%H:%M:%S)" "$*" >&2; }
-die() { log "error: $*"; exit 1; }
-
-# ---------------------------------------------------------------------------
-# Processes: every one started here is recorded and stopped by its pid.
-
-PIDS=()
-cleanup() {
-    local pid
-    for pid in "${PIDS[@]}"; do
-        kill -TERM "$pid" 2>/dev/null || true
-    done
-    for pid in "${PIDS[@]}"; do
-        for _ in $(seq 50); do kill -0 "$pid" 2>/dev/null || break; sleep 0.1; done
-        kill -KILL "$pid" 2>/dev/null || true
-    done
-}
-trap cleanup EXIT
-trap 'exit 130' INT TERM
-
-# start NAME CPU CMD...: runs CMD pinned to CPU, logs to $RUN/NAME.log;
-# its pid is left in the variable PID_<NAME>.
-start() {
-    local name="$1" cpu="$2"; shift 2
-    taskset -c "$cpu" "$@" >"$RUN/$name.log" 2>&1 &
-    local pid=$!
-    PIDS+=("$pid")
-    printf -v "PID_${name//-/_}" '%s' "$pid"
-}
+# shellcheck source=benches/peers/procs.sh
+. "$ROOT/benches/peers/procs.sh"
 
 # stop PID: one of ours, and forget it.
 stop() {

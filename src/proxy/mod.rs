@@ -255,12 +255,10 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fw
 /// The incoming `X-Forwarded-For` chain with the peer appended, when the
 /// peer is a trusted proxy that sent one; `None` means the peer alone.
 fn forwarded_for_chain(headers: &http::HeaderMap, fwd: &Forwarded) -> Option<String> {
-    let mut incoming = headers.get_all(&X_FORWARDED_FOR).iter().peekable();
-    incoming.peek()?;
-    let peer_ip = fwd.peer.ip().to_canonical();
-    if !fwd.trusted_proxies.iter().any(|net| net.contains(&peer_ip)) {
+    if !fwd.peer_trusted {
         return None;
     }
+    let incoming = headers.get_all(&X_FORWARDED_FOR).iter();
     let mut chain = String::new();
     for value in incoming.filter_map(|v| v.to_str().ok()) {
         chain.push_str(value);
@@ -271,6 +269,12 @@ fn forwarded_for_chain(headers: &http::HeaderMap, fwd: &Forwarded) -> Option<Str
     }
     chain.push_str(fwd.peer_ip.to_str().unwrap_or_default());
     Some(chain)
+}
+
+/// Whether `ip` (canonical: an IPv4-mapped IPv6 address as IPv4) is in
+/// one of the trusted proxy networks.
+pub fn is_trusted(trusted_proxies: &[IpNet], ip: std::net::IpAddr) -> bool {
+    trusted_proxies.iter().any(|net| net.contains(&ip))
 }
 
 /// The client's address for `X-Real-IP`: the peer, or, when the peer is a
@@ -291,7 +295,7 @@ fn client_address(headers: &http::HeaderMap, fwd: &Forwarded) -> HeaderValue {
             break;
         };
         let ip = ip.to_canonical();
-        if !fwd.trusted_proxies.iter().any(|net| net.contains(&ip)) {
+        if !is_trusted(fwd.trusted_proxies, ip) {
             return HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| fwd.peer_ip.clone());
         }
     }
