@@ -40,6 +40,7 @@ pub mod config;
 pub mod demo;
 pub mod error;
 pub mod fetch;
+pub mod header_names;
 pub mod policy;
 pub mod proxy;
 pub mod route;
