@@ -19,7 +19,7 @@ use tokengate::auth::bearer::{self, Credential};
 use tokengate::auth::introspect::{Answer, Introspector};
 use tokengate::auth::jwk::{KeyMiss, KeySet};
 use tokengate::auth::{claims, json, jws};
-use tokengate::config::{Algorithm, Config, IssuerConfig, Profile};
+use tokengate::config::{Algorithm, Config, IssuerConfig, JwtRules, Profile};
 use tokengate::error::Rejection;
 use tokengate::fetch::HttpFetcher;
 use tokengate::target::{normalize_host, normalize_path};
@@ -67,6 +67,14 @@ fn issuers() -> &'static [IssuerConfig; 2] {
             fixed_config("rfc9068").issuers.remove(0),
         ]
     })
+}
+
+/// The JWT rules of a fixed issuer (both have a key source).
+fn jwt(issuer: &IssuerConfig) -> &JwtRules {
+    match &issuer.jwt {
+        Some(rules) => rules,
+        None => panic!("the fixed fuzz issuer has no key source"),
+    }
 }
 
 // ---------------------------------------------------------------------------
@@ -290,8 +298,8 @@ fn number(claims: &Map<String, Value>, name: &str) -> Option<f64> {
 fn check_claims(claims: &Map<String, Value>) {
     let forward = ["sub".to_string(), "tenant".to_string()];
     let [generic, rfc9068] = issuers();
-    let got_generic = claims::validate(claims, generic, 0, &forward, NOW);
-    let got_rfc9068 = claims::validate(claims, rfc9068, 1, &forward, NOW);
+    let got_generic = claims::validate(claims, generic, jwt(generic), 0, &forward, NOW);
+    let got_rfc9068 = claims::validate(claims, rfc9068, jwt(rfc9068), 1, &forward, NOW);
     if got_rfc9068.is_ok() {
         assert!(got_generic.is_ok(), "rfc9068 accepts what generic refuses");
         for c in ["iat", "sub", "client_id", "jti"] {
@@ -731,7 +739,7 @@ pub fn check_config(data: &[u8]) {
                 .all(|e| e.issuer != issuer.issuer),
             "two issuers with one issuer value"
         );
-        assert!(issuer.key_source.is_some() || issuer.introspection.is_some());
+        assert!(issuer.jwt.is_some() || issuer.introspection.is_some());
     }
     for route in &config.routes {
         assert!(route.upstream < config.upstreams.len());

@@ -203,32 +203,47 @@ fn resolved(c: &Config) -> Table {
 
 fn issuer(i: &IssuerConfig) -> Table {
     let t = Table::default().with("issuer", i.issuer.clone());
-    let t = match &i.key_source {
-        Some(KeySource::Url(u)) => t.with("jwks_uri", u.to_string()),
-        Some(KeySource::File(f)) => t.with("jwks_file", f.display().to_string()),
-        Some(KeySource::Discovery(_)) => t.with("discovery", true),
-        None => t.with_unset(
-            "jwks_uri",
-            "no key source: opaque tokens only (introspection)",
-        ),
+    let Some(jwt) = &i.jwt else {
+        let t = t
+            .with_unset(
+                "jwks_uri",
+                "no key source: opaque tokens only (introspection)",
+            )
+            .with("audiences", strings(&i.audiences))
+            .with("leeway_s", secs(i.leeway))
+            .with("scope_claims", strings(&i.scope_claims));
+        return introspection(t, i);
+    };
+    let t = match &jwt.key_source {
+        KeySource::Url(u) => t.with("jwks_uri", u.to_string()),
+        KeySource::File(f) => t.with("jwks_file", f.display().to_string()),
+        KeySource::Discovery(_) => t.with("discovery", true),
     };
     let t = t
         .with("audiences", strings(&i.audiences))
-        .with("algorithms", strings(i.algorithms.iter().map(|a| a.name())))
+        .with(
+            "algorithms",
+            strings(jwt.algorithms.iter().map(|a| a.name())),
+        )
         .with("leeway_s", secs(i.leeway))
         .with(
             "profile",
-            match i.profile {
+            match jwt.profile {
                 Profile::Generic => "generic",
                 Profile::Rfc9068 => "rfc9068",
             },
         )
-        .with("required_claims", strings(&i.required_claims))
+        .with("required_claims", strings(&jwt.required_claims))
         .with("scope_claims", strings(&i.scope_claims))
-        .with("jwks_refresh_s", secs(i.jwks_refresh))
-        .with("jwks_miss_cooldown_s", secs(i.jwks_miss_cooldown))
-        .with("jwks_max_stale_s", secs(i.jwks_max_stale))
-        .with("jwks_timeout_ms", ms(i.jwks_timeout));
+        .with("jwks_refresh_s", secs(jwt.jwks_refresh))
+        .with("jwks_miss_cooldown_s", secs(jwt.jwks_miss_cooldown))
+        .with("jwks_max_stale_s", secs(jwt.jwks_max_stale))
+        .with("jwks_timeout_ms", ms(jwt.jwks_timeout));
+    introspection(t, i)
+}
+
+/// `t` with the issuer's `[introspection]` table, or a note that it has none.
+fn introspection(t: Table, i: &IssuerConfig) -> Table {
     match &i.introspection {
         Some(x) => t.with_table(
             "introspection",

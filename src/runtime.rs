@@ -137,9 +137,10 @@ impl Runtime {
         let rt = Runtime::build(config)?;
         let errors: Vec<ConfigError> = rt
             .auth
-            .issuers
+            .keys
             .iter()
-            .filter(|i| matches!(i.config.key_source, Some(KeySource::File(_))))
+            .flatten()
+            .filter(|i| matches!(i.config.jwt.key_source, KeySource::File(_)))
             .filter(|i| i.key_count() == Some(0))
             .map(|i| {
                 ConfigError::new(

@@ -9,7 +9,7 @@
 use serde_json::{Map, Value};
 
 use super::Principal;
-use crate::config::{IssuerConfig, Profile};
+use crate::config::{IssuerConfig, JwtRules, Profile};
 
 /// Claims that must be strings when present.
 const STRING_CLAIMS: &[&str] = &["iss", "sub", "jti", "client_id"];
@@ -87,10 +87,12 @@ pub fn scopes(
     }
 }
 
-/// Validates the claims of a token from `issuer`; the key is set by the caller.
+/// Validates the claims of a JWT from `issuer`, under its JWT `rules`;
+/// the key is set by the caller.
 pub fn validate(
     claims: &Map<String, Value>,
     issuer: &IssuerConfig,
+    rules: &JwtRules,
     issuer_index: usize,
     forward_claims: &[String],
     now: f64,
@@ -118,12 +120,12 @@ pub fn validate(
     if claims.contains_key("cnf") {
         return Err("sender-constrained tokens are not supported");
     }
-    if issuer.profile == Profile::Rfc9068
+    if rules.profile == Profile::Rfc9068
         && RFC9068_REQUIRED.iter().any(|c| !claims.contains_key(*c))
     {
         return Err("token lacks a required claim");
     }
-    if issuer
+    if rules
         .required_claims
         .iter()
         .any(|c| claims.get(c).is_none_or(Value::is_null))
@@ -161,6 +163,18 @@ mod tests {
             .unwrap()
             .issuers
             .remove(0)
+    }
+
+    /// [`super::validate`] under `issuer`'s own JWT rules.
+    fn validate(
+        claims: &Map<String, Value>,
+        issuer: &IssuerConfig,
+        index: usize,
+        forward: &[String],
+        now: f64,
+    ) -> Result<Principal, &'static str> {
+        let rules = issuer.jwt.as_ref().expect("a key source");
+        super::validate(claims, issuer, rules, index, forward, now)
     }
 
     const NOW: f64 = 1_700_000_000.0;

@@ -30,7 +30,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::{claims, unix_now, Principal};
-use crate::config::{ClientAuthMethod, IntrospectionConfig, IssuerConfig};
+use crate::config::{ClientAuthMethod, IntrospectionRules, IssuerConfig};
 use crate::error::Rejection;
 use crate::fetch::{FetchError, HttpFetcher};
 
@@ -66,7 +66,7 @@ impl moka::Expiry<[u8; 32], Answer> for AnswerExpiry {
 pub struct Introspector {
     issuer: usize,
     name: String,
-    config: IntrospectionConfig,
+    config: IntrospectionRules,
     expected_issuer: String,
     audiences: Vec<String>,
     scope_claims: Vec<String>,
@@ -106,7 +106,7 @@ impl Introspector {
     pub fn new(
         index: usize,
         issuer: &IssuerConfig,
-        config: &IntrospectionConfig,
+        config: &IntrospectionRules,
         forward_claims: Vec<String>,
         fetcher: HttpFetcher,
     ) -> Introspector {

@@ -27,7 +27,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::Notify;
 
 use super::jwk::KeySet;
-use crate::config::{ConfigError, IssuerConfig, KeySource};
+use crate::config::{ConfigError, IssuerConfig, JwtRules, KeySource};
 use crate::fetch::{FetchError, HttpFetcher};
 
 /// A key set document larger than this is a failed fetch.
@@ -76,10 +76,31 @@ struct MissState {
     inflight: Option<SharedRefresh>,
 }
 
+/// What an issuer's key set is kept by: the issuer's name (for logs and
+/// metrics), its `iss` (a discovery document must name it) and its JWT
+/// rules.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtIssuer {
+    pub name: String,
+    pub issuer: String,
+    pub jwt: JwtRules,
+}
+
+impl JwtIssuer {
+    /// The JWT side of `config`, if it verifies JWTs.
+    pub fn of(config: &IssuerConfig) -> Option<JwtIssuer> {
+        config.jwt.as_ref().map(|jwt| JwtIssuer {
+            name: config.name.clone(),
+            issuer: config.issuer.clone(),
+            jwt: jwt.clone(),
+        })
+    }
+}
+
 /// One issuer's key set for one runtime snapshot: that snapshot's issuer
 /// configuration over a [`KeyStore`] that may outlive it.
 pub struct IssuerKeys {
-    pub config: IssuerConfig,
+    pub config: JwtIssuer,
     store: Arc<KeyStore>,
 }
 
@@ -89,7 +110,7 @@ pub struct IssuerKeys {
 pub struct KeyStore {
     /// The configuration of the snapshot started last: the key source and
     /// the fetch settings (`jwks_timeout`, `jwks_refresh`).
-    settings: ArcSwap<IssuerConfig>,
+    settings: ArcSwap<JwtIssuer>,
     state: ArcSwap<KeyState>,
     miss: Mutex<MissState>,
     fetcher: HttpFetcher,
@@ -100,28 +121,28 @@ pub struct KeyStore {
     discovered: ArcSwap<Option<Uri>>,
 }
 
-fn is_remote(config: &IssuerConfig) -> bool {
+fn is_remote(config: &JwtIssuer) -> bool {
     matches!(
-        config.key_source,
-        Some(KeySource::Url(_) | KeySource::Discovery(_))
+        config.jwt.key_source,
+        KeySource::Url(_) | KeySource::Discovery(_)
     )
 }
 
 /// Whether two definitions fetch the same key set: the same remote source,
 /// and for discovery the same issuer (the discovery document must name it).
 /// A `jwks_file` is never shared: it is re-read on every reload.
-fn same_remote_source(a: &IssuerConfig, b: &IssuerConfig) -> bool {
+fn same_remote_source(a: &JwtIssuer, b: &JwtIssuer) -> bool {
     let same_issuer = a.issuer == b.issuer;
-    match (&a.key_source, &b.key_source) {
-        (Some(KeySource::Url(x)), Some(KeySource::Url(y))) => x == y,
-        (Some(KeySource::Discovery(x)), Some(KeySource::Discovery(y))) => x == y && same_issuer,
+    match (&a.jwt.key_source, &b.jwt.key_source) {
+        (KeySource::Url(x), KeySource::Url(y)) => x == y,
+        (KeySource::Discovery(x), KeySource::Discovery(y)) => x == y && same_issuer,
         _ => false,
     }
 }
 
 /// Reads and parses a `jwks_file`, logging its counts as a fetch does;
 /// errors name the key.
-fn load_file(config: &IssuerConfig, path: &std::path::Path) -> Result<KeySet, ConfigError> {
+fn load_file(config: &JwtIssuer, path: &std::path::Path) -> Result<KeySet, ConfigError> {
     let key = format!("issuers.{}.jwks_file", config.name);
     let text =
         std::fs::read(path).map_err(|e| ConfigError::new(&key, format!("cannot read: {e}")))?;
@@ -142,9 +163,9 @@ impl IssuerKeys {
     ///
     /// [`start`]: IssuerKeys::start
     /// [`prefetch`]: IssuerKeys::prefetch
-    pub fn new(config: IssuerConfig, fetcher: HttpFetcher) -> Result<IssuerKeys, ConfigError> {
+    pub fn new(config: JwtIssuer, fetcher: HttpFetcher) -> Result<IssuerKeys, ConfigError> {
         let mut state = KeyState::default();
-        if let Some(KeySource::File(path)) = &config.key_source {
+        if let KeySource::File(path) = &config.jwt.key_source {
             state.set = Some(Arc::new(load_file(&config, path)?));
             state.last_good = Some(Instant::now());
             state.generation = 1;
@@ -167,7 +188,7 @@ impl IssuerKeys {
     /// `config` over `previous`'s key set, when both fetch the same remote
     /// key source; `None` otherwise. Nothing changes for `previous` until
     /// the new snapshot is started.
-    pub fn carry(config: &IssuerConfig, previous: &IssuerKeys) -> Option<IssuerKeys> {
+    pub fn carry(config: &JwtIssuer, previous: &IssuerKeys) -> Option<IssuerKeys> {
         same_remote_source(config, &previous.config).then(|| IssuerKeys {
             config: config.clone(),
             store: Arc::clone(&previous.store),
@@ -207,7 +228,7 @@ impl IssuerKeys {
         }
         let too_old = state
             .last_good
-            .is_some_and(|t| now.saturating_duration_since(t) > self.config.jwks_max_stale);
+            .is_some_and(|t| now.saturating_duration_since(t) > self.config.jwt.jwks_max_stale);
         if self.is_remote() && state.failing && too_old {
             return Err(Unusable::Stale);
         }
@@ -241,7 +262,7 @@ impl IssuerKeys {
             return;
         }
         let fetch = self.store.refresh_now();
-        let _ = tokio::time::timeout(self.config.jwks_timeout, fetch).await;
+        let _ = tokio::time::timeout(self.config.jwt.jwks_timeout, fetch).await;
     }
 
     /// A refresh now (joining one in flight).
@@ -267,7 +288,7 @@ impl IssuerKeys {
             if miss.inflight.is_none() {
                 if miss
                     .last
-                    .is_some_and(|t| t.elapsed() < self.config.jwks_miss_cooldown)
+                    .is_some_and(|t| t.elapsed() < self.config.jwt.jwks_miss_cooldown)
                 {
                     return;
                 }
@@ -322,12 +343,12 @@ impl KeyStore {
 
     async fn fetch(
         &self,
-        settings: &IssuerConfig,
+        settings: &JwtIssuer,
     ) -> Result<(Arc<KeySet>, Option<Duration>), FetchError> {
-        let timeout = settings.jwks_timeout;
-        let uri = match &settings.key_source {
-            Some(KeySource::Url(uri)) => uri.clone(),
-            Some(KeySource::Discovery(doc_uri)) => match self.discovered.load().as_ref() {
+        let timeout = settings.jwt.jwks_timeout;
+        let uri = match &settings.jwt.key_source {
+            KeySource::Url(uri) => uri.clone(),
+            KeySource::Discovery(doc_uri) => match self.discovered.load().as_ref() {
                 Some(uri) => uri.clone(),
                 None => {
                     let uri = self.discover(settings, doc_uri).await?;
@@ -335,7 +356,7 @@ impl KeyStore {
                     uri
                 }
             },
-            _ => return Err(FetchError::Failed),
+            KeySource::File(_) => return Err(FetchError::Failed),
         };
         let result = self
             .fetcher
@@ -353,10 +374,10 @@ impl KeyStore {
         Ok((Arc::new(set), max_age))
     }
 
-    async fn discover(&self, settings: &IssuerConfig, doc_uri: &Uri) -> Result<Uri, FetchError> {
+    async fn discover(&self, settings: &JwtIssuer, doc_uri: &Uri) -> Result<Uri, FetchError> {
         let (doc, _) = self
             .fetcher
-            .get_json(doc_uri, settings.jwks_timeout, MAX_KEY_SET_BYTES)
+            .get_json(doc_uri, settings.jwt.jwks_timeout, MAX_KEY_SET_BYTES)
             .await?;
         if doc.get("issuer").and_then(|v| v.as_str()) != Some(settings.issuer.as_str()) {
             tracing::warn!(issuer = %settings.name, "discovery document names another issuer");
@@ -367,12 +388,8 @@ impl KeyStore {
             .and_then(|v| v.as_str())
             .and_then(|s| s.parse().ok())
             .ok_or(FetchError::NotJson)?;
-        let loopback = uri.host().is_some_and(crate::config::is_loopback_host);
-        match uri.scheme_str() {
-            Some("https") => Ok(uri),
-            Some("http") if loopback => Ok(uri),
-            _ => Err(FetchError::NotJson),
-        }
+        crate::config::fetch_scheme(&uri).map_err(|_| FetchError::NotJson)?;
+        Ok(uri)
     }
 
     /// Joins the fetch in flight or starts one. Every refresh (scheduled,
@@ -436,7 +453,7 @@ async fn refresh_loop(weak: Weak<KeyStore>, wake: Arc<Notify>) {
     loop {
         loop {
             let Some(store) = weak.upgrade() else { return };
-            let wait = retry_wait(store.settings.load().jwks_refresh, failures, max_age);
+            let wait = retry_wait(store.settings.load().jwt.jwks_refresh, failures, max_age);
             drop(store);
             let Some(due) = last_attempt.map(|t| t + wait) else {
                 break;
@@ -491,13 +508,13 @@ mod tests {
         }
     }
 
-    fn issuer(lines: &str) -> IssuerConfig {
+    fn issuer(lines: &str) -> JwtIssuer {
         let text = format!(
             "[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n[issuers.i]\naudiences = [\"api\"]\n{lines}\n"
         );
         let c = crate::config::Config::from_toml(&text, std::path::Path::new("."), Vec::new())
             .expect("config");
-        c.issuers[0].clone()
+        JwtIssuer::of(&c.issuers[0]).expect("a key source")
     }
 
     #[test]

@@ -37,11 +37,11 @@ use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use crate::config::{Algorithm, Config, ConfigError};
+use crate::config::{Algorithm, Config, ConfigError, IssuerConfig};
 use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
 use introspect::Introspector;
-use keys::{IssuerKeys, Unusable};
+use keys::{IssuerKeys, JwtIssuer, Unusable};
 
 /// Retry-After for answers given while an issuer cannot be consulted.
 const RETRY_AFTER_S: u32 = 5;
@@ -51,7 +51,9 @@ type TokenHash = [u8; 32];
 /// Verifies tokens for one runtime snapshot.
 pub struct Authenticator {
     /// Parallel to `Config::issuers`.
-    pub issuers: Vec<Arc<IssuerKeys>>,
+    pub issuers: Vec<IssuerConfig>,
+    /// Parallel to `issuers`: the key set of an issuer that verifies JWTs.
+    pub keys: Vec<Option<Arc<IssuerKeys>>>,
     /// Parallel to `issuers`: the issuer's introspection client, if any.
     introspectors: Vec<Option<Arc<Introspector>>>,
     cache: Option<Cache<TokenHash, Arc<Principal>>>,
@@ -115,17 +117,20 @@ impl Authenticator {
         let same = |index: usize| -> Option<&Authenticator> {
             let prev = previous?;
             let old = prev.issuers.get(index)?;
-            (old.config == config.issuers[index] && prev.forward_claims == forward_claims)
-                .then_some(prev)
+            (*old == config.issuers[index] && prev.forward_claims == forward_claims).then_some(prev)
         };
-        let mut issuers = Vec::new();
+        let mut keys = Vec::new();
         let mut errors = Vec::new();
         for issuer in &config.issuers {
+            let Some(jwt) = JwtIssuer::of(issuer) else {
+                keys.push(None);
+                continue;
+            };
             let carried = previous
-                .and_then(|p| p.issuers.iter().find(|k| k.config.name == issuer.name))
-                .and_then(|old| IssuerKeys::carry(issuer, old));
-            match carried.map_or_else(|| IssuerKeys::new(issuer.clone(), fetcher.clone()), Ok) {
-                Ok(keys) => issuers.push(Arc::new(keys)),
+                .and_then(|p| p.keys.iter().flatten().find(|k| k.config.name == jwt.name))
+                .and_then(|old| IssuerKeys::carry(&jwt, old));
+            match carried.map_or_else(|| IssuerKeys::new(jwt, fetcher.clone()), Ok) {
+                Ok(set) => keys.push(Some(Arc::new(set))),
                 Err(e) => errors.push(e),
             }
         }
@@ -165,7 +170,8 @@ impl Authenticator {
             })
         });
         Ok(Authenticator {
-            issuers,
+            issuers: config.issuers.clone(),
+            keys,
             introspectors,
             cache,
             cache_size: size,
@@ -178,23 +184,23 @@ impl Authenticator {
     /// have never loaded (new or changed), concurrently, each bounded by its
     /// `jwks_timeout_ms`.
     pub async fn prefetch(&self) {
-        futures_util::future::join_all(self.issuers.iter().map(|i| i.prefetch())).await;
+        futures_util::future::join_all(self.keys.iter().flatten().map(|k| k.prefetch())).await;
     }
 
     /// Applies this snapshot's key-set settings and starts background
     /// key-set fetches.
     pub fn start(&self) {
-        for issuer in &self.issuers {
-            issuer.start();
+        for keys in self.keys.iter().flatten() {
+            keys.start();
         }
     }
 
     /// Sets `tokengate_jwks_age_seconds` for every issuer with keys.
     pub fn record_key_set_ages(&self) {
         let now = Instant::now();
-        for issuer in &self.issuers {
-            if let Some(age) = issuer.age(now) {
-                metrics::gauge!("tokengate_jwks_age_seconds", "issuer" => issuer.config.name.clone())
+        for keys in self.keys.iter().flatten() {
+            if let Some(age) = keys.age(now) {
+                metrics::gauge!("tokengate_jwks_age_seconds", "issuer" => keys.config.name.clone())
                     .set(age.as_secs_f64());
             }
         }
@@ -203,9 +209,9 @@ impl Authenticator {
     /// Issuers whose keys cannot be used now, with the reason.
     pub fn not_ready(&self) -> Vec<(String, &'static str)> {
         let now = Instant::now();
-        self.issuers
+        self.keys
             .iter()
-            .filter(|i| i.config.key_source.is_some())
+            .flatten()
             .filter_map(|i| {
                 i.usable(now)
                     .err()
@@ -263,12 +269,11 @@ impl Authenticator {
         if !route_issuers.contains(&p.issuer) {
             return Err(Rejection::InvalidToken("token issuer is not accepted"));
         }
-        let issuer = &self.issuers[p.issuer];
-        if unix_now() >= p.expires_at + issuer.config.leeway.as_secs_f64() {
+        if unix_now() >= p.expires_at + self.issuers[p.issuer].leeway.as_secs_f64() {
             return Err(Rejection::InvalidToken("token expired"));
         }
-        if let Some(fingerprint) = &p.key {
-            let (set, _) = issuer.usable(Instant::now()).map_err(unavailable)?;
+        if let (Some(fingerprint), Some(keys)) = (&p.key, &self.keys[p.issuer]) {
+            let (set, _) = keys.usable(Instant::now()).map_err(unavailable)?;
             if !set.contains_fingerprint(fingerprint) {
                 return Err(Rejection::InvalidToken("token signing key was withdrawn"));
             }
@@ -284,23 +289,28 @@ impl Authenticator {
     ) -> Result<Principal, Rejection> {
         let jwt = jws::parse(token).map_err(Rejection::InvalidToken)?;
         let iss = jwt.claims.get("iss").and_then(|v| v.as_str());
-        let index = route_issuers
+        let (index, issuer) = route_issuers
             .iter()
-            .copied()
-            .find(|&i| {
-                let c = &self.issuers[i].config;
-                c.key_source.is_some() && Some(c.issuer.as_str()) == iss
+            .find_map(|&i| {
+                let keys = self.keys[i].as_ref()?;
+                (Some(keys.config.issuer.as_str()) == iss).then_some((i, keys))
             })
             .ok_or(Rejection::InvalidToken("token issuer is not accepted"))?;
-        let issuer = &self.issuers[index];
-        let config = &issuer.config;
+        let config = &self.issuers[index];
+        let rules = &issuer.config.jwt;
         let alg = Algorithm::from_name(&jwt.alg)
-            .filter(|a| config.algorithms.contains(a))
+            .filter(|a| rules.algorithms.contains(a))
             .ok_or(Rejection::InvalidToken("token algorithm is not accepted"))?;
-        claims::check_typ(jwt.typ.as_deref(), config.profile).map_err(Rejection::InvalidToken)?;
-        let mut principal =
-            claims::validate(&jwt.claims, config, index, &self.forward_claims, unix_now())
-                .map_err(Rejection::InvalidToken)?;
+        claims::check_typ(jwt.typ.as_deref(), rules.profile).map_err(Rejection::InvalidToken)?;
+        let mut principal = claims::validate(
+            &jwt.claims,
+            config,
+            rules,
+            index,
+            &self.forward_claims,
+            unix_now(),
+        )
+        .map_err(Rejection::InvalidToken)?;
         let (mut set, generation) = issuer.usable(Instant::now()).map_err(unavailable)?;
         if matches!(
             set.select(jwt.kid.as_deref(), alg),
@@ -362,15 +372,17 @@ mod tests {
         ];
         for (issuers, carried) in cases {
             let next = authenticator(&issuers, Some(&old));
-            let m = next
-                .issuers
-                .iter()
-                .find(|i| i.config.issuer == "https://m/");
-            let shares = m.is_some_and(|m| m.shares_key_set(&old.issuers[0]));
+            let m = next.issuers.iter().position(|i| i.issuer == "https://m/");
+            let old_keys = old.keys[0].as_ref().expect("a key set");
+            let shares = m.is_some_and(|m| {
+                next.keys[m]
+                    .as_ref()
+                    .is_some_and(|k| k.shares_key_set(old_keys))
+            });
             assert_eq!(shares, carried, "{issuers}");
             if let Some(m) = m {
                 assert_eq!(
-                    m.config.leeway.as_secs() == 5,
+                    next.issuers[m].leeway.as_secs() == 5,
                     issuers.contains("leeway_s = 5")
                 );
             }

@@ -3,108 +3,17 @@
 
 use http::{HeaderName, Method, Uri};
 use ipnet::IpNet;
-use std::net::{IpAddr, SocketAddr};
-use std::path::{Path, PathBuf};
+use std::net::IpAddr;
+use std::path::Path;
 use std::time::Duration;
 
+use super::builder::Builder;
 use super::raw::*;
 use super::*;
 use crate::route::Pattern;
 
-/// Collects errors while converting; `key` paths are dotted TOML paths.
-pub(super) struct Builder<'a> {
-    errors: Vec<ConfigError>,
-    base_dir: &'a Path,
-}
-
-impl Builder<'_> {
-    pub(super) fn err(&mut self, key: impl Into<String>, reason: impl Into<String>) {
-        self.errors.push(ConfigError::new(key, reason));
-    }
-
-    /// A duration in milliseconds or seconds that must be at least `min`.
-    pub(super) fn duration(&mut self, key: &str, value: u64, unit: Duration, min: u64) -> Duration {
-        if value < min {
-            self.err(key, format!("must be at least {min}"));
-        }
-        unit.checked_mul(u32::try_from(value).unwrap_or(u32::MAX))
-            .unwrap_or(Duration::MAX)
-    }
-
-    pub(super) fn ms(&mut self, key: &str, value: u64) -> Duration {
-        self.duration(key, value, Duration::from_millis(1), 1)
-    }
-
-    pub(super) fn secs(&mut self, key: &str, value: u64, min: u64) -> Duration {
-        self.duration(key, value, Duration::from_secs(1), min)
-    }
-
-    pub(super) fn count(&mut self, key: &str, value: u64, min: u64, max: u64) -> usize {
-        if value < min || value > max {
-            self.err(key, format!("must be between {min} and {max}"));
-        }
-        usize::try_from(value.clamp(min, max)).unwrap_or(usize::MAX)
-    }
-
-    pub(super) fn addr(&mut self, key: &str, value: &str) -> SocketAddr {
-        value.parse().unwrap_or_else(|_| {
-            self.err(key, format!("{value:?} is not an address:port"));
-            SocketAddr::from(([127, 0, 0, 1], 0))
-        })
-    }
-
-    /// A file path, resolved against the config file's directory; must exist.
-    pub(super) fn file(&mut self, key: &str, value: &str) -> PathBuf {
-        let path = self.base_dir.join(value);
-        if !path.is_file() {
-            self.err(key, format!("file {} does not exist", path.display()));
-        }
-        path
-    }
-
-    pub(super) fn required<'s>(&mut self, key: &str, value: &'s Option<String>) -> &'s str {
-        match value.as_deref() {
-            Some(v) if !v.is_empty() => v,
-            _ => {
-                self.err(key, "is required");
-                ""
-            }
-        }
-    }
-
-    /// An http(s) URL the gateway fetches from: https, or http on loopback.
-    pub(super) fn fetch_url(&mut self, key: &str, value: &str) -> Uri {
-        match value.parse::<Uri>() {
-            Ok(uri) if uri.host().is_some() => {
-                let loopback = uri.host().is_some_and(is_loopback_host);
-                match uri.scheme_str() {
-                    Some("https") => {}
-                    Some("http") if loopback => {}
-                    Some("http") => self.err(key, "must use https (http only for loopback hosts)"),
-                    _ => self.err(key, "must be an https URL"),
-                }
-                uri
-            }
-            _ => {
-                self.err(key, format!("{value:?} is not an absolute URL"));
-                Uri::default()
-            }
-        }
-    }
-}
-
-/// `localhost`, 127.0.0.0/8 and `::1` (brackets allowed).
-pub fn is_loopback_host(host: &str) -> bool {
-    let bare = host.trim_start_matches('[').trim_end_matches(']');
-    bare.eq_ignore_ascii_case("localhost")
-        || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())
-}
-
 pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErrors> {
-    let mut b = Builder {
-        errors: Vec::new(),
-        base_dir,
-    };
+    let mut b = Builder::new(base_dir);
     let server = server(&mut b, &raw.server);
     let admin = raw.admin.as_ref().map(|a| AdminConfig {
         listen: b.addr("admin.listen", &a.listen),
@@ -137,20 +46,16 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .enumerate()
         .map(|(i, r)| route(&mut b, i, r, &issuers, &upstreams))
         .collect();
-    if b.errors.is_empty() {
-        Ok(Config {
-            server,
-            admin,
-            issuers,
-            upstreams,
-            forward,
-            routes,
-            source: None,
-            source_digest: None,
-        })
-    } else {
-        Err(ConfigErrors(b.errors))
-    }
+    b.finish(Config {
+        server,
+        admin,
+        issuers,
+        upstreams,
+        forward,
+        routes,
+        source: None,
+        source_digest: None,
+    })
 }
 
 fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
@@ -425,11 +330,9 @@ fn route(
             );
             0
         });
-    let auth = match r.auth.as_str() {
-        "required" => AuthMode::Required,
-        "optional" => AuthMode::Optional,
-        "none" => AuthMode::None,
-        other => {
+    let auth = match &r.auth {
+        Keyword::Known(mode) => *mode,
+        Keyword::Unknown(other) => {
             b.err(
                 k("auth"),
                 format!("{other:?} is not \"required\", \"optional\" or \"none\""),

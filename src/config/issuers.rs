@@ -5,14 +5,15 @@
 use http::Uri;
 use std::time::Duration;
 
-use super::build::Builder;
-use super::raw::{RawIntrospection, RawIssuer};
+use super::builder::Builder;
+use super::raw::{Keyword, RawIntrospection, RawIssuer};
 use super::*;
 
-fn algorithm(b: &mut Builder, key: &str, name: &str) -> Option<Algorithm> {
-    if let Some(alg) = Algorithm::from_name(name) {
-        return Some(alg);
-    }
+fn algorithm(b: &mut Builder, key: &str, alg: &Keyword<Algorithm>) -> Option<Algorithm> {
+    let name = match alg {
+        Keyword::Known(alg) => return Some(*alg),
+        Keyword::Unknown(name) => name,
+    };
     let reason = if name.eq_ignore_ascii_case("none") {
         "\"none\" is never accepted".to_string()
     } else if name.to_ascii_uppercase().starts_with("HS") {
@@ -72,10 +73,9 @@ pub(super) fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig
     if i.leeway_s > 300 {
         b.err(k("leeway_s"), "must be at most 300");
     }
-    let profile = match i.profile.as_str() {
-        "generic" => Profile::Generic,
-        "rfc9068" => Profile::Rfc9068,
-        other => {
+    let profile = match &i.profile {
+        Keyword::Known(profile) => *profile,
+        Keyword::Unknown(other) => {
             b.err(
                 k("profile"),
                 format!("{other:?} is not \"generic\" or \"rfc9068\""),
@@ -89,25 +89,34 @@ pub(super) fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig
     if i.required_claims.iter().any(String::is_empty) {
         b.err(k("required_claims"), "claim names must not be empty");
     }
+    // The JWT settings are checked whether or not a key source is set, so
+    // a mistake in them is reported even on an introspection-only issuer.
+    let jwks_refresh = b.secs(&k("jwks_refresh_s"), i.jwks_refresh_s, 1);
+    let jwks_miss_cooldown = b.secs(&k("jwks_miss_cooldown_s"), i.jwks_miss_cooldown_s, 1);
+    let jwks_max_stale = b.secs(&k("jwks_max_stale_s"), i.jwks_max_stale_s, 0);
+    let jwks_timeout = b.ms(&k("jwks_timeout_ms"), i.jwks_timeout_ms);
+    let jwt = key_source.map(|key_source| JwtRules {
+        key_source,
+        algorithms,
+        profile,
+        required_claims: i.required_claims.clone(),
+        jwks_refresh,
+        jwks_miss_cooldown,
+        jwks_max_stale,
+        jwks_timeout,
+    });
     IssuerConfig {
         name: name.to_string(),
         issuer,
-        key_source,
         audiences: i.audiences.clone(),
-        algorithms,
         leeway: Duration::from_secs(i.leeway_s),
-        profile,
-        required_claims: i.required_claims.clone(),
         scope_claims: i.scope_claims.clone(),
-        jwks_refresh: b.secs(&k("jwks_refresh_s"), i.jwks_refresh_s, 1),
-        jwks_miss_cooldown: b.secs(&k("jwks_miss_cooldown_s"), i.jwks_miss_cooldown_s, 1),
-        jwks_max_stale: b.secs(&k("jwks_max_stale_s"), i.jwks_max_stale_s, 0),
-        jwks_timeout: b.ms(&k("jwks_timeout_ms"), i.jwks_timeout_ms),
+        jwt,
         introspection: i.introspection.as_ref().map(|r| introspection(b, name, r)),
     }
 }
 
-fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> IntrospectionConfig {
+fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> IntrospectionRules {
     let k = |field: &str| format!("issuers.{name}.introspection.{field}");
     let endpoint = b.required(&k("endpoint"), &r.endpoint).to_string();
     let endpoint = if endpoint.is_empty() {
@@ -115,10 +124,9 @@ fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> Introspec
     } else {
         b.fetch_url(&k("endpoint"), &endpoint)
     };
-    let auth_method = match r.auth_method.as_str() {
-        "client_secret_basic" => ClientAuthMethod::ClientSecretBasic,
-        "client_secret_post" => ClientAuthMethod::ClientSecretPost,
-        other => {
+    let auth_method = match &r.auth_method {
+        Keyword::Known(method) => *method,
+        Keyword::Unknown(other) => {
             b.err(
                 k("auth_method"),
                 format!("{other:?} is not client_secret_basic or client_secret_post"),
@@ -126,7 +134,7 @@ fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> Introspec
             ClientAuthMethod::ClientSecretBasic
         }
     };
-    IntrospectionConfig {
+    IntrospectionRules {
         endpoint,
         client_id: b.required(&k("client_id"), &r.client_id).to_string(),
         client_secret: Secret::new(

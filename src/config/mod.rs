@@ -9,6 +9,7 @@
 //! are parsed, references between tables are indices.
 
 mod build;
+mod builder;
 mod issuers;
 mod load;
 mod raw;
@@ -16,6 +17,7 @@ mod suggest;
 
 use http::{HeaderName, Method, Uri};
 use ipnet::IpNet;
+use serde::Deserialize;
 use std::fmt;
 use std::net::SocketAddr;
 use std::path::PathBuf;
@@ -23,7 +25,7 @@ use std::time::Duration;
 
 use crate::route::Pattern;
 
-pub use build::is_loopback_host;
+pub use builder::{fetch_scheme, is_loopback_host};
 pub use load::{env_overrides, file_digest, ConfigError, ConfigErrors};
 
 /// The whole validated configuration.
@@ -86,7 +88,8 @@ pub struct AdminConfig {
     pub listen: SocketAddr,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+/// A JWS algorithm the gateway verifies; serde names are the JOSE names.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
 pub enum Algorithm {
     RS256,
     RS384,
@@ -132,7 +135,8 @@ impl Algorithm {
     }
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum Profile {
     Generic,
     Rfc9068,
@@ -147,34 +151,50 @@ pub enum KeySource {
     Discovery(Uri),
 }
 
+/// One `[issuers.NAME]` table: what every token of the issuer must carry,
+/// and how its tokens are verified. At least one of `jwt` and
+/// `introspection` is present (checked at load).
 #[derive(Debug, Clone, PartialEq)]
 pub struct IssuerConfig {
     pub name: String,
+    /// The exact `iss` value (or introspection `iss`) of the issuer's tokens.
     pub issuer: String,
-    /// `None` only for an issuer that has introspection and no key source:
-    /// it verifies opaque tokens only.
-    pub key_source: Option<KeySource>,
     pub audiences: Vec<String>,
-    pub algorithms: Vec<Algorithm>,
     pub leeway: Duration,
+    /// Claims read for scopes, first present wins.
+    pub scope_claims: Vec<String>,
+    /// Signed tokens (JWTs): present when the issuer has a key source.
+    pub jwt: Option<JwtRules>,
+    /// Opaque tokens (RFC 7662): present when the issuer has an
+    /// `[introspection]` table.
+    pub introspection: Option<IntrospectionRules>,
+}
+
+/// What only JWT verification uses: where the keys come from, which
+/// algorithms and `typ` values are accepted, and how the key set is kept.
+#[derive(Debug, Clone, PartialEq)]
+pub struct JwtRules {
+    pub key_source: KeySource,
+    pub algorithms: Vec<Algorithm>,
     pub profile: Profile,
     pub required_claims: Vec<String>,
-    pub scope_claims: Vec<String>,
     pub jwks_refresh: Duration,
     pub jwks_miss_cooldown: Duration,
     pub jwks_max_stale: Duration,
     pub jwks_timeout: Duration,
-    pub introspection: Option<IntrospectionConfig>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
 pub enum ClientAuthMethod {
     ClientSecretBasic,
     ClientSecretPost,
 }
 
+/// What only introspection uses: the endpoint, the gateway's client
+/// credentials and the answer cache.
 #[derive(Debug, Clone, PartialEq)]
-pub struct IntrospectionConfig {
+pub struct IntrospectionRules {
     pub endpoint: Uri,
     pub client_id: String,
     pub client_secret: Secret,
@@ -240,7 +260,8 @@ pub struct ForwardConfig {
     pub strip_authorization: bool,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum AuthMode {
     Required,
     Optional,

@@ -5,8 +5,33 @@
 //! Nothing here is trusted: [`super::build`] turns a [`RawConfig`] into the
 //! typed [`super::Config`] once, and nothing after load looks at these types.
 
+use serde::de::{value::StrDeserializer, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
+
+use super::{Algorithm, AuthMode, ClientAuthMethod, Profile};
+
+/// A keyword as written: the variant of `T` it names (by `T`'s serde
+/// name), or the text when it names none. Any other type (a number, a
+/// table) is refused here, as for a string field; an unknown name is left
+/// to [`super::build`], which reports it under the key's own path with the
+/// allowed names, alongside every other problem of the file.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Keyword<T> {
+    Known(T),
+    Unknown(String),
+}
+
+impl<'de, T: DeserializeOwned> Deserialize<'de> for Keyword<T> {
+    fn deserialize<D: Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        let text = String::deserialize(deserializer)?;
+        let named = T::deserialize(StrDeserializer::<serde::de::value::Error>::new(&text));
+        Ok(match named {
+            Ok(value) => Keyword::Known(value),
+            Err(_) => Keyword::Unknown(text),
+        })
+    }
+}
 
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
@@ -98,9 +123,9 @@ pub struct RawIssuer {
     pub jwks_file: Option<String>,
     pub discovery: bool,
     pub audiences: Vec<String>,
-    pub algorithms: Vec<String>,
+    pub algorithms: Vec<Keyword<Algorithm>>,
     pub leeway_s: u64,
-    pub profile: String,
+    pub profile: Keyword<Profile>,
     pub required_claims: Vec<String>,
     pub scope_claims: Vec<String>,
     pub jwks_refresh_s: u64,
@@ -118,11 +143,16 @@ impl Default for RawIssuer {
             jwks_file: None,
             discovery: false,
             audiences: Vec::new(),
-            algorithms: ["RS256", "PS256", "ES256", "EdDSA"]
-                .map(String::from)
-                .to_vec(),
+            algorithms: [
+                Algorithm::RS256,
+                Algorithm::PS256,
+                Algorithm::ES256,
+                Algorithm::EdDSA,
+            ]
+            .map(Keyword::Known)
+            .to_vec(),
             leeway_s: 60,
-            profile: "generic".into(),
+            profile: Keyword::Known(Profile::Generic),
             required_claims: Vec::new(),
             scope_claims: vec!["scope".into(), "scp".into()],
             jwks_refresh_s: 300,
@@ -140,7 +170,7 @@ pub struct RawIntrospection {
     pub endpoint: Option<String>,
     pub client_id: Option<String>,
     pub client_secret: Option<String>,
-    pub auth_method: String,
+    pub auth_method: Keyword<ClientAuthMethod>,
     pub cache_ttl_s: u64,
     pub negative_cache_ttl_s: u64,
     pub timeout_ms: u64,
@@ -153,7 +183,7 @@ impl Default for RawIntrospection {
             endpoint: None,
             client_id: None,
             client_secret: None,
-            auth_method: "client_secret_basic".into(),
+            auth_method: Keyword::Known(ClientAuthMethod::ClientSecretBasic),
             cache_ttl_s: 60,
             negative_cache_ttl_s: 5,
             timeout_ms: 2_000,
@@ -221,7 +251,7 @@ pub struct RawRoute {
     pub methods: Option<Vec<String>>,
     pub upstream: String,
     #[serde(default = "default_auth")]
-    pub auth: String,
+    pub auth: Keyword<AuthMode>,
     #[serde(default)]
     pub scopes: Vec<String>,
     #[serde(default)]
@@ -232,8 +262,8 @@ pub struct RawRoute {
     pub case_sensitive: bool,
 }
 
-fn default_auth() -> String {
-    "required".into()
+fn default_auth() -> Keyword<AuthMode> {
+    Keyword::Known(AuthMode::Required)
 }
 
 fn default_case_sensitive() -> bool {

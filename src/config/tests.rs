@@ -76,8 +76,9 @@ fn load_issuer_defaults_match_the_contract() {
     let c = load(&format!("{MINIMAL}{ISSUER}")).unwrap();
     let i = &c.issuers[0];
     assert_eq!(i.name, "corp");
+    let jwt = i.jwt.as_ref().expect("a key source");
     assert_eq!(
-        i.algorithms,
+        jwt.algorithms,
         vec![
             Algorithm::RS256,
             Algorithm::PS256,
@@ -86,15 +87,13 @@ fn load_issuer_defaults_match_the_contract() {
         ]
     );
     assert_eq!(i.leeway, Duration::from_secs(60));
-    assert_eq!(i.profile, Profile::Generic);
+    assert_eq!(jwt.profile, Profile::Generic);
     assert_eq!(i.scope_claims, vec!["scope", "scp"]);
-    assert_eq!(i.jwks_refresh, Duration::from_secs(300));
-    assert_eq!(i.jwks_miss_cooldown, Duration::from_secs(30));
-    assert_eq!(i.jwks_max_stale, Duration::from_secs(86400));
-    assert_eq!(i.jwks_timeout, Duration::from_millis(5000));
-    assert!(
-        matches!(&i.key_source, Some(KeySource::Url(u)) if u == "https://idp.example.com/jwks")
-    );
+    assert_eq!(jwt.jwks_refresh, Duration::from_secs(300));
+    assert_eq!(jwt.jwks_miss_cooldown, Duration::from_secs(30));
+    assert_eq!(jwt.jwks_max_stale, Duration::from_secs(86400));
+    assert_eq!(jwt.jwks_timeout, Duration::from_millis(5000));
+    assert!(matches!(&jwt.key_source, KeySource::Url(u) if u == "https://idp.example.com/jwks"));
     assert_eq!(
         c.routes[0].issuers,
         vec![0],
@@ -228,7 +227,7 @@ fn load_discovery_url_is_derived_from_the_issuer() {
     let text = format!("{MINIMAL}[issuers.corp]\nissuer = \"https://idp.example.com/tenant/\"\naudiences = [\"a\"]\ndiscovery = true\n");
     let c = load(&text).unwrap();
     assert!(matches!(
-        &c.issuers[0].key_source,
+        c.issuers[0].jwt.as_ref().map(|j| &j.key_source),
         Some(KeySource::Discovery(u)) if u == "https://idp.example.com/tenant/.well-known/openid-configuration"
     ));
 }
@@ -294,7 +293,7 @@ fn load_relative_paths_resolve_against_the_config_directory() {
     std::fs::write(dir.join("gw.toml"), text).unwrap();
     let c = Config::load_with_env(&dir.join("gw.toml"), Vec::new()).unwrap();
     assert!(
-        matches!(&c.issuers[0].key_source, Some(KeySource::File(p)) if p == &dir.join("keys/jwks.json"))
+        matches!(c.issuers[0].jwt.as_ref().map(|j| &j.key_source), Some(KeySource::File(p)) if p == &dir.join("keys/jwks.json"))
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }

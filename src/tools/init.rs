@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Duration;
 
-use crate::config::{is_loopback_host, Config, ConfigErrors};
+use crate::config::{fetch_scheme, Config, ConfigErrors};
 use crate::fetch::HttpFetcher;
 use crate::runtime::Runtime;
 
@@ -178,15 +178,11 @@ pub fn discovery_url(issuer: &str) -> Result<Uri, InitError> {
         issuer.trim_end_matches('/')
     );
     let uri: Uri = url.parse().map_err(|_| bad("not an absolute URL"))?;
-    let Some(host) = uri.host() else {
+    if uri.host().is_none() {
         return Err(bad("not an absolute URL"));
-    };
-    match uri.scheme_str() {
-        Some("https") => Ok(uri),
-        Some("http") if is_loopback_host(host) => Ok(uri),
-        Some("http") => Err(bad("must use https (http only for loopback hosts)")),
-        _ => Err(bad("must be an https URL")),
     }
+    fetch_scheme(&uri).map_err(bad)?;
+    Ok(uri)
 }
 
 /// Fetches the discovery document and checks that it names `issuer`.
