@@ -1,0 +1,226 @@
+//! The resolved configuration as `tokengate check` prints it: every key
+//! with its value after defaults, secrets masked, unset keys with what
+//! that means; and one table per route.
+
+use serde_json::{Map, Value};
+use std::time::Duration;
+
+use super::render::{Item, Table};
+use super::MASK;
+use crate::config::{
+    AuthMode, ClientAuthMethod, Config, IssuerConfig, KeySource, Profile, RouteConfig, Scheme,
+    UpstreamConfig,
+};
+
+fn ms(d: Duration) -> Value {
+    Value::from(u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+fn secs(d: Duration) -> Value {
+    Value::from(d.as_secs())
+}
+
+fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Value {
+    Value::from(items.into_iter().map(|s| s.to_string()).collect::<Vec<_>>())
+}
+
+/// `server`, `admin`, `issuers`, `upstreams`, `forward`.
+pub(super) fn config(c: &Config) -> Table {
+    let s = &c.server;
+    let server = Table::default()
+        .with("listen", s.listen.to_string())
+        .with("realm", s.realm.clone());
+    let server = match &s.tls {
+        Some(tls) => server
+            .with("tls_cert", tls.cert.display().to_string())
+            .with("tls_key", tls.key.display().to_string()),
+        None => server
+            .with_unset("tls_cert", "not set: plain HTTP")
+            .with_unset("tls_key", "not set: plain HTTP"),
+    };
+    let server = server
+        .with("trusted_proxies", strings(&s.trusted_proxies))
+        .with("header_read_timeout_ms", ms(s.header_read_timeout))
+        .with("tls_handshake_timeout_ms", ms(s.tls_handshake_timeout))
+        .with("idle_timeout_ms", ms(s.idle_timeout))
+        .with("max_header_bytes", s.max_header_bytes)
+        .with("max_connections", s.max_connections)
+        .with("max_token_bytes", s.max_token_bytes)
+        .with("identity_cache_size", s.identity_cache_size)
+        .with("shutdown_grace_ms", ms(s.shutdown_grace))
+        .with("worker_threads", s.worker_threads.unwrap_or(0))
+        .with("watch_config", s.watch_config)
+        .with("allow_underscore_headers", s.allow_underscore_headers)
+        .with("body_read_timeout_ms", ms(s.body_read_timeout))
+        .with("h2_max_concurrent_streams", s.h2.max_concurrent_streams)
+        .with(
+            "h2_max_pending_accept_reset_streams",
+            s.h2.max_pending_accept_reset_streams,
+        )
+        .with(
+            "h2_max_local_error_reset_streams",
+            s.h2.max_local_error_reset_streams,
+        );
+    let mut root = Table::default().with_table("server", server);
+    root = match &c.admin {
+        Some(a) => root.with_table(
+            "admin",
+            Table::default().with("listen", a.listen.to_string()),
+        ),
+        None => root.with_unset("admin", "not configured: no admin endpoints"),
+    };
+    let issuers = Table(
+        c.issuers
+            .iter()
+            .map(|i| (i.name.clone(), Item::Table(issuer(i))))
+            .collect(),
+    );
+    let upstreams = Table(
+        c.upstreams
+            .iter()
+            .map(|u| (u.name.clone(), Item::Table(upstream(u))))
+            .collect(),
+    );
+    let claims: Map<String, Value> = c
+        .forward
+        .claims
+        .iter()
+        .map(|(claim, header)| (claim.clone(), Value::from(header.as_str())))
+        .collect();
+    let forward = Table::default()
+        .with("claims", Value::Object(claims))
+        .with("strip_authorization", c.forward.strip_authorization);
+    root.with_table("issuers", issuers)
+        .with_table("upstreams", upstreams)
+        .with_table("forward", forward)
+}
+
+fn issuer(i: &IssuerConfig) -> Table {
+    let t = Table::default().with("issuer", i.issuer.clone());
+    let Some(jwt) = &i.jwt else {
+        let t = t
+            .with_unset(
+                "jwks_uri",
+                "no key source: opaque tokens only (introspection)",
+            )
+            .with("audiences", strings(&i.audiences))
+            .with("leeway_s", secs(i.leeway))
+            .with("scope_claims", strings(&i.scope_claims));
+        return introspection(t, i);
+    };
+    let t = match &jwt.key_source {
+        KeySource::Url(u) => t.with("jwks_uri", u.to_string()),
+        KeySource::File(f) => t.with("jwks_file", f.display().to_string()),
+        KeySource::Discovery(_) => t.with("discovery", true),
+    };
+    let t = t
+        .with("audiences", strings(&i.audiences))
+        .with(
+            "algorithms",
+            strings(jwt.algorithms.iter().map(|a| a.name())),
+        )
+        .with("leeway_s", secs(i.leeway))
+        .with(
+            "profile",
+            match jwt.profile {
+                Profile::Generic => "generic",
+                Profile::Rfc9068 => "rfc9068",
+            },
+        )
+        .with("required_claims", strings(&jwt.required_claims))
+        .with("scope_claims", strings(&i.scope_claims))
+        .with("jwks_refresh_s", secs(jwt.jwks_refresh))
+        .with("jwks_miss_cooldown_s", secs(jwt.jwks_miss_cooldown))
+        .with("jwks_max_stale_s", secs(jwt.jwks_max_stale))
+        .with("jwks_timeout_ms", ms(jwt.jwks_timeout));
+    introspection(t, i)
+}
+
+/// `t` with the issuer's `[introspection]` table, or a note that it has none.
+fn introspection(t: Table, i: &IssuerConfig) -> Table {
+    match &i.introspection {
+        Some(x) => t.with_table(
+            "introspection",
+            Table::default()
+                .with("endpoint", x.endpoint.to_string())
+                .with("client_id", x.client_id.clone())
+                .with("client_secret", MASK)
+                .with(
+                    "auth_method",
+                    match x.auth_method {
+                        ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+                        ClientAuthMethod::ClientSecretPost => "client_secret_post",
+                    },
+                )
+                .with("cache_ttl_s", secs(x.cache_ttl))
+                .with("negative_cache_ttl_s", secs(x.negative_cache_ttl))
+                .with("timeout_ms", ms(x.timeout))
+                .with("max_concurrent", x.max_concurrent),
+        ),
+        None => t.with_unset("introspection", "not configured: JWTs only"),
+    }
+}
+
+/// The upstream URL as configured (user information is refused at load).
+fn upstream_url(u: &UpstreamConfig) -> String {
+    let scheme = match u.scheme {
+        Scheme::Http => "http",
+        Scheme::Https => "https",
+    };
+    format!("{scheme}://{}{}", u.authority, u.base_path)
+}
+
+fn upstream(u: &UpstreamConfig) -> Table {
+    Table::default()
+        .with("url", upstream_url(u))
+        .with("timeout_ms", ms(u.timeout))
+        .with("connect_timeout_ms", ms(u.connect_timeout))
+        .with("preserve_host", u.preserve_host)
+        .with("max_connections", u.max_connections)
+        .with_option(
+            "ca_file",
+            u.ca_file.as_ref().map(|f| f.display().to_string().into()),
+            "not set: the built-in web PKI roots",
+        )
+        .with("pool_idle_timeout_ms", ms(u.pool_idle_timeout))
+        .with("pool_max_idle_per_host", u.pool_max_idle_per_host)
+}
+
+fn auth_name(a: AuthMode) -> &'static str {
+    match a {
+        AuthMode::Required => "required",
+        AuthMode::Optional => "optional",
+        AuthMode::None => "none",
+    }
+}
+
+pub(super) fn route(c: &Config, r: &RouteConfig) -> Table {
+    Table::default()
+        .with_option(
+            "host",
+            r.host.clone().map(Value::from),
+            "not set: every host",
+        )
+        .with("path", r.path.as_str())
+        .with_option(
+            "methods",
+            r.methods
+                .as_ref()
+                .map(|m| strings(m.iter().map(|m| m.as_str()))),
+            "not set: every method",
+        )
+        .with("upstream", c.upstreams[r.upstream].name.clone())
+        .with("auth", auth_name(r.auth))
+        .with("scopes", strings(&r.scopes))
+        .with("any_scopes", strings(&r.any_scopes))
+        .with(
+            "issuers",
+            strings(r.issuers.iter().map(|&i| c.issuers[i].name.as_str())),
+        )
+        .with_option(
+            "strip_prefix",
+            r.strip_prefix.clone().map(Value::from),
+            "not set: the path is forwarded whole",
+        )
+        .with("case_sensitive", r.case_sensitive)
+}
