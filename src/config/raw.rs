@@ -4,6 +4,8 @@
 //!
 //! Nothing here is trusted: [`super::build`] turns a [`RawConfig`] into the
 //! typed [`super::Config`] once, and nothing after load looks at these types.
+//! Each field says what it is, its default and its bound;
+//! `docs/configuration.md` is the reference for users.
 
 use serde::de::{value::StrDeserializer, DeserializeOwned, Deserializer};
 use serde::Deserialize;
@@ -33,44 +35,93 @@ impl<'de, T: DeserializeOwned> Deserialize<'de> for Keyword<T> {
     }
 }
 
+/// The whole file.
 #[derive(Debug, Deserialize, Default)]
 #[serde(deny_unknown_fields)]
 pub struct RawConfig {
+    /// The client-facing listener and its limits (`[server]`); all defaults
+    /// when absent.
     #[serde(default)]
     pub server: RawServer,
+    /// The operations listener (`[admin]`); absent: no admin endpoints. An
+    /// empty table enables it on the default address.
     pub admin: Option<RawAdmin>,
+    /// Trusted token issuers by name (`[issuers.NAME]`); default none.
     #[serde(default)]
     pub issuers: BTreeMap<String, RawIssuer>,
+    /// Backends by name (`[upstreams.NAME]`); default none.
     #[serde(default)]
     pub upstreams: BTreeMap<String, RawUpstream>,
+    /// What the upstream learns about the identity (`[forward]`); all defaults
+    /// when absent.
     #[serde(default)]
     pub forward: RawForward,
+    /// Routes in file order, first match wins (`[[routes]]`); default none.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
 }
 
+/// `[server]`: the client-facing listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawServer {
+    /// Address the gateway listens on; default `0.0.0.0:8080`; must be
+    /// `address:port`. Read at start only.
     pub listen: String,
+    /// The `realm` of every `WWW-Authenticate` challenge; default `tokengate`;
+    /// non-empty printable ASCII without `"` or `\`.
     pub realm: String,
+    /// PEM certificate chain; default none (plain HTTP); a file that exists,
+    /// set together with `tls_key`.
     pub tls_cert: Option<String>,
+    /// PEM private key for `tls_cert`; default none; a file that exists, set
+    /// together with `tls_cert`.
     pub tls_key: Option<String>,
+    /// Peers whose forwarding headers are kept and extended; default none; each
+    /// a CIDR or a single address.
     pub trusted_proxies: Vec<String>,
+    /// Deadline for the whole request head; default 10000; at least 1.
     pub header_read_timeout_ms: u64,
+    /// Deadline for a TLS handshake; default 10000; at least 1.
     pub tls_handshake_timeout_ms: u64,
+    /// A connection with nothing in flight and no byte moved is closed after
+    /// this; default 60000; at least 1.
     pub idle_timeout_ms: u64,
+    /// Largest request head or h2 header list (larger: 431); default 32768;
+    /// 8192 to 16 MiB (hyper needs 8 KiB).
     pub max_header_bytes: u64,
+    /// Client connections served at once; default 10000; 1 to 10000000. Read at
+    /// start only.
     pub max_connections: u64,
+    /// Longest bearer token looked at (longer: 401 without any lookup); default
+    /// 8192; 1 to 1 MiB.
     pub max_token_bytes: u64,
+    /// Verified JWT identities remembered until their `exp`; default 100000;
+    /// `0` turns the cache off.
     pub identity_cache_size: u64,
+    /// Time in-flight requests get after SIGTERM/SIGINT; default 10000; no
+    /// bound (`0` drops them at once).
     pub shutdown_grace_ms: u64,
+    /// Async worker threads; default 0 (one per CPU core); 0 to 1024. Read at
+    /// start only.
     pub worker_threads: u64,
+    /// Reload when the file's content changes (checked every second); default
+    /// false.
     pub watch_config: bool,
+    /// Forward request headers whose name contains `_`; default false (they are
+    /// dropped).
     pub allow_underscore_headers: bool,
+    /// Deadline for the whole request body, from the start of forwarding (then
+    /// 408); default 30000; at least 1.
     pub body_read_timeout_ms: u64,
+    /// HTTP/2 streams a client may have open on one connection; default 200; 1
+    /// to 1048576.
     pub h2_max_concurrent_streams: u64,
+    /// HTTP/2 streams a client may reset before they are served (rapid reset);
+    /// default 20; 1 to 1048576.
     pub h2_max_pending_accept_reset_streams: u64,
+    /// HTTP/2 streams the gateway may reset for protocol errors before closing
+    /// the connection; default 1024; 1 to 1048576.
     pub h2_max_local_error_reset_streams: u64,
 }
 
@@ -101,9 +152,12 @@ impl Default for RawServer {
     }
 }
 
+/// `[admin]`: the operations listener.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawAdmin {
+    /// Address of the admin listener; default `127.0.0.1:9901`; must be
+    /// `address:port`. Read at start only.
     pub listen: String,
 }
 
@@ -115,23 +169,53 @@ impl Default for RawAdmin {
     }
 }
 
+/// `[issuers.NAME]`: one trusted token issuer.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIssuer {
+    /// The exact `iss` value of the issuer's tokens; required, non-empty,
+    /// distinct across issuers.
     pub issuer: Option<String>,
+    /// Key source: the JWK Set URL; default none; https (http only to
+    /// loopback). One key source at most.
     pub jwks_uri: Option<String>,
+    /// Key source: a local JWK Set file, re-read on reload; default none; a
+    /// file that exists.
     pub jwks_file: Option<String>,
+    /// Key source: the `jwks_uri` of `{issuer}/.well-known/openid-
+    /// configuration`; default false; that URL must be https (http only to
+    /// loopback).
     pub discovery: bool,
+    /// A token's `aud` must contain one of these; required, non-empty, no empty
+    /// string.
     pub audiences: Vec<String>,
+    /// JWS algorithms accepted, compared exactly with `alg`; default `RS256,
+    /// PS256, ES256, EdDSA`; non-empty, never `none` or `HS*`.
     pub algorithms: Vec<Keyword<Algorithm>>,
+    /// Clock skew allowed for `exp`, `nbf` and `iat`; default 60; at most 300.
     pub leeway_s: u64,
+    /// `generic` or `rfc9068` (the `typ` and claims RFC 9068 requires); default
+    /// `generic`.
     pub profile: Keyword<Profile>,
+    /// Claims a JWT must carry, not `null`; default none; no empty name.
     pub required_claims: Vec<String>,
+    /// Claims scopes are read from, first present wins; default `scope, scp`;
+    /// non-empty, no empty name.
     pub scope_claims: Vec<String>,
+    /// Key-set refresh interval (a `max-age` of 60 s to 1 day replaces it);
+    /// default 300; at least 1.
     pub jwks_refresh_s: u64,
+    /// At most one refetch per this interval after an unknown `kid`; default
+    /// 30; at least 1.
     pub jwks_miss_cooldown_s: u64,
+    /// How long the last good key set is used while refreshes fail; default
+    /// 86400; no bound (`0`: no grace).
     pub jwks_max_stale_s: u64,
+    /// Deadline for one key-set or discovery fetch; default 5000; at least 1.
     pub jwks_timeout_ms: u64,
+    /// RFC 7662 introspection of opaque tokens
+    /// (`[issuers.NAME.introspection]`); default none. An issuer with it needs
+    /// no key source.
     pub introspection: Option<RawIntrospection>,
 }
 
@@ -164,16 +248,31 @@ impl Default for RawIssuer {
     }
 }
 
+/// `[issuers.NAME.introspection]`: RFC 7662 client settings.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawIntrospection {
+    /// The introspection endpoint; required; https (http only to loopback).
     pub endpoint: Option<String>,
+    /// The gateway's client id at the identity provider; required, non-empty.
     pub client_id: Option<String>,
+    /// The gateway's client secret; required, non-empty; never logged or
+    /// printed.
     pub client_secret: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`; default
+    /// `client_secret_basic`.
     pub auth_method: Keyword<ClientAuthMethod>,
+    /// An active answer is reused for at most this long (and never past its
+    /// `exp`); default 60; no bound (`0`: not reused).
     pub cache_ttl_s: u64,
+    /// An inactive answer is reused this long; default 5; no bound (`0`: not
+    /// reused).
     pub negative_cache_ttl_s: u64,
+    /// Deadline for one introspection call (then 503); default 2000; at least
+    /// 1.
     pub timeout_ms: u64,
+    /// Introspection calls in flight for this issuer (past it: 503 at once);
+    /// default 64; 1 to 1048576.
     pub max_concurrent: u64,
 }
 
@@ -192,16 +291,33 @@ impl Default for RawIntrospection {
     }
 }
 
+/// `[upstreams.NAME]`: one backend.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawUpstream {
+    /// Where requests go; its path is prepended to forwarded paths; required;
+    /// absolute http(s), no query or user information.
     pub url: Option<String>,
+    /// Deadline for the response head from the start of forwarding (then 504);
+    /// default 30000; at least 1.
     pub timeout_ms: u64,
+    /// Deadline for connecting (then 502) and for a free connection at
+    /// `max_connections` (then 503); default 2000; at least 1.
     pub connect_timeout_ms: u64,
+    /// Pass the client's `Host` on instead of the upstream's authority; default
+    /// false.
     pub preserve_host: bool,
+    /// Extra PEM trust roots for an https upstream; default none (web PKI roots
+    /// only); a file that exists, https only.
     pub ca_file: Option<String>,
+    /// An idle pooled connection is closed after this; default 90000; at least
+    /// 1.
     pub pool_idle_timeout_ms: u64,
+    /// Idle connections kept for reuse; default 256; 0 to 1048576 (`0`: no
+    /// reuse).
     pub pool_max_idle_per_host: u64,
+    /// Connections open to this upstream, idle and busy; default 1024; 1 to
+    /// 10000000.
     pub max_connections: u64,
 }
 
@@ -220,10 +336,16 @@ impl Default for RawUpstream {
     }
 }
 
+/// `[forward]`: identity headers sent upstream.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct RawForward {
+    /// Claim name to the header it is forwarded in; default `sub`, `client_id`,
+    /// `scope` to `x-auth-*`; valid header names, each once, none the gateway
+    /// manages.
     pub claims: BTreeMap<String, String>,
+    /// Remove `Authorization` and `access_token` before forwarding; default
+    /// false.
     pub strip_authorization: bool,
 }
 
@@ -243,21 +365,39 @@ impl Default for RawForward {
     }
 }
 
+/// `[[routes]]`: one route.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RawRoute {
+    /// Host the route matches, without port; default none (every host).
     pub host: Option<String>,
+    /// The path pattern (`*` one segment, trailing `/**` a subtree); required;
+    /// starts with `/`, written normalised.
     pub path: String,
+    /// Methods the route allows; default none (every method); non-empty, upper
+    /// case.
     pub methods: Option<Vec<String>>,
+    /// Name of the `[upstreams.NAME]` table requests go to; required, must
+    /// exist.
     pub upstream: String,
+    /// `required`, `optional` or `none`; default `required`. `none` allows no
+    /// scopes or issuers.
     #[serde(default = "default_auth")]
     pub auth: Keyword<AuthMode>,
+    /// Scopes all required; default none; RFC 6749 scope tokens.
     #[serde(default)]
     pub scopes: Vec<String>,
+    /// Scopes of which one is required; default none; RFC 6749 scope tokens.
     #[serde(default)]
     pub any_scopes: Vec<String>,
+    /// Names of the issuers whose tokens the route accepts; default none (every
+    /// issuer); non-empty, must exist.
     pub issuers: Option<Vec<String>>,
+    /// Removed from the path before forwarding; default none; a normalised path
+    /// without a trailing `/`.
     pub strip_prefix: Option<String>,
+    /// Compare the path pattern case-sensitively; default true (the path is
+    /// never folded when forwarded).
     #[serde(default = "default_case_sensitive")]
     pub case_sensitive: bool,
 }
