@@ -2,11 +2,14 @@
 //! validated structures.
 //!
 //! `raw` mirrors the file with serde; `load` merges built-in defaults < file <
-//! `TOKENGATE_*` environment with figment; `build` converts the raw tree into
-//! the types below, collecting every problem as a [`ConfigError`] that names
-//! the key path and the reason. After [`Config::load`] returns, nothing in the
-//! gateway checks configuration again: durations are [`Duration`]s, addresses
-//! are parsed, references between tables are indices.
+//! `TOKENGATE_*` environment with figment; `build` (with `issuers` for the
+//! issuer tables) converts the raw tree into the types below, collecting
+//! every problem in a `builder` (a leaf) as a [`ConfigError`] that names
+//! the key path and the reason. After [`Config::load`] returns, nothing in
+//! the gateway checks configuration again: durations are [`Duration`]s,
+//! addresses are parsed, references between tables are indices, and an
+//! issuer's JWT and introspection settings exist only when it uses them
+//! ([`IssuerConfig::jwt`], [`IssuerConfig::introspection`]).
 
 mod build;
 mod builder;
