@@ -202,6 +202,27 @@ upstream = "app"
     }
 
     #[test]
+    fn text_of_an_introspection_only_issuer_has_no_jwt_keys() {
+        let text = report_of(
+            "[issuers.opaque]\nissuer = \"https://o/\"\naudiences = [\"api\"]\n\
+             [issuers.opaque.introspection]\nendpoint = \"https://o/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\n\
+             [upstreams.app]\nurl = \"http://127.0.0.1:9\"\n[[routes]]\npath = \"/**\"\nupstream = \"app\"\n",
+        )
+        .text();
+        assert!(
+            text.contains(
+                "[issuers.opaque]\nissuer = \"https://o/\"\n\
+                 # jwks_uri: no key source: opaque tokens only (introspection)\n\
+                 audiences = [\"api\"]\nleeway_s = 60\nscope_claims = [\"scope\", \"scp\"]\n"
+            ),
+            "{text}"
+        );
+        for jwt_only in ["algorithms", "profile", "required_claims", "jwks_refresh_s"] {
+            assert!(!text.contains(jwt_only), "{jwt_only} in:\n{text}");
+        }
+    }
+
+    #[test]
     fn errors_json_lists_key_and_reason() {
         let errors = ConfigErrors(vec![crate::config::ConfigError::new(
             "server.listen",

@@ -297,3 +297,88 @@ fn load_relative_paths_resolve_against_the_config_directory() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn load_issuer_settings_exist_only_for_the_mode_it_uses() {
+    let intro = "[issuers.corp.introspection]\nendpoint = \"https://idp/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\n";
+    let base = "[issuers.corp]\nissuer = \"https://idp/\"\naudiences = [\"api\"]\n";
+    let jwks = "jwks_uri = \"https://idp/jwks\"\n";
+    let cases = [
+        (format!("{base}{jwks}"), true, false),
+        (format!("{base}{intro}"), false, true),
+        (format!("{base}{jwks}{intro}"), true, true),
+    ];
+    for (issuer, jwt, introspection) in cases {
+        let c = load(&format!("{MINIMAL}{issuer}")).unwrap();
+        let i = &c.issuers[0];
+        assert_eq!(i.jwt.is_some(), jwt, "{issuer}");
+        assert_eq!(i.introspection.is_some(), introspection, "{issuer}");
+    }
+    let neither = load(&format!("{MINIMAL}{base}")).unwrap_err();
+    assert_eq!(
+        neither.0,
+        vec![ConfigError::new(
+            "issuers.corp.jwks_uri",
+            "one key source is required: jwks_uri, jwks_file or discovery = true"
+        )]
+    );
+}
+
+#[test]
+fn load_keyword_errors_name_the_key_and_the_allowed_values() {
+    let issuer = |extra: &str| {
+        format!("{MINIMAL}[issuers.corp]\nissuer = \"https://idp/\"\naudiences = [\"api\"]\njwks_uri = \"https://idp/jwks\"\n{extra}\n")
+    };
+    let route =
+        |extra: &str| format!("{MINIMAL}[[routes]]\npath = \"/x\"\nupstream = \"app\"\n{extra}\n");
+    let intro = |method: &str| {
+        issuer(&format!("[issuers.corp.introspection]\nendpoint = \"https://idp/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\nauth_method = \"{method}\""))
+    };
+    let cases = [
+        (route("auth = \"maybe\""), "routes[1].auth", "\"maybe\" is not \"required\", \"optional\" or \"none\""),
+        (issuer("profile = \"strict\""), "issuers.corp.profile", "\"strict\" is not \"generic\" or \"rfc9068\""),
+        (intro("private_key_jwt"), "issuers.corp.introspection.auth_method", "\"private_key_jwt\" is not client_secret_basic or client_secret_post"),
+        (issuer("algorithms = [\"RS256\", \"HS256\"]"), "issuers.corp.algorithms[1]", "\"HS256\": symmetric (HS*) algorithms are never accepted"),
+        (issuer("algorithms = [\"none\"]"), "issuers.corp.algorithms[0]", "\"none\" is never accepted"),
+        (issuer("algorithms = [\"rs256\"]"), "issuers.corp.algorithms[0]", "\"rs256\" is not supported (supported: RS256, RS384, RS512, PS256, PS384, PS512, ES256, ES384, EdDSA)"),
+    ];
+    for (text, key, reason) in cases {
+        let errors = load(&text).unwrap_err().0;
+        assert_eq!(errors, vec![ConfigError::new(key, reason)], "{text}");
+    }
+    // Every problem of the file is reported, a bad keyword among them.
+    let both = route("auth = \"maybe\"\nscopes = [\"a b\"]");
+    assert_eq!(error_keys(&both), ["routes[1].auth", "routes[1].scopes"]);
+    // A keyword of the wrong type is a type error, as for any string key.
+    let err = load(&route("auth = 5")).unwrap_err();
+    assert_eq!(err.0[0].key, "routes.1.auth", "{err}");
+    assert!(err.0[0].reason.contains("invalid type"), "{err}");
+}
+
+#[test]
+fn load_keywords_from_the_environment() {
+    let text = format!(
+        "{MINIMAL}{ISSUER}[issuers.corp.introspection]\nendpoint = \"https://idp.example.com/i\"\nclient_id = \"a\"\nclient_secret = \"b\"\n"
+    );
+    let c = load_env(
+        &text,
+        &[
+            ("TOKENGATE_ISSUERS__CORP__PROFILE", "rfc9068"),
+            ("TOKENGATE_ISSUERS__CORP__ALGORITHMS", "[\"ES256\"]"),
+            (
+                "TOKENGATE_ISSUERS__CORP__INTROSPECTION__AUTH_METHOD",
+                "client_secret_post",
+            ),
+        ],
+    )
+    .unwrap();
+    let jwt = c.issuers[0].jwt.as_ref().unwrap();
+    assert_eq!(jwt.profile, Profile::Rfc9068);
+    assert_eq!(jwt.algorithms, vec![Algorithm::ES256]);
+    assert_eq!(
+        c.issuers[0].introspection.as_ref().unwrap().auth_method,
+        ClientAuthMethod::ClientSecretPost
+    );
+    let err = load_env(&text, &[("TOKENGATE_ISSUERS__CORP__PROFILE", "strict")]).unwrap_err();
+    assert_eq!(err.0[0].key, "issuers.corp.profile", "{err}");
+}
