@@ -123,7 +123,7 @@ pub fn fetch_scheme(uri: &Uri) -> Result<(), &'static str> {
 }
 
 /// `localhost`, 127.0.0.0/8 and `::1` (brackets allowed).
-pub fn is_loopback_host(host: &str) -> bool {
+fn is_loopback_host(host: &str) -> bool {
     let bare = host.trim_start_matches('[').trim_end_matches(']');
     bare.eq_ignore_ascii_case("localhost")
         || bare.parse::<IpAddr>().is_ok_and(|ip| ip.is_loopback())

@@ -28,7 +28,7 @@ use std::time::Duration;
 
 use crate::route::Pattern;
 
-pub use builder::{fetch_scheme, is_loopback_host};
+pub use builder::fetch_scheme;
 pub use load::{env_overrides, file_digest, ConfigError, ConfigErrors};
 
 /// The whole validated configuration.
