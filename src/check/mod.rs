@@ -11,9 +11,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`resolved`] | the resolved configuration and route tables |
-//! | [`lint`] | the warnings |
-//! | [`render`] | [`Table`] and its TOML and JSON forms |
+//! | `resolved` | the resolved configuration and route tables |
+//! | `lint` | the warnings |
+//! | `render` | [`Table`] and its TOML and JSON forms |
 
 mod lint;
 mod render;

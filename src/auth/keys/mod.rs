@@ -18,7 +18,7 @@
 //! A changed source gets a new store, fetched before the swap
 //! ([`IssuerKeys::prefetch`]).
 //!
-//! [`store`] holds the key store itself; this module the per-snapshot view.
+//! `store` holds the key store itself; this module the per-snapshot view.
 
 mod store;
 
