@@ -1,6 +1,8 @@
 //! The `[issuers.NAME]` and `[issuers.NAME.introspection]` tables: key
 //! sources, the algorithm allow-list (never `none` or HS*), audiences,
-//! profiles, durations and introspection client settings.
+//! profiles, durations and introspection client settings. An issuer gets
+//! [`JwtRules`] only with a key source and [`IntrospectionRules`] only with
+//! an `[introspection]` table, and needs one of the two.
 
 use http::Uri;
 use std::time::Duration;
