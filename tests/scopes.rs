@@ -8,7 +8,9 @@ mod common;
 
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, with, Key, AUD};
-use common::{closed_port, empty, request, Client, Gateway, Reply, Upstream};
+use common::{
+    closed_port, empty, request, Client, Gateway, GatewayConfig, Issuer, Reply, Route, Upstream,
+};
 use http::Request;
 use serde_json::{json, Value};
 
@@ -31,60 +33,26 @@ impl Setup {
         let a = TestIdp::with_keys(&[&key_a]).await;
         let b = TestIdp::with_keys(&[&key_b]).await;
         let upstream = Upstream::echo().await;
-        let toml = format!(
-            r#"
-[admin]
-listen = "127.0.0.1:0"
-
-{}
-{}
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/public/**"
-upstream = "echo"
-auth = "none"
-
-[[routes]]
-path = "/optional/**"
-upstream = "echo"
-auth = "optional"
-
-[[routes]]
-path = "/read/**"
-upstream = "echo"
-scopes = ["read"]
-
-[[routes]]
-path = "/both/**"
-upstream = "echo"
-scopes = ["read", "write"]
-
-[[routes]]
-path = "/any/**"
-upstream = "echo"
-any_scopes = ["admin", "support"]
-
-[[routes]]
-path = "/mixed/**"
-upstream = "echo"
-scopes = ["read"]
-any_scopes = ["x:1", "y:2"]
-
-[[routes]]
-path = "/only-a/**"
-upstream = "echo"
-issuers = ["a"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-"#,
-            issuer_table("a", &a, ""),
-            issuer_table("b", &b, "scope_claims = [\"scp\", \"scope\"]"),
-            upstream.url()
-        );
+        let toml = GatewayConfig::new()
+            .admin_with(&format!(
+                "{}\n{}",
+                issuer_table("a", &a, ""),
+                issuer_table("b", &b, "scope_claims = [\"scp\", \"scope\"]")
+            ))
+            .upstream("echo", &upstream.url())
+            .route(Route::open("/public/**", "echo"))
+            .route(Route::new("/optional/**", "echo").auth("optional"))
+            .route(Route::new("/read/**", "echo").scopes(&["read"]))
+            .route(Route::new("/both/**", "echo").scopes(&["read", "write"]))
+            .route(Route::new("/any/**", "echo").any_scopes(&["admin", "support"]))
+            .route(
+                Route::new("/mixed/**", "echo")
+                    .scopes(&["read"])
+                    .any_scopes(&["x:1", "y:2"]),
+            )
+            .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
+            .route(Route::new("/api/**", "echo"))
+            .render();
         let gw = Gateway::start(&toml).await;
         wait_ready(&gw).await;
         Setup {
@@ -416,27 +384,13 @@ async fn route_issuers_do_not_consult_an_issuer_the_route_does_not_trust() {
     let b = TestIdp::with_keys(&[&Key::eddsa("b-1")]).await;
     let upstream = Upstream::echo().await;
     let down = format!("http://127.0.0.1:{}/", closed_port().await);
-    let toml = format!(
-        r#"
-{}
-{}
-[issuers.down]
-issuer = "{down}"
-jwks_uri = "{down}jwks"
-audiences = ["{AUD}"]
-
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/only-a/**"
-upstream = "echo"
-issuers = ["a"]
-"#,
-        issuer_table("a", &a, ""),
-        issuer_table("b", &b, ""),
-        upstream.url()
-    );
+    let toml = GatewayConfig::new()
+        .issuer(issuer_table("a", &a, ""))
+        .issuer(issuer_table("b", &b, ""))
+        .issuer(Issuer::new("down", &down).jwks_uri(&format!("{down}jwks")))
+        .upstream("echo", &upstream.url())
+        .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
+        .render();
     let gw = Gateway::start(&toml).await;
     // Issuer a is up: its tokens work once its keys are in.
     let ok = key_a.token(&claims(&a.issuer(), AUD));

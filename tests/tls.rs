@@ -4,7 +4,7 @@
 mod common;
 
 use common::client::{send_on, tls_connect};
-use common::{api_config, request, within, Client, Gateway, Pki, Upstream};
+use common::{api_config, request, within, Client, Gateway, GatewayConfig, Pki, Route, Upstream};
 use http::Version;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -123,19 +123,10 @@ async fn tls_handshake_timeout_cuts_off_a_silent_client() {
 async fn tls_https_upstream_trusted_through_ca_file() {
     let pki = Pki::generate();
     let upstream = Upstream::echo_tls(&pki).await;
-    let toml = format!(
-        r#"
-[upstreams.secure]
-url = "{}"
-ca_file = "ca.pem"
-
-[[routes]]
-path = "/api/**"
-upstream = "secure"
-auth = "none"
-"#,
-        upstream.url()
-    );
+    let toml = GatewayConfig::new()
+        .upstream_with("secure", &upstream.url(), "ca_file = \"ca.pem\"")
+        .route(Route::open("/api/**", "secure"))
+        .render();
     let gw = Gateway::start_in(&toml, pki.dir()).await;
     for client in [Client::h1(), Client::h2()] {
         let reply = gw.send(&client, request("GET", "/api/x?q=1")).await;

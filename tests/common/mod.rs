@@ -1,7 +1,8 @@
 //! Black-box fixtures: the real gateway on 127.0.0.1:0 ([`Gateway`]), a
 //! recording upstream ([`Upstream`]), HTTP/1.1 and h2 clients with or
 //! without TLS ([`Client`]), a raw-TCP client for byte-exact requests
-//! ([`raw`]), and a generated test PKI ([`Pki`]).
+//! ([`raw`]), a generated test PKI ([`Pki`]), the configuration builder
+//! ([`config`]) and the shared assertions ([`assert`]).
 //!
 //! Every network wait is bounded by [`within`]; nothing sleeps to
 //! synchronise.
@@ -9,7 +10,9 @@
 // Each test binary uses a different part of these fixtures.
 #![allow(dead_code, unused_imports)]
 
+pub mod assert;
 pub mod client;
+pub mod config;
 pub mod idp;
 pub mod mint;
 pub mod pki;
@@ -17,6 +20,7 @@ pub mod raw;
 pub mod upstream;
 
 pub use client::{empty, full, generated, Body, Client, Reply};
+pub use config::{GatewayConfig, Issuer, Route};
 pub use pki::Pki;
 pub use raw::{raw, raw_get, RawConn, RawReply};
 pub use upstream::{Seen, Upstream};
@@ -126,6 +130,11 @@ impl Gateway {
         self.send(&Client::h1(), request("GET", path)).await
     }
 
+    /// `GET path` over HTTP/1.1 with `Authorization: Bearer token`.
+    pub async fn call(&self, path: &str, token: &str) -> Reply {
+        self.send(&Client::h1(), bearer(path, token)).await
+    }
+
     /// Sends `req` (origin-form URI) with `client` and reads the whole answer.
     pub async fn send(&self, client: &Client, req: http::Request<Body>) -> Reply {
         client.fetch(self.addr, req).await
@@ -156,6 +165,16 @@ impl Drop for Gateway {
     }
 }
 
+/// What the token tests start: an identity provider, the echo upstream,
+/// the gateway in front of it, and `K`: the test's signing keys, or `()`.
+/// Each test file adds its own `start` for its configuration.
+pub struct Setup<K = ()> {
+    pub idp: idp::TestIdp,
+    pub upstream: Upstream,
+    pub gw: Gateway,
+    pub k: K,
+}
+
 /// A request with an empty body: `request("GET", "/api/x")`.
 pub fn request(method: &str, uri: &str) -> http::Request<Body> {
     http::Request::builder()
@@ -165,20 +184,25 @@ pub fn request(method: &str, uri: &str) -> http::Request<Body> {
         .expect("valid test request")
 }
 
+/// `GET path` with `Authorization: Bearer token`.
+pub fn bearer(path: &str, token: &str) -> http::Request<Body> {
+    authorized("GET", path, token)
+}
+
+/// `method path` with `Authorization: Bearer token`.
+pub fn authorized(method: &str, path: &str, token: &str) -> http::Request<Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(empty())
+        .expect("valid test request")
+}
+
 /// The usual minimal configuration: one upstream `echo`, one catch-all
 /// `/api/**` route without auth; `extra` is appended verbatim.
 pub fn api_config(upstream_url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[upstreams.echo]
-url = "{upstream_url}"
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-auth = "none"
-{extra}
-"#
-    )
+    GatewayConfig::open_api(upstream_url).raw(extra).render()
 }
+
 pub mod ops;

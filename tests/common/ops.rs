@@ -144,6 +144,11 @@ impl FileGateway {
         client.fetch(self.addr, req).await
     }
 
+    /// `GET path` over HTTP/1.1 with `Authorization: Bearer token`.
+    pub async fn call(&self, path: &str, token: &str) -> Reply {
+        self.send(&Client::h1(), super::bearer(path, token)).await
+    }
+
     /// Scrapes the admin listener's `/metrics`.
     pub async fn scrape(&self) -> Scrape {
         scrape(self.admin_addr()).await

@@ -3,6 +3,7 @@
 //! warnings (which never change the exit code), "did you mean" for an
 //! unknown key, and `--format json` for both outcomes.
 
+use crate::common::{GatewayConfig, Issuer, Route};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
@@ -12,49 +13,15 @@ const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 const SECRET: &str = "s3cret-value-4711";
 
 fn config() -> String {
-    format!(
-        r#"
-[server]
-listen = "127.0.0.1:0"
-
-[issuers.corp]
-issuer = "https://idp.example.com/"
-jwks_uri = "https://idp.example.com/jwks"
-audiences = ["api"]
-
-[issuers.corp.introspection]
-endpoint = "https://idp.example.com/introspect"
-client_id = "gateway"
-client_secret = "{SECRET}"
-
-[issuers.partner]
-issuer = "https://partner.example.com/"
-discovery = true
-audiences = ["api"]
-
-[upstreams.app]
-url = "http://127.0.0.1:9/base"
-
-[upstreams.legacy]
-url = "http://127.0.0.1:10"
-
-[[routes]]
-host = "api.example.com"
-path = "/orders/**"
-methods = ["GET", "HEAD"]
-upstream = "app"
-scopes = ["orders:read"]
-any_scopes = ["staff", "support"]
-issuers = ["corp"]
-case_sensitive = false
-
-[[routes]]
-host = "api.example.com"
-path = "/orders/*"
-upstream = "app"
-issuers = ["corp"]
-"#
-    )
+    GatewayConfig::new()
+.server("listen = \"127.0.0.1:0\"")
+.issuer(Issuer::new("corp", "https://idp.example.com/").jwks_uri("https://idp.example.com/jwks").audiences(&["api"]).introspection(&format!("endpoint = \"https://idp.example.com/introspect\"\nclient_id = \"gateway\"\nclient_secret = \"{SECRET}\"")))
+.issuer(Issuer::new("partner", "https://partner.example.com/").discovery().audiences(&["api"]))
+.upstream("app", "http://127.0.0.1:9/base")
+.upstream("legacy", "http://127.0.0.1:10")
+.route(Route::new("/orders/**", "app").host("api.example.com").scopes(&["orders:read"]).any_scopes(&["staff", "support"]).issuers(&["corp"]).with("methods = [\"GET\", \"HEAD\"]").with("case_sensitive = false"))
+.route(Route::new("/orders/*", "app").host("api.example.com").issuers(&["corp"]))
+.render()
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {

@@ -218,7 +218,38 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
     panic!("tokengate did not exit");
 }
 
-fn get_status(addr: &str, path: &str) -> u16 {
+/// A loopback port that was free a moment ago: bound, read, released (the
+/// binary reports only the gateway's address, so the admin port is chosen
+/// here).
+fn free_port() -> u16 {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    listener.local_addr().unwrap().port()
+}
+
+/// Polls the admin `/metrics` until it counts one refused reload
+/// (`tokengate_config_reloads_total{result="error"} 1`); fails after 10 s.
+fn wait_for_reload_error(admin: &str) {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let metrics = get_body(admin, "/metrics");
+        let refused = metrics.lines().any(|l| {
+            l.starts_with("tokengate_config_reloads_total{")
+                && l.contains("result=\"error\"")
+                && l.ends_with(" 1")
+        });
+        if refused {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no refused reload counted:\n{metrics}"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// The whole answer to `GET path` (head and body).
+fn get_body(addr: &str, path: &str) -> String {
     let mut s = TcpStream::connect(addr).unwrap();
     s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
     write!(
@@ -228,7 +259,12 @@ fn get_status(addr: &str, path: &str) -> u16 {
     .unwrap();
     let mut buf = String::new();
     let _ = s.read_to_string(&mut buf);
-    buf.split(' ')
+    buf
+}
+
+fn get_status(addr: &str, path: &str) -> u16 {
+    get_body(addr, path)
+        .split(' ')
         .nth(1)
         .and_then(|c| c.parse().ok())
         .unwrap_or(0)
@@ -247,11 +283,14 @@ fn run_sigterm_drains_and_exits_0() {
 #[test]
 fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), VALID);
+    let admin = free_port();
+    let valid = format!("{VALID}\n[admin]\nlisten = \"127.0.0.1:{admin}\"\n");
+    let path = write_config(dir.path(), &valid);
     let (mut child, addr) = start(&path);
+    let admin = format!("127.0.0.1:{admin}");
     assert_eq!(get_status(&addr, "/extra"), 404);
     let with_extra =
-        format!("{VALID}\n[[routes]]\npath = \"/extra\"\nupstream = \"app\"\nauth = \"none\"\n");
+        format!("{valid}\n[[routes]]\npath = \"/extra\"\nupstream = \"app\"\nauth = \"none\"\n");
     std::fs::write(&path, with_extra).unwrap();
     signal(&child, "-HUP");
     let deadline = Instant::now() + Duration::from_secs(10);
@@ -262,7 +301,7 @@ fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     assert_eq!(get_status(&addr, "/extra"), 502);
     std::fs::write(&path, "this is not toml [").unwrap();
     signal(&child, "-HUP");
-    std::thread::sleep(Duration::from_millis(300));
+    wait_for_reload_error(&admin);
     assert_eq!(
         get_status(&addr, "/extra"),
         502,

@@ -4,7 +4,7 @@
 //! refuses one that names another issuer, and `run` without a file says how
 //! to make one.
 
-mod common;
+use crate::common;
 
 use common::idp::{wait_ready, TestIdp};
 use common::mint::{claims, Key};
