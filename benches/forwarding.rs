@@ -52,9 +52,9 @@ use mint::{claims, now, with, Key, AUD};
 
 use tokengate::auth::bearer::{self, Credential};
 use tokengate::config::Config;
+use tokengate::gateway::{serve, Listeners};
 use tokengate::route::{Match, Pattern, RouteKey, RouteTable};
 use tokengate::runtime::{self, Runtime};
-use tokengate::server::{serve, Listeners};
 use tokengate::target::normalize_path;
 
 type BoxError = Box<dyn std::error::Error + Send + Sync>;
