@@ -6,6 +6,7 @@
 
 mod common;
 
+use common::assert::{assert_refused, assert_status, DEFAULT_REALM};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, with, Key, AUD};
 use common::{
@@ -99,32 +100,6 @@ async fn send_bearer(gw: &Gateway, path: &str, token: &str) -> Reply {
     gw.send(&Client::h1(), req).await
 }
 
-/// 401/403 with the given error code; for 403 the challenge's `scope`.
-fn assert_refused(reply: &Reply, status: u16, code: &str, scope: Option<&str>) {
-    let body = reply.gateway_error(status);
-    assert_eq!(body["error"], code, "{body}");
-    let challenge = reply.header("www-authenticate").expect("challenge");
-    assert!(
-        challenge.starts_with("Bearer realm=\"tokengate\""),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains(&format!("error=\"{code}\"")),
-        "{challenge}"
-    );
-    assert_eq!(challenge.matches("error=").count(), 1, "{challenge}");
-    match scope {
-        Some(scope) => {
-            assert!(
-                challenge.ends_with(&format!(", scope=\"{scope}\"")),
-                "{challenge}"
-            );
-            assert_eq!(challenge.matches("scope=").count(), 1, "{challenge}");
-        }
-        None => assert!(!challenge.contains("scope="), "{challenge}"),
-    }
-}
-
 #[tokio::test]
 async fn auth_none_forwards_without_a_token_and_strips_identity_headers() {
     let s = Setup::start().await;
@@ -172,7 +147,7 @@ async fn auth_optional_forwards_anonymously_but_never_downgrades_a_bad_token() {
     ];
     for (what, token) in &refused {
         let reply = s.call("/optional/x", Some(token)).await;
-        assert_refused(&reply, 401, "invalid_token", None);
+        assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
         assert_eq!(
             s.upstream.hits(),
             1,
@@ -188,7 +163,7 @@ async fn auth_optional_forwards_anonymously_but_never_downgrades_a_bad_token() {
                 .expect("request"),
         )
         .await;
-    assert_refused(&reply, 400, "invalid_request", None);
+    assert_refused(&reply, DEFAULT_REALM, 400, Some("invalid_request"), None);
 
     let reply = s
         .call("/optional/x", Some(&s.token_a(json!({"sub": "alice"}))))
@@ -253,7 +228,13 @@ async fn scopes_all_of_and_any_of() {
             assert_eq!(reply.status, 200, "{route} with {scope:?}");
             forwarded += 1;
         } else {
-            assert_refused(&reply, 403, "insufficient_scope", Some(challenge(route)));
+            assert_refused(
+                &reply,
+                DEFAULT_REALM,
+                403,
+                Some("insufficient_scope"),
+                Some(challenge(route)),
+            );
         }
         assert_eq!(s.upstream.hits(), forwarded, "{route} with {scope:?}");
     }
@@ -261,7 +242,13 @@ async fn scopes_all_of_and_any_of() {
     let reply = s
         .call("/read/x", Some(&s.token_a(json!({"scope": null}))))
         .await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("read"));
+    assert_refused(
+        &reply,
+        DEFAULT_REALM,
+        403,
+        Some("insufficient_scope"),
+        Some("read"),
+    );
     assert_eq!(s.upstream.hits(), forwarded);
 }
 
@@ -310,15 +297,16 @@ async fn scopes_from_string_or_array_in_scope_claims_order() {
     for (what, token, status) in &cases {
         let reply = s.call("/both/x", Some(token)).await;
         if *status == 200 {
-            assert_eq!(
-                reply.status,
-                200,
-                "{what}: {:?}",
-                String::from_utf8_lossy(&reply.body)
-            );
+            assert_status(&reply, 200, what);
             forwarded += 1;
         } else {
-            assert_refused(&reply, 403, "insufficient_scope", Some("read write"));
+            assert_refused(
+                &reply,
+                DEFAULT_REALM,
+                403,
+                Some("insufficient_scope"),
+                Some("read write"),
+            );
         }
         assert_eq!(s.upstream.hits(), forwarded, "{what}");
     }
@@ -326,7 +314,7 @@ async fn scopes_from_string_or_array_in_scope_claims_order() {
     let reply = s
         .call("/api/x", Some(&s.token_b(json!({"scp": ["read", 1]}))))
         .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(s.upstream.hits(), forwarded);
 }
 
@@ -337,9 +325,21 @@ async fn scopes_are_checked_on_every_request_for_cached_identities() {
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     let reply = s.call("/both/x", Some(&token)).await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("read write"));
+    assert_refused(
+        &reply,
+        DEFAULT_REALM,
+        403,
+        Some("insufficient_scope"),
+        Some("read write"),
+    );
     let reply = s.call("/any/x", Some(&token)).await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("admin support"));
+    assert_refused(
+        &reply,
+        DEFAULT_REALM,
+        403,
+        Some("insufficient_scope"),
+        Some("admin support"),
+    );
     assert_eq!(s.call("/read/y", Some(&token)).await.status, 200);
     assert_eq!(s.upstream.hits(), 3);
 }
@@ -354,13 +354,14 @@ async fn route_issuers_refuse_a_valid_token_of_another_issuer() {
         "b is trusted on /api"
     );
     let reply = s.call("/only-a/x", Some(&from_b)).await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     // A fresh token of b, never verified before, is refused the same way.
     let fresh_b = s.token_b(json!({"sub": "bob"}));
     assert_refused(
         &s.call("/only-a/x", Some(&fresh_b)).await,
+        DEFAULT_REALM,
         401,
-        "invalid_token",
+        Some("invalid_token"),
         None,
     );
     assert_eq!(s.upstream.hits(), 1);
@@ -414,7 +415,7 @@ async fn route_issuers_do_not_consult_an_issuer_the_route_does_not_trust() {
         &Key::eddsa("b-unknown").token(&claims(&b.issuer(), AUD)),
     )
     .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(
         b.jwks_hits(),
         b_fetches,
@@ -427,6 +428,6 @@ async fn route_issuers_do_not_consult_an_issuer_the_route_does_not_trust() {
         &Key::es256("d-1").token(&claims(&down, AUD)),
     )
     .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(upstream.hits(), 1);
 }

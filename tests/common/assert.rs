@@ -16,6 +16,11 @@ pub fn text(reply: &Reply) -> String {
     String::from_utf8_lossy(&reply.body).into_owned()
 }
 
+/// The status, the body in the failure message.
+pub fn assert_status(reply: &Reply, status: u16, what: &str) {
+    assert_eq!(reply.status, status, "{what}: {:?}", text(reply));
+}
+
 /// Parses an RFC 6750 challenge: `Bearer` then `name="value"` parameters,
 /// every value quoted and every name at most once.
 pub fn parse_challenge(value: &str) -> BTreeMap<String, String> {
@@ -189,7 +194,7 @@ pub fn assert_unavailable(reply: &Reply, what: &str) {
 
 /// 200 from the `echo` upstream.
 pub fn assert_forwarded(reply: &Reply, what: &str) {
-    assert_eq!(reply.status, 200, "{what}: {:?}", text(reply));
+    assert_status(reply, 200, what);
     assert_eq!(
         reply.header("x-upstream"),
         Some("echo"),

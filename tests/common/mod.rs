@@ -82,24 +82,12 @@ impl Gateway {
         let config = Config::from_toml(toml, dir, Vec::new())
             .unwrap_or_else(|e| panic!("invalid test config:\n{e}\n---\n{toml}"));
         let tls = config.server.tls.is_some();
-        let admin = match config.admin {
-            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
-            None => None,
-        };
-        let gateway = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind gateway");
-        let addr = gateway.local_addr().expect("gateway addr");
-        let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
+        let (listeners, addr, admin_addr) = bind_listeners(&config).await;
         let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::serve(
-            runtime::shared(rt),
-            Listeners { gateway, admin },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(gateway::serve(runtime::shared(rt), listeners, async move {
+            let _ = stopped.await;
+        }));
         Gateway {
             addr,
             admin_addr,
@@ -173,6 +161,21 @@ pub struct Setup<K = ()> {
     pub upstream: Upstream,
     pub gw: Gateway,
     pub k: K,
+}
+
+/// The gateway's listener and, when `config` has `[admin]`, the admin
+/// listener, both on ephemeral loopback ports, with their addresses.
+pub async fn bind_listeners(config: &Config) -> (Listeners, SocketAddr, Option<SocketAddr>) {
+    let admin = match config.admin {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
+        None => None,
+    };
+    let gateway = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let addr = gateway.local_addr().expect("gateway addr");
+    let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
+    (Listeners { gateway, admin }, addr, admin_addr)
 }
 
 /// A request with an empty body: `request("GET", "/api/x")`.

@@ -11,6 +11,16 @@ use std::path::Path;
 use std::sync::Arc;
 use tempfile::TempDir;
 
+/// A self-signed CA with common name `cn`, its key generated here.
+pub fn self_signed_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
+    tokengate::tls::install_default_provider();
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA cert")
+}
+
 pub struct Pki {
     dir: TempDir,
     ca: CertificateDer<'static>,
@@ -20,15 +30,7 @@ pub struct Pki {
 
 impl Pki {
     pub fn generate() -> Pki {
-        tokengate::tls::install_default_provider();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "tokengate test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA cert");
+        let ca = self_signed_ca("tokengate test CA");
 
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])

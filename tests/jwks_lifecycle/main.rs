@@ -36,6 +36,16 @@ async fn gateway(idp: &TestIdp, upstream: &Upstream, issuer_extra: &str) -> Gate
         .await
 }
 
+/// An idp publishing `keys`, an echo upstream, and a ready [`gateway`]
+/// over them.
+async fn ready(keys: &[&Key], issuer_extra: &str) -> (TestIdp, Upstream, Gateway) {
+    let idp = TestIdp::with_keys(keys).await;
+    let upstream = Upstream::echo().await;
+    let gw = gateway(&idp, &upstream, issuer_extra).await;
+    wait_ready(&gw).await;
+    (idp, upstream, gw)
+}
+
 fn token(key: &Key, idp: &TestIdp) -> String {
     key.token(&claims(&idp.issuer(), AUD))
 }

@@ -9,10 +9,7 @@ use super::*;
 /// believed, a redirect is not followed); when the idp recovers it is.
 async fn last_good_keys_survive(failure: Failure) {
     let k1 = Key::es256("k1");
-    let idp = TestIdp::with_keys(&[&k1]).await;
-    let upstream = Upstream::echo().await;
-    let gw = gateway(&idp, &upstream, "jwks_refresh_s = 1\njwks_timeout_ms = 300").await;
-    wait_ready(&gw).await;
+    let (idp, upstream, gw) = ready(&[&k1], "jwks_refresh_s = 1\njwks_timeout_ms = 300").await;
     let cached = token(&k1, &idp);
     assert_eq!(gw.call("/api/x", &cached).await.status, 200);
 
@@ -99,15 +96,11 @@ async fn failing_refresh_down_keeps_last_good_keys() {
 #[tokio::test]
 async fn key_set_older_than_max_stale_makes_the_issuer_unavailable() {
     let key = Key::rs256("k1");
-    let idp = TestIdp::with_keys(&[&key]).await;
-    let upstream = Upstream::echo().await;
-    let gw = gateway(
-        &idp,
-        &upstream,
+    let (idp, upstream, gw) = ready(
+        &[&key],
         "jwks_refresh_s = 1\njwks_max_stale_s = 1\njwks_timeout_ms = 300",
     )
     .await;
-    wait_ready(&gw).await;
     let cached = token(&key, &idp);
     assert_eq!(gw.call("/api/x", &cached).await.status, 200);
 

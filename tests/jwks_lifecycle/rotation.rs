@@ -5,15 +5,8 @@ use super::*;
 #[tokio::test]
 async fn new_kid_costs_exactly_one_fetch_then_is_served_from_memory() {
     let k1 = Key::rs256("k1");
-    let idp = TestIdp::with_keys(&[&k1]).await;
-    let upstream = Upstream::echo().await;
-    let gw = gateway(
-        &idp,
-        &upstream,
-        "jwks_refresh_s = 300\njwks_miss_cooldown_s = 60",
-    )
-    .await;
-    wait_ready(&gw).await;
+    let (idp, upstream, gw) =
+        ready(&[&k1], "jwks_refresh_s = 300\njwks_miss_cooldown_s = 60").await;
     let base = idp.jwks_hits();
     assert_eq!(base, 1, "one fetch at start");
     for _ in 0..3 {
@@ -58,10 +51,7 @@ async fn new_kid_costs_exactly_one_fetch_then_is_served_from_memory() {
 async fn removed_key_stops_verifying_even_for_cached_identities() {
     let old = Key::es256("old");
     let new = Key::eddsa("new");
-    let idp = TestIdp::with_keys(&[&old, &new]).await;
-    let upstream = Upstream::echo().await;
-    let gw = gateway(&idp, &upstream, "jwks_refresh_s = 1").await;
-    wait_ready(&gw).await;
+    let (idp, upstream, gw) = ready(&[&old, &new], "jwks_refresh_s = 1").await;
     let cached = token(&old, &idp);
     let other = token(&new, &idp);
     assert_eq!(gw.call("/api/x", &cached).await.status, 200);
@@ -97,15 +87,8 @@ async fn removed_key_stops_verifying_even_for_cached_identities() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_thousand_unknown_kids_cost_at_most_one_fetch_per_cooldown() {
     let known = Key::eddsa("known");
-    let idp = TestIdp::with_keys(&[&known]).await;
-    let upstream = Upstream::echo().await;
-    let gw = gateway(
-        &idp,
-        &upstream,
-        "jwks_refresh_s = 300\njwks_miss_cooldown_s = 60",
-    )
-    .await;
-    wait_ready(&gw).await;
+    let (idp, upstream, gw) =
+        ready(&[&known], "jwks_refresh_s = 300\njwks_miss_cooldown_s = 60").await;
     let base = idp.jwks_hits();
 
     let signer = Key::eddsa("unused");

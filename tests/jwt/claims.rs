@@ -97,12 +97,7 @@ async fn audience_forms_and_leeway_edges() {
         let reply = s
             .call("/api/x", &s.k.ps.token(&with(&c, change.clone())))
             .await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{what}: {:?}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        assert_status(&reply, 200, what);
     }
     let refused = [
         ("exp just outside the 5 s leeway", json!({"exp": t - 7})),
@@ -146,12 +141,7 @@ async fn tokens_of_every_algorithm_are_forwarded_with_identity_headers() {
                 .body(empty())
                 .expect("request");
             let reply = s.gw.send(&client, req).await;
-            assert_eq!(
-                reply.status,
-                200,
-                "{what}: {:?}",
-                String::from_utf8_lossy(&reply.body)
-            );
+            assert_status(&reply, 200, what);
             hits += 1;
             assert_eq!(s.upstream.hits(), hits);
             let seen = s.upstream.last();

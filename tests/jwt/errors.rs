@@ -109,12 +109,7 @@ async fn section2_malformed_bearer_credential_is_400_invalid_request() {
     ];
     for (what, req) in cases {
         let reply = s.gw.send(&Client::h1(), req).await;
-        assert_eq!(
-            reply.status,
-            400,
-            "{what}: {:?}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        assert_status(&reply, 400, what);
         let description = assert_refused(&reply, REALM, 400, Some("invalid_request"), None);
         assert!(!description.contains(&token), "{what}");
     }

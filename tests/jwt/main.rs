@@ -11,7 +11,7 @@ mod common;
 mod errors;
 mod tampered;
 
-use common::assert::{assert_invalid_token_hides, assert_refused};
+use common::assert::{assert_invalid_token_hides, assert_refused, assert_status};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{b64, claims, hmac_token, now, replace_segment, segments, with, Alg, Key, AUD};
 use common::{

@@ -225,12 +225,7 @@ async fn reload_changing_an_issuer_under_load_never_answers_other_than_200() {
     let token = Arc::new(key.token(&claims(&a.issuer(), AUD)));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
-    let modes = [
-        Mode::FreshH1,
-        Mode::FreshH2,
-        Mode::KeepAliveH1,
-        Mode::KeepAliveH2,
-    ];
+    let modes = Mode::ALL;
     let tasks: Vec<_> = modes
         .iter()
         .enumerate()

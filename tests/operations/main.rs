@@ -66,6 +66,16 @@ enum Conn {
     H2(hyper::client::conn::http2::SendRequest<Body>),
 }
 
+impl Mode {
+    /// Every mode, one load task each.
+    const ALL: [Mode; 4] = [
+        Mode::FreshH1,
+        Mode::FreshH2,
+        Mode::KeepAliveH1,
+        Mode::KeepAliveH2,
+    ];
+}
+
 impl Conn {
     async fn open(mode: Mode, addr: SocketAddr) -> Conn {
         match mode {

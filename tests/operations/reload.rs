@@ -80,12 +80,7 @@ async fn reload_under_load_flips_20_times_and_every_answer_follows_one_whole_rul
     let gw = FileGateway::start(&flip_config(false, &a, &b)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
-    let modes = [
-        Mode::FreshH1,
-        Mode::FreshH2,
-        Mode::KeepAliveH1,
-        Mode::KeepAliveH2,
-    ];
+    let modes = Mode::ALL;
     let tasks: Vec<_> = modes
         .iter()
         .enumerate()

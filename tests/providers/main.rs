@@ -26,7 +26,7 @@ mod keycloak_google;
 
 use common::idp::{wait_ready, TestIdp};
 use common::mint::{now, Key};
-use common::{empty, Client, Gateway, Reply, Upstream};
+use common::{assert::assert_status, empty, Client, Gateway, Reply, Upstream};
 use http::Request;
 use serde_json::{json, Value};
 use std::path::Path;
@@ -175,12 +175,7 @@ impl Recipe {
     /// absent).
     async fn accepts(&self, token: &str, headers: &[(&str, Option<&str>)]) {
         let reply = self.call("/orders/1", token).await;
-        assert_eq!(
-            reply.status,
-            200,
-            "{:?}",
-            String::from_utf8_lossy(&reply.body)
-        );
+        assert_status(&reply, 200, "");
         let seen = self.upstream.last();
         for (name, value) in headers {
             assert_eq!(seen.header(name), *value, "header {name}");
