@@ -10,7 +10,8 @@ use common::assert::{assert_refused, assert_status, DEFAULT_REALM};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, with, Key, AUD};
 use common::{
-    closed_port, empty, request, Client, Gateway, GatewayConfig, Issuer, Reply, Route, Upstream,
+    closed_port, empty, get_with, request, Client, Gateway, GatewayConfig, Issuer, Reply, Route,
+    Upstream,
 };
 use http::Request;
 use serde_json::{json, Value};
@@ -93,10 +94,7 @@ impl Setup {
 }
 
 async fn send_bearer(gw: &Gateway, path: &str, token: &str) -> Reply {
-    let req = Request::get(path)
-        .header("authorization", format!("Bearer {token}"))
-        .body(empty())
-        .expect("request");
+    let req = get_with(path, &[("authorization", &format!("Bearer {token}"))]);
     gw.send(&Client::h1(), req).await
 }
 
@@ -157,10 +155,7 @@ async fn auth_optional_forwards_anonymously_but_never_downgrades_a_bad_token() {
     let reply =
         s.gw.send(
             &Client::h1(),
-            Request::get("/optional/x")
-                .header("authorization", "Bearer a b")
-                .body(empty())
-                .expect("request"),
+            get_with("/optional/x", &[("authorization", "Bearer a b")]),
         )
         .await;
     assert_refused(&reply, DEFAULT_REALM, 400, Some("invalid_request"), None);

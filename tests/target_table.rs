@@ -10,7 +10,7 @@
 mod common;
 
 use common::assert::assert_bad_target;
-use common::{raw, raw_get, request, Client, Gateway, GatewayConfig, Route, Upstream};
+use common::{get_with, raw, raw_get, request, Client, Gateway, GatewayConfig, Route, Upstream};
 
 async fn catch_all() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
@@ -272,10 +272,7 @@ async fn target_host_routes_compare_the_host_without_port_and_case() {
         "API.Example.COM:8443",
         "api.example.com:80",
     ] {
-        let req = http::Request::get("/v/x")
-            .header("host", host)
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/v/x", &[("host", host)]);
         assert_eq!(gw.send(&Client::h1(), req).await.status, 200, "{host}");
         assert_eq!(upstream.last().header("x-forwarded-host"), Some(host));
     }
@@ -290,10 +287,7 @@ async fn target_host_routes_compare_the_host_without_port_and_case() {
         "api.example.com.evil",
         "xapi.example.com",
     ] {
-        let req = http::Request::get("/v/x")
-            .header("host", host)
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/v/x", &[("host", host)]);
         assert_eq!(gw.send(&Client::h1(), req).await.status, 404, "{host}");
     }
     assert_eq!(

@@ -4,7 +4,9 @@
 mod common;
 
 use common::client::{send_on, tls_connect};
-use common::{api_config, request, within, Client, Gateway, GatewayConfig, Pki, Route, Upstream};
+use common::{
+    api_config, get_with, request, within, Client, Gateway, GatewayConfig, Pki, Route, Upstream,
+};
 use http::Version;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -40,10 +42,7 @@ async fn tls_listener_negotiates_h2_and_http11_by_alpn() {
             negotiated,
             "offered {offered:?}"
         );
-        let req = http::Request::get("/api/x?q=1")
-            .header("x-forwarded-proto", "http")
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/api/x?q=1", &[("x-forwarded-proto", "http")]);
         let resp = send_on(tls, version == Version::HTTP_2, "https", &authority, req)
             .await
             .expect("request over TLS");

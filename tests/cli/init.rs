@@ -8,8 +8,7 @@ use crate::common;
 
 use common::idp::{wait_ready, TestIdp};
 use common::mint::{claims, Key};
-use common::{empty, Client, Gateway, Upstream};
-use http::Request;
+use common::{get_with, Client, Gateway, Upstream};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -189,12 +188,7 @@ async fn init_discover_prints_what_it_found_and_the_file_serves() {
     // The file as written (plus an admin listener to wait on) verifies tokens.
     let gw = Gateway::start(&format!("{written}\n[admin]\nlisten = \"127.0.0.1:0\"\n")).await;
     wait_ready(&gw).await;
-    let call = |token: String| {
-        Request::get("/api/x")
-            .header("authorization", format!("Bearer {token}"))
-            .body(empty())
-            .expect("request")
-    };
+    let call = |token: String| get_with("/api/x", &[("authorization", &format!("Bearer {token}"))]);
     let ok = gw
         .send(&Client::h1(), call(key.token(&claims(&issuer, "api"))))
         .await;

@@ -187,6 +187,15 @@ pub fn request(method: &str, uri: &str) -> http::Request<Body> {
         .expect("valid test request")
 }
 
+/// `GET path` with these headers (in order; a name may repeat).
+pub fn get_with(path: &str, headers: &[(&str, &str)]) -> http::Request<Body> {
+    let mut req = http::Request::get(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(empty()).expect("valid test request")
+}
+
 /// `GET path` with `Authorization: Bearer token`.
 pub fn bearer(path: &str, token: &str) -> http::Request<Body> {
     authorized("GET", path, token)

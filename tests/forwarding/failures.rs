@@ -66,10 +66,7 @@ async fn forward_malformed_bearer_credential_is_400_invalid_request() {
         "Bearer \"abc\"",
         "Bearer\ta",
     ] {
-        let req = Request::get("/secure/x")
-            .header("authorization", value)
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/secure/x", &[("authorization", value)]);
         let reply = gw.send(&Client::h1(), req).await;
         let json = reply.gateway_error(400);
         assert_eq!(json["error"], "invalid_request", "{value:?}");
@@ -84,19 +81,21 @@ async fn forward_malformed_bearer_credential_is_400_invalid_request() {
         );
     }
     // Two Authorization headers; a query token next to the header.
-    let req = Request::get("/secure/x")
-        .header("authorization", "Bearer abc")
-        .header("authorization", "Bearer def")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/secure/x",
+        &[
+            ("authorization", "Bearer abc"),
+            ("authorization", "Bearer def"),
+        ],
+    );
     assert_eq!(
         gw.send(&Client::h1(), req).await.gateway_error(400)["error"],
         "invalid_request"
     );
-    let req = Request::get("/secure/x?access_token=abc")
-        .header("authorization", "Bearer abc")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/secure/x?access_token=abc",
+        &[("authorization", "Bearer abc")],
+    );
     assert_eq!(
         gw.send(&Client::h1(), req).await.gateway_error(400)["error"],
         "invalid_request"
@@ -109,10 +108,10 @@ async fn forward_unverifiable_token_is_401_and_never_forwarded() {
     let (upstream, gw) = required_gateway().await;
     for token in ["abc.def.ghi", "opaque-token-value"] {
         for client in [Client::h1(), Client::h2()] {
-            let req = Request::get("/secure/x")
-                .header("authorization", format!("Bearer {token}"))
-                .body(common::empty())
-                .expect("request");
+            let req = get_with(
+                "/secure/x",
+                &[("authorization", &format!("Bearer {token}"))],
+            );
             let reply = gw.send(&client, req).await;
             assert_eq!(reply.gateway_error(401)["error"], "invalid_token");
             let challenge = reply.header("www-authenticate").expect("challenge");
@@ -200,17 +199,11 @@ async fn forward_header_section_over_max_header_bytes_is_431() {
     );
     let gw = Gateway::start(&toml).await;
 
-    let fits = Request::get("/api/x")
-        .header("x-fill", "a".repeat(4000))
-        .body(common::empty())
-        .expect("request");
+    let fits = get_with("/api/x", &[("x-fill", &"a".repeat(4000))]);
     assert_eq!(gw.send(&Client::h1(), fits).await.status, 200);
     assert_eq!(upstream.hits(), 1);
 
-    let too_big = Request::get("/api/x")
-        .header("x-fill", "a".repeat(16 * 1024))
-        .body(common::empty())
-        .expect("request");
+    let too_big = get_with("/api/x", &[("x-fill", &"a".repeat(16 * 1024))]);
     assert_eq!(gw.send(&Client::h1(), too_big).await.status, 431);
 
     let many = (0..40).fold(Request::get("/api/x"), |b, i| {
@@ -233,10 +226,7 @@ async fn forward_header_section_over_max_header_bytes_is_431_on_h2() {
         api_config(&upstream.url(), "")
     );
     let gw = Gateway::start(&toml).await;
-    let too_big = Request::get("/api/x")
-        .header("x-fill", "a".repeat(16 * 1024))
-        .body(common::empty())
-        .expect("request");
+    let too_big = get_with("/api/x", &[("x-fill", &"a".repeat(16 * 1024))]);
     assert_eq!(gw.send(&Client::h2(), too_big).await.status, 431);
     assert_eq!(upstream.hits(), 0);
 }

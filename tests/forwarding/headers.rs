@@ -121,12 +121,14 @@ async fn forward_response_hop_by_hop_and_proxy_authenticate_are_stripped() {
 async fn forward_identity_headers_are_stripped_on_an_auth_none_route() {
     let (upstream, gw) = echo_gateway("").await;
     for client in [Client::h1(), Client::h2()] {
-        let req = Request::get("/api/x")
-            .header("x-auth-subject", "admin")
-            .header("x-auth-client-id", "root-client")
-            .header("x-auth-scope", "admin:all")
-            .body(common::empty())
-            .expect("request");
+        let req = get_with(
+            "/api/x",
+            &[
+                ("x-auth-subject", "admin"),
+                ("x-auth-client-id", "root-client"),
+                ("x-auth-scope", "admin:all"),
+            ],
+        );
         assert_eq!(gw.send(&client, req).await.status, 200);
         let seen = upstream.last();
         for gone in ["x-auth-subject", "x-auth-client-id", "x-auth-scope"] {
@@ -144,12 +146,14 @@ claims = { sub = "x-user", tenant = "x-tenant" }
 "#,
     )
     .await;
-    let req = Request::get("/api/x")
-        .header("x-user", "admin")
-        .header("x-tenant", "other")
-        .header("x-auth-subject", "not configured here")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/api/x",
+        &[
+            ("x-user", "admin"),
+            ("x-tenant", "other"),
+            ("x-auth-subject", "not configured here"),
+        ],
+    );
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     let seen = upstream.last();
     assert!(!seen.has("x-user"));
@@ -160,12 +164,7 @@ claims = { sub = "x-user", tenant = "x-tenant" }
 #[tokio::test]
 async fn forward_authorization_is_forwarded_unless_strip_authorization() {
     let (upstream, gw) = echo_gateway("").await;
-    let with_auth = || {
-        Request::get("/api/x")
-            .header("authorization", "Basic dXNlcjpwYXNz")
-            .body(common::empty())
-            .expect("request")
-    };
+    let with_auth = || get_with("/api/x", &[("authorization", "Basic dXNlcjpwYXNz")]);
     assert_eq!(gw.send(&Client::h1(), with_auth()).await.status, 200);
     assert_eq!(
         upstream.last().header("authorization"),
@@ -213,12 +212,14 @@ async fn forward_routing_override_headers_are_stripped() {
 #[tokio::test]
 async fn forward_underscore_headers_are_dropped_by_default() {
     let (upstream, gw) = echo_gateway("").await;
-    let req = Request::get("/api/x")
-        .header("x_auth_subject", "admin")
-        .header("x_custom", "1")
-        .header("x-custom", "2")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/api/x",
+        &[
+            ("x_auth_subject", "admin"),
+            ("x_custom", "1"),
+            ("x-custom", "2"),
+        ],
+    );
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     let seen = upstream.last();
     assert!(!seen.has("x_auth_subject"));
@@ -234,10 +235,7 @@ async fn forward_underscore_headers_are_kept_when_allowed() {
         api_config(&upstream.url(), "")
     );
     let gw = Gateway::start(&toml).await;
-    let req = Request::get("/api/x")
-        .header("x_custom", "1")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with("/api/x", &[("x_custom", "1")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     assert_eq!(upstream.last().header("x_custom"), Some("1"));
 }

@@ -93,11 +93,13 @@ async fn forward_strip_prefix_then_upstream_base_path() {
 #[tokio::test]
 async fn forward_preserve_host_false_sends_upstream_authority() {
     let (upstream, gw) = echo_gateway("").await;
-    let req = Request::get("/api/x")
-        .header("host", "client.example:8080")
-        .header("x-forwarded-host", "spoofed.example")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/api/x",
+        &[
+            ("host", "client.example:8080"),
+            ("x-forwarded-host", "spoofed.example"),
+        ],
+    );
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     let seen = upstream.last();
     assert_eq!(
@@ -132,10 +134,7 @@ async fn forward_preserve_host_true_keeps_client_host() {
         .route(Route::open("/api/**", "echo"))
         .render();
     let gw = Gateway::start(&toml).await;
-    let req = Request::get("/api/x")
-        .header("host", "client.example:8080")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with("/api/x", &[("host", "client.example:8080")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     let seen = upstream.last();
     assert_eq!(seen.header("host"), Some("client.example:8080"));
@@ -146,11 +145,13 @@ async fn forward_preserve_host_true_keeps_client_host() {
 async fn forward_x_forwarded_for_is_replaced_by_the_peer_and_proto_is_http() {
     let (upstream, gw) = echo_gateway("").await;
     for client in [Client::h1(), Client::h2()] {
-        let req = Request::get("/api/x")
-            .header("x-forwarded-for", "203.0.113.9")
-            .header("x-forwarded-proto", "https")
-            .body(common::empty())
-            .expect("request");
+        let req = get_with(
+            "/api/x",
+            &[
+                ("x-forwarded-for", "203.0.113.9"),
+                ("x-forwarded-proto", "https"),
+            ],
+        );
         assert_eq!(gw.send(&client, req).await.status, 200);
         let seen = upstream.last();
         assert_eq!(seen.header("x-forwarded-for"), Some("127.0.0.1"));
@@ -170,10 +171,7 @@ trusted_proxies = ["127.0.0.1/32"]
         api_config(&upstream.url(), "")
     );
     let gw = Gateway::start(&toml).await;
-    let req = Request::get("/api/x")
-        .header("x-forwarded-for", "203.0.113.9")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with("/api/x", &[("x-forwarded-for", "203.0.113.9")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     assert_eq!(
         upstream.last().header("x-forwarded-for"),
@@ -197,10 +195,7 @@ fn is_sane_request_id(id: &str) -> bool {
 async fn forward_x_request_id_kept_when_sane_generated_otherwise() {
     let (upstream, gw) = echo_gateway("").await;
     let sane = "req-42.a_b:c";
-    let req = Request::get("/api/x")
-        .header("x-request-id", sane)
-        .body(common::empty())
-        .expect("request");
+    let req = get_with("/api/x", &[("x-request-id", sane)]);
     let reply = gw.send(&Client::h1(), req).await;
     assert_eq!(upstream.last().header("x-request-id"), Some(sane));
     assert_eq!(reply.header("x-request-id"), Some(sane));

@@ -55,10 +55,7 @@ async fn client_address_headers_are_replaced_unless_the_peer_is_trusted() {
 
     // Without an X-Real-IP of its own, the nearest untrusted address of the
     // chain is the client.
-    let req = Request::get("/api/x")
-        .header("x-forwarded-for", "203.0.113.9, 127.0.0.5")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with("/api/x", &[("x-forwarded-for", "203.0.113.9, 127.0.0.5")]);
     gw.send(&Client::h1(), req).await;
     assert_eq!(upstream.last().header("x-real-ip"), Some("203.0.113.9"));
 }
@@ -67,12 +64,10 @@ async fn client_address_headers_are_replaced_unless_the_peer_is_trusted() {
 async fn h2_cookie_fields_are_joined_for_an_http1_upstream() {
     let upstream = Upstream::echo().await;
     let gw = Gateway::start(&api_config(&upstream.url(), "")).await;
-    let req = Request::get("/api/x")
-        .header("cookie", "a=1")
-        .header("cookie", "b=2")
-        .header("cookie", "c=3")
-        .body(common::empty())
-        .expect("request");
+    let req = get_with(
+        "/api/x",
+        &[("cookie", "a=1"), ("cookie", "b=2"), ("cookie", "c=3")],
+    );
     let reply = gw.send(&Client::h2(), req).await;
     assert_eq!(reply.status, 200);
     let seen = upstream.last();

@@ -15,7 +15,8 @@ mod responses;
 
 use common::mint::{claims, now, with, Key, AUD};
 use common::{
-    api_config, raw, within, Client, Gateway, GatewayConfig, Issuer, RawConn, Route, Upstream,
+    api_config, get_with, raw, within, Client, Gateway, GatewayConfig, Issuer, RawConn, Route,
+    Upstream,
 };
 use futures_util::{SinkExt, StreamExt};
 use http::Request;

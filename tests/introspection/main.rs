@@ -20,8 +20,8 @@ use base64::Engine;
 use common::assert::{assert_forwarded, assert_invalid_token, assert_unavailable};
 use common::idp::{form_decode, issuer_table, readyz, wait_ready, IntrospectFailure, TestIdp};
 use common::mint::{claims, now, with, Key, AUD};
-use common::{empty, request, within, Client, Gateway, GatewayConfig, Reply, Route, Upstream};
-use http::{Method, Request};
+use common::{get_with, request, within, Client, Gateway, GatewayConfig, Reply, Route, Upstream};
+use http::Method;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -130,13 +130,15 @@ impl Setup {
 
 /// `GET path` with the bearer `token` and spoofed identity headers.
 async fn call(addr: SocketAddr, path: &str, token: &str) -> Reply {
-    let req = Request::get(path)
-        .header("authorization", format!("Bearer {token}"))
-        .header("x-auth-subject", "mallory")
-        .header("x-auth-client-id", "evil-app")
-        .header("x-auth-scope", "admin read write")
-        .body(empty())
-        .expect("request");
+    let req = get_with(
+        path,
+        &[
+            ("authorization", &format!("Bearer {token}")),
+            ("x-auth-subject", "mallory"),
+            ("x-auth-client-id", "evil-app"),
+            ("x-auth-scope", "admin read write"),
+        ],
+    );
     Client::h1().fetch(addr, req).await
 }
 

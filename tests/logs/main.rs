@@ -22,7 +22,9 @@ use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use common::idp::TestIdp;
 use common::mint::{claims, now, with, Key, AUD};
-use common::{closed_port, empty, Body, Client, GatewayConfig, Issuer, Pki, Route, Upstream};
+use common::{
+    closed_port, empty, get_with, Body, Client, GatewayConfig, Issuer, Pki, Route, Upstream,
+};
 use http::Request;
 use serde_json::{json, Value};
 use std::collections::HashMap;

@@ -14,14 +14,6 @@ pub(crate) struct Case {
     pub(crate) subject: &'static str,
 }
 
-pub(crate) fn get(path: &str, headers: &[(&str, &str)]) -> Request<Body> {
-    let mut req = Request::get(path);
-    for (name, value) in headers {
-        req = req.header(*name, *value);
-    }
-    req.body(empty()).expect("request")
-}
-
 /// Everything the scenario sends, plus every string that must never be
 /// logged. Tokens are minted per call, so each protocol gets its own.
 pub(crate) struct Scenario {
@@ -97,7 +89,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
     let cases = vec![
         Case {
             what: "valid JWT",
-            request: get("/api/a", &[("authorization", &bearer(&good))]),
+            request: get_with("/api/a", &[("authorization", &bearer(&good))]),
             status: 200,
             outcome: "forwarded",
             route: "/api/**",
@@ -105,7 +97,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "forged JWT",
-            request: get("/api/b", &[("authorization", &bearer(&forged))]),
+            request: get_with("/api/b", &[("authorization", &bearer(&forged))]),
             status: 401,
             outcome: "invalid_token",
             route: "/api/**",
@@ -113,7 +105,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "expired JWT",
-            request: get("/api/c", &[("authorization", &bearer(&expired))]),
+            request: get_with("/api/c", &[("authorization", &bearer(&expired))]),
             status: 401,
             outcome: "invalid_token",
             route: "/api/**",
@@ -121,7 +113,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "active opaque token (Basic client auth)",
-            request: get("/api/d", &[("authorization", &bearer(&opaque_active))]),
+            request: get_with("/api/d", &[("authorization", &bearer(&opaque_active))]),
             status: 200,
             outcome: "forwarded",
             route: "/api/**",
@@ -129,7 +121,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "inactive opaque token",
-            request: get("/api/e", &[("authorization", &bearer(&opaque_inactive))]),
+            request: get_with("/api/e", &[("authorization", &bearer(&opaque_inactive))]),
             status: 401,
             outcome: "invalid_token",
             route: "/api/**",
@@ -137,7 +129,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "active opaque token (POST client auth)",
-            request: get("/post/f", &[("authorization", &bearer(&opaque_post))]),
+            request: get_with("/post/f", &[("authorization", &bearer(&opaque_post))]),
             status: 200,
             outcome: "forwarded",
             route: "/post/**",
@@ -145,7 +137,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "opaque token, introspection endpoint down",
-            request: get("/down/g", &[("authorization", &bearer(&opaque_down))]),
+            request: get_with("/down/g", &[("authorization", &bearer(&opaque_down))]),
             status: 503,
             outcome: "unavailable",
             route: "/down/**",
@@ -153,7 +145,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "token only in ?access_token=",
-            request: get(&format!("/api/h?access_token={query_token}&x=1"), &[]),
+            request: get_with(&format!("/api/h?access_token={query_token}&x=1"), &[]),
             status: 401,
             outcome: "missing_token",
             route: "/api/**",
@@ -161,7 +153,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "token in the query and the header",
-            request: get(
+            request: get_with(
                 &format!("/api/i?access_token={query_token}"),
                 &[("authorization", &bearer(&good3))],
             ),
@@ -172,7 +164,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "Basic credentials",
-            request: get(
+            request: get_with(
                 "/api/j",
                 &[("authorization", &format!("Basic {user_basic}"))],
             ),
@@ -183,7 +175,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "malformed bearer credential",
-            request: get(
+            request: get_with(
                 "/api/k",
                 &[("authorization", &format!("Bearer {malformed} trailing"))],
             ),
@@ -194,7 +186,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "valid JWT with Proxy-Authorization",
-            request: get(
+            request: get_with(
                 "/api/l",
                 &[
                     ("authorization", &bearer(&good2)),
@@ -208,7 +200,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "valid JWT lacking the route's scope",
-            request: get("/scoped/n", &[("authorization", &bearer(&good5))]),
+            request: get_with("/scoped/n", &[("authorization", &bearer(&good5))]),
             status: 403,
             outcome: "insufficient_scope",
             route: "/scoped/**",
@@ -216,7 +208,7 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         },
         Case {
             what: "Proxy-Authorization and a bearer token on an open route",
-            request: get(
+            request: get_with(
                 "/open/m",
                 &[
                     ("authorization", &bearer(&good4)),

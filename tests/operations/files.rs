@@ -19,12 +19,7 @@ async fn reload_serves_a_replaced_certificate_to_new_connections_only() {
         .render();
     let gw = FileGateway::start_in(dir, &toml).await;
     let authority = format!("localhost:{}", gw.addr().port());
-    let get = |path: &str| {
-        Request::get(path)
-            .header("host", &authority)
-            .body(empty())
-            .expect("request")
-    };
+    let get = |path: &str| get_with(path, &[("host", &authority)]);
 
     let (tls, leaf) = ca.connect(gw.addr(), &[b"http/1.1"]).await;
     assert_eq!(leaf, first.der, "the first certificate before reload");

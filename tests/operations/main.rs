@@ -21,8 +21,8 @@ use common::idp::{eventually, readyz, wait_ready, Failure, TestIdp};
 use common::mint::{claims, now, with, Key, AUD};
 use common::ops::{FileGateway, Scrape, TestCa};
 use common::{
-    authorized, closed_port, empty, request, within, Body, Client, Gateway, GatewayConfig, Issuer,
-    RawConn, Reply, Route, Upstream,
+    authorized, closed_port, empty, get_with, request, within, Body, Client, Gateway,
+    GatewayConfig, Issuer, RawConn, Reply, Route, Upstream,
 };
 use http::Request;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -127,10 +127,7 @@ impl Conn {
                     .await
             }
             Conn::H1(sender) => {
-                let req = Request::get(path)
-                    .header("host", addr.to_string())
-                    .body(empty())
-                    .expect("request");
+                let req = get_with(path, &[("host", &addr.to_string())]);
                 let req = with_token(req);
                 sender.ready().await.map_err(|e| e.to_string())?;
                 sender.send_request(req).await

@@ -26,8 +26,7 @@ mod keycloak_google;
 
 use common::idp::{wait_ready, TestIdp};
 use common::mint::{now, Key};
-use common::{assert::assert_status, empty, Client, Gateway, Reply, Upstream};
-use http::Request;
+use common::{assert::assert_status, get_with, Client, Gateway, Reply, Upstream};
 use serde_json::{json, Value};
 use std::path::Path;
 use tokengate::config::Config;
@@ -164,10 +163,7 @@ impl Recipe {
     }
 
     async fn call(&self, path: &str, token: &str) -> Reply {
-        let req = Request::get(path)
-            .header("authorization", format!("Bearer {token}"))
-            .body(empty())
-            .expect("request");
+        let req = get_with(path, &[("authorization", &format!("Bearer {token}"))]);
         self.gw.send(&Client::h1(), req).await
     }
 
