@@ -6,7 +6,7 @@
 
 mod common;
 
-use common::assert::{assert_refused, assert_status, DEFAULT_REALM};
+use common::assert::{assert_insufficient_scope, assert_refused, assert_status, DEFAULT_REALM};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, with, Key, AUD};
 use common::{
@@ -223,13 +223,7 @@ async fn scopes_all_of_and_any_of() {
             assert_eq!(reply.status, 200, "{route} with {scope:?}");
             forwarded += 1;
         } else {
-            assert_refused(
-                &reply,
-                DEFAULT_REALM,
-                403,
-                Some("insufficient_scope"),
-                Some(challenge(route)),
-            );
+            assert_insufficient_scope(&reply, challenge(route));
         }
         assert_eq!(s.upstream.hits(), forwarded, "{route} with {scope:?}");
     }
@@ -237,13 +231,7 @@ async fn scopes_all_of_and_any_of() {
     let reply = s
         .call("/read/x", Some(&s.token_a(json!({"scope": null}))))
         .await;
-    assert_refused(
-        &reply,
-        DEFAULT_REALM,
-        403,
-        Some("insufficient_scope"),
-        Some("read"),
-    );
+    assert_insufficient_scope(&reply, "read");
     assert_eq!(s.upstream.hits(), forwarded);
 }
 
@@ -295,13 +283,7 @@ async fn scopes_from_string_or_array_in_scope_claims_order() {
             assert_status(&reply, 200, what);
             forwarded += 1;
         } else {
-            assert_refused(
-                &reply,
-                DEFAULT_REALM,
-                403,
-                Some("insufficient_scope"),
-                Some("read write"),
-            );
+            assert_insufficient_scope(&reply, "read write");
         }
         assert_eq!(s.upstream.hits(), forwarded, "{what}");
     }
@@ -320,21 +302,9 @@ async fn scopes_are_checked_on_every_request_for_cached_identities() {
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     let reply = s.call("/both/x", Some(&token)).await;
-    assert_refused(
-        &reply,
-        DEFAULT_REALM,
-        403,
-        Some("insufficient_scope"),
-        Some("read write"),
-    );
+    assert_insufficient_scope(&reply, "read write");
     let reply = s.call("/any/x", Some(&token)).await;
-    assert_refused(
-        &reply,
-        DEFAULT_REALM,
-        403,
-        Some("insufficient_scope"),
-        Some("admin support"),
-    );
+    assert_insufficient_scope(&reply, "admin support");
     assert_eq!(s.call("/read/y", Some(&token)).await.status, 200);
     assert_eq!(s.upstream.hits(), 3);
 }

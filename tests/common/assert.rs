@@ -128,6 +128,18 @@ pub fn assert_refused(
     description
 }
 
+/// 403 `insufficient_scope` in the default realm, the challenge naming
+/// `scope`.
+pub fn assert_insufficient_scope(reply: &Reply, scope: &str) {
+    assert_refused(
+        reply,
+        DEFAULT_REALM,
+        403,
+        Some("insufficient_scope"),
+        Some(scope),
+    );
+}
+
 /// 401 `invalid_token` with its challenge in the default realm.
 pub fn assert_invalid_token(reply: &Reply, what: &str) {
     assert_eq!(reply.status, 401, "{what}: {:?}", text(reply));

@@ -13,6 +13,7 @@
 pub mod assert;
 pub mod client;
 pub mod config;
+pub mod header_names;
 pub mod idp;
 pub mod mint;
 pub mod pki;

@@ -332,17 +332,7 @@ impl TestCa {
 
     /// A client trusting only this CA, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(self.issuer.der().clone())
-            .expect("CA into root store");
-        let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        super::pki::client_trusting(self.issuer.der().clone(), alpn)
     }
 
     /// Opens a TLS connection to `addr` and returns it with the leaf

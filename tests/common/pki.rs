@@ -21,6 +21,19 @@ pub fn self_signed_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
     CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA cert")
 }
 
+/// A client trusting only `ca`, offering `alpn`.
+pub fn client_trusting(ca: CertificateDer<'static>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("CA into root store");
+    let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 pub struct Pki {
     dir: TempDir,
     ca: CertificateDer<'static>,
@@ -62,15 +75,7 @@ impl Pki {
 
     /// A client trusting only this CA, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).expect("CA into root store");
-        let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        client_trusting(self.ca.clone(), alpn)
     }
 
     /// A server presenting the `localhost` certificate, offering `alpn`.

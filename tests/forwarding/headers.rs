@@ -181,19 +181,10 @@ async fn forward_authorization_is_forwarded_unless_strip_authorization() {
 #[tokio::test]
 async fn forward_routing_override_headers_are_stripped() {
     let (upstream, gw) = echo_gateway("").await;
-    let names = [
-        "x-original-url",
-        "x-rewrite-url",
-        "x-forwarded-uri",
-        "x-forwarded-prefix",
-        "x-forwarded-path",
-        "x-http-method-override",
-        "x-http-method",
-        "x-method-override",
-    ];
+    let names = common::header_names::ROUTING_OVERRIDES;
     for client in [Client::h1(), Client::h2()] {
         let mut builder = Request::get("/api/x");
-        for name in names {
+        for &name in names {
             builder = builder.header(name, "/admin");
         }
         assert_eq!(

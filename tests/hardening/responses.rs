@@ -30,6 +30,19 @@ async fn http10_upstream_answers_the_client_in_http11_with_keep_alive() {
 
 const WS_REQUEST: &[u8] = b"GET /ws/x HTTP/1.1\r\nHost: a\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n";
 
+/// A gateway with the public route `/ws/**` to `upstream`, and a client
+/// connection that has sent it [`WS_REQUEST`].
+async fn upgrade_through(upstream: &CannedUpstream) -> (Gateway, RawConn) {
+    let gw = GatewayConfig::new()
+        .upstream("ws", &upstream.url())
+        .route(Route::open("/ws/**", "ws"))
+        .start()
+        .await;
+    let mut conn = RawConn::connect(gw.addr()).await;
+    conn.write(WS_REQUEST).await.expect("write");
+    (gw, conn)
+}
+
 #[tokio::test]
 async fn upgrade_answered_wrongly_by_the_upstream_is_502_and_closes() {
     let answers: [&'static [u8]; 3] = [
@@ -39,13 +52,7 @@ async fn upgrade_answered_wrongly_by_the_upstream_is_502_and_closes() {
     ];
     for answer in answers {
         let upstream = CannedUpstream::start(answer, false).await;
-        let toml = format!(
-            "[upstreams.ws]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws/**\"\nupstream = \"ws\"\nauth = \"none\"\n",
-            upstream.url()
-        );
-        let gw = Gateway::start(&toml).await;
-        let mut conn = RawConn::connect(gw.addr()).await;
-        conn.write(WS_REQUEST).await.expect("write");
+        let (_gw, mut conn) = upgrade_through(&upstream).await;
         let reply = conn.response().await;
         let what = String::from_utf8_lossy(answer);
         assert_eq!(reply.status, 502, "{what}");
@@ -62,13 +69,7 @@ async fn upgrade_answered_wrongly_by_the_upstream_is_502_and_closes() {
         false,
     )
     .await;
-    let toml = format!(
-        "[upstreams.ws]\nurl = \"{}\"\n\n[[routes]]\npath = \"/ws/**\"\nupstream = \"ws\"\nauth = \"none\"\n",
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
-    let mut conn = RawConn::connect(gw.addr()).await;
-    conn.write(WS_REQUEST).await.expect("write");
+    let (_gw, mut conn) = upgrade_through(&upstream).await;
     assert_eq!(conn.response().await.status, 101);
 }
 

@@ -10,12 +10,7 @@ fn authorization_code_with_pkce_yields_an_accepted_token() {
     };
     run(async {
         let upstream = Upstream::echo().await;
-        let gw = jwt_gateway(
-            &op,
-            &upstream,
-            &format!("jwks_uri = \"{}\"", op.url("/jwks")),
-        )
-        .await;
+        let gw = jwt_gateway(&op, &upstream, &jwks_uri(&op)).await;
 
         // The public client must use PKCE: without a challenge the provider
         // answers at the redirect URI with an error and no code.
@@ -52,12 +47,7 @@ fn refresh_token_rotation() {
     };
     run(async {
         let upstream = Upstream::echo().await;
-        let gw = jwt_gateway(
-            &op,
-            &upstream,
-            &format!("jwks_uri = \"{}\"", op.url("/jwks")),
-        )
-        .await;
+        let gw = jwt_gateway(&op, &upstream, &jwks_uri(&op)).await;
 
         let tokens = authorization_code_flow(&op).await;
         let first_access = tokens["access_token"].as_str().expect("access_token");
@@ -138,4 +128,9 @@ fn provider_key_rotation_costs_exactly_one_key_set_fetch() {
         assert_upstream_identity(&upstream, Some("svc"), "svc", "orders:read");
     });
     op.stop();
+}
+
+/// The key source naming the provider's key set directly.
+fn jwks_uri(op: &Provider) -> String {
+    format!("jwks_uri = \"{}\"", op.url("/jwks"))
 }

@@ -225,8 +225,7 @@ async fn reload_changing_an_issuer_under_load_never_answers_other_than_200() {
     let token = Arc::new(key.token(&claims(&a.issuer(), AUD)));
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
-    let modes = Mode::ALL;
-    let tasks: Vec<_> = modes
+    let tasks: Vec<_> = Mode::ALL
         .iter()
         .enumerate()
         .map(|(i, &mode)| {
@@ -240,12 +239,7 @@ async fn reload_changing_an_issuer_under_load_never_answers_other_than_200() {
             ))
         })
         .collect();
-    let progress = |from: usize| {
-        let done = done.clone();
-        async move {
-            eventually("load progress", || done.load(Ordering::SeqCst) >= from + 8).await;
-        }
-    };
+    let progress = |from: usize| load_progress(done.clone(), from + 8);
 
     progress(0).await;
     for flip in 0..10 {

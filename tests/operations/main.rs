@@ -47,6 +47,11 @@ fn reloads(scrape: &Scrape, result: &str) -> f64 {
     scrape.value("tokengate_config_reloads_total", &[("result", result)])
 }
 
+/// Waits until the load tasks have counted `target` answers in `done`.
+async fn load_progress(done: Arc<AtomicUsize>, target: usize) {
+    eventually("load progress", || done.load(Ordering::SeqCst) >= target).await;
+}
+
 /// How one load task talks to the gateway.
 #[derive(Clone, Copy, Debug)]
 enum Mode {

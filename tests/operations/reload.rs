@@ -80,8 +80,7 @@ async fn reload_under_load_flips_20_times_and_every_answer_follows_one_whole_rul
     let gw = FileGateway::start(&flip_config(false, &a, &b)).await;
     let stop = Arc::new(AtomicBool::new(false));
     let done = Arc::new(AtomicUsize::new(0));
-    let modes = Mode::ALL;
-    let tasks: Vec<_> = modes
+    let tasks: Vec<_> = Mode::ALL
         .iter()
         .enumerate()
         .map(|(i, &mode)| tokio::spawn(load_task(mode, i, gw.addr(), stop.clone(), done.clone())))
@@ -89,12 +88,7 @@ async fn reload_under_load_flips_20_times_and_every_answer_follows_one_whole_rul
 
     // Each flip waits until a few more answers arrived, so traffic is in
     // flight across every swap.
-    let progress = |from: usize| {
-        let done = done.clone();
-        async move {
-            eventually("load progress", || done.load(Ordering::SeqCst) >= from + 4).await;
-        }
-    };
+    let progress = |from: usize| load_progress(done.clone(), from + 4);
     progress(0).await;
     for flip in 0..20 {
         let set_b = flip % 2 == 0;
