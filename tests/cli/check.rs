@@ -13,15 +13,40 @@ const BIN: &str = env!("CARGO_BIN_EXE_tokengate");
 const SECRET: &str = "s3cret-value-4711";
 
 fn config() -> String {
+    let introspection = format!(
+        "endpoint = \"https://idp.example.com/introspect\"\n\
+         client_id = \"gateway\"\nclient_secret = \"{SECRET}\""
+    );
     GatewayConfig::new()
-.server("listen = \"127.0.0.1:0\"")
-.issuer(Issuer::new("corp", "https://idp.example.com/").jwks_uri("https://idp.example.com/jwks").audiences(&["api"]).introspection(&format!("endpoint = \"https://idp.example.com/introspect\"\nclient_id = \"gateway\"\nclient_secret = \"{SECRET}\"")))
-.issuer(Issuer::new("partner", "https://partner.example.com/").discovery().audiences(&["api"]))
-.upstream("app", "http://127.0.0.1:9/base")
-.upstream("legacy", "http://127.0.0.1:10")
-.route(Route::new("/orders/**", "app").host("api.example.com").scopes(&["orders:read"]).any_scopes(&["staff", "support"]).issuers(&["corp"]).with("methods = [\"GET\", \"HEAD\"]").with("case_sensitive = false"))
-.route(Route::new("/orders/*", "app").host("api.example.com").issuers(&["corp"]))
-.render()
+        .server("listen = \"127.0.0.1:0\"")
+        .issuer(
+            Issuer::new("corp", "https://idp.example.com/")
+                .jwks_uri("https://idp.example.com/jwks")
+                .audiences(&["api"])
+                .introspection(&introspection),
+        )
+        .issuer(
+            Issuer::new("partner", "https://partner.example.com/")
+                .discovery()
+                .audiences(&["api"]),
+        )
+        .upstream("app", "http://127.0.0.1:9/base")
+        .upstream("legacy", "http://127.0.0.1:10")
+        .route(
+            Route::new("/orders/**", "app")
+                .host("api.example.com")
+                .scopes(&["orders:read"])
+                .any_scopes(&["staff", "support"])
+                .issuers(&["corp"])
+                .with("methods = [\"GET\", \"HEAD\"]")
+                .with("case_sensitive = false"),
+        )
+        .route(
+            Route::new("/orders/*", "app")
+                .host("api.example.com")
+                .issuers(&["corp"]),
+        )
+        .render()
 }
 
 fn write_config(dir: &Path, text: &str) -> PathBuf {

@@ -381,19 +381,16 @@ async fn dev_cert_ca_file_lets_a_gateway_reach_a_tls_upstream() {
         "localhost",
     ]);
     let echo = Upstream::echo().await;
-    let tls_upstream = Gateway::start_in(
-        &format!(
-            "[server]\ntls_cert = \"upstream-certs/server.pem\"\ntls_key = \"upstream-certs/server.key\"\n{}",
-            common::api_config(&echo.url(), "")
-        ),
-        dir.path(),
-    )
-    .await;
+    let tls_upstream = GatewayConfig::open_api(&echo.url())
+        .server("tls_cert = \"upstream-certs/server.pem\"\ntls_key = \"upstream-certs/server.key\"")
+        .start_in(dir.path())
+        .await;
     let front = |ca_file: &str| {
-        format!(
-            "[upstreams.orders]\nurl = \"https://localhost:{}\"\n{ca_file}\n[[routes]]\npath = \"/api/**\"\nupstream = \"orders\"\nauth = \"none\"\n",
-            tls_upstream.addr().port()
-        )
+        let url = format!("https://localhost:{}", tls_upstream.addr().port());
+        GatewayConfig::new()
+            .upstream_with("orders", &url, ca_file)
+            .route(Route::open("/api/**", "orders"))
+            .render()
     };
     let trusting =
         Gateway::start_in(&front("ca_file = \"upstream-certs/ca.pem\""), dir.path()).await;

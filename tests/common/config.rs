@@ -244,7 +244,7 @@ pub struct Issuer {
     source: Vec<String>,
     audiences: Vec<String>,
     lines: Vec<String>,
-    introspection: Option<String>,
+    introspection: Option<Vec<String>>,
 }
 
 impl Issuer {
@@ -288,10 +288,21 @@ impl Issuer {
         self
     }
 
-    /// The `[issuers.NAME.introspection]` table with these lines.
+    /// The `[issuers.NAME.introspection]` table, with these lines.
     pub fn introspection(mut self, lines: &str) -> Issuer {
-        self.introspection = Some(lines.to_string());
+        self.introspection
+            .get_or_insert_with(Vec::new)
+            .push(lines.to_string());
         self
+    }
+
+    /// The `[issuers.NAME.introspection]` table's endpoint and client
+    /// credentials; more lines through [`Issuer::introspection`].
+    pub fn introspect_at(self, endpoint: &str, client_id: &str, client_secret: &str) -> Issuer {
+        self.introspection(&format!(
+            "endpoint = \"{endpoint}\"\nclient_id = \"{client_id}\"\n\
+             client_secret = \"{client_secret}\""
+        ))
     }
 
     pub fn render(&self) -> String {
@@ -304,7 +315,12 @@ impl Issuer {
             let _ = writeln!(out, "{lines}");
         }
         if let Some(lines) = &self.introspection {
-            let _ = writeln!(out, "\n[issuers.{}.introspection]\n{lines}", self.name);
+            let _ = writeln!(
+                out,
+                "\n[issuers.{}.introspection]\n{}",
+                self.name,
+                lines.join("\n")
+            );
         }
         out
     }

@@ -20,7 +20,7 @@ use base64::Engine;
 use common::assert::{assert_forwarded, assert_invalid_token, assert_unavailable};
 use common::idp::{form_decode, issuer_table, readyz, wait_ready, IntrospectFailure, TestIdp};
 use common::mint::{claims, now, with, Key, AUD};
-use common::{get_with, request, within, Client, Gateway, GatewayConfig, Reply, Route, Upstream};
+use common::{get_with, request, within, Client, GatewayConfig, Issuer, Reply, Route, Upstream};
 use http::Method;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
@@ -45,14 +45,11 @@ fn iss(name: &str) -> String {
 /// An introspection-only issuer `name` (no key source) whose endpoint is
 /// `idp`'s `/introspect`; `issuer` lines go into its issuer table, `extra`
 /// lines into its `[introspection]` table.
-fn introspection_issuer(name: &str, idp: &TestIdp, issuer: &str, extra: &str) -> String {
-    format!(
-        "[issuers.{name}]\nissuer = \"{}\"\naudiences = [\"{AUD}\"]\n{issuer}\n\n\
-         [issuers.{name}.introspection]\nendpoint = \"{}\"\n\
-         client_id = \"{CLIENT_ID}\"\nclient_secret = \"{CLIENT_SECRET}\"\n{extra}\n",
-        iss(name),
-        idp.introspection_endpoint()
-    )
+fn introspection_issuer(name: &str, idp: &TestIdp, issuer: &str, extra: &str) -> Issuer {
+    Issuer::new(name, &iss(name))
+        .with(issuer)
+        .introspect_at(&idp.introspection_endpoint(), CLIENT_ID, CLIENT_SECRET)
+        .introspection(extra)
 }
 
 /// An opaque bearer token (b64token syntax, no `.`) with characters that

@@ -30,13 +30,13 @@ async fn optional_route_never_downgrades_an_opaque_token_it_cannot_accept() {
 async fn introspection_calls_are_counted_per_issuer_and_result() {
     let idp = TestIdp::start().await;
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[admin]\nlisten = \"127.0.0.1:0\"\n\n{}\n[upstreams.echo]\nurl = \"{}\"\n\n\
-         [[routes]]\npath = \"/api/**\"\nupstream = \"echo\"\n",
-        introspection_issuer("metered", &idp, "", ""),
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .admin()
+        .issuer(introspection_issuer("metered", &idp, "", ""))
+        .upstream("echo", &upstream.url())
+        .route(Route::new("/api/**", "echo"))
+        .start()
+        .await;
     let good = opaque("metered-good");
     idp.set_introspection(&good, json!({"active": true}));
     assert_forwarded(&call(gw.addr(), "/api/x", &good).await, "active");

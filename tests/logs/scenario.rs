@@ -243,17 +243,37 @@ pub(crate) fn config(idp: &TestIdp, upstream: &Upstream, closed: u16, tls: Optio
             pki.dir().join("server.key").display()
         )
     });
+    let endpoint = idp.introspection_endpoint();
+    let down = format!("http://127.0.0.1:{closed}/introspect");
     GatewayConfig::new()
-.server(&format!("listen = \"127.0.0.1:0\"\n{tls}"))
-.issuer(Issuer::new("corp", "https://logs-idp.test/").jwks_file("jwks.json"))
-.issuer(Issuer::new("opaque", "https://logs-opaque.test/").introspection(&format!("endpoint = \"{}\"\nclient_id = \"{BASIC_CLIENT}\"\nclient_secret = \"{BASIC_SECRET}\"", idp.introspection_endpoint())))
-.issuer(Issuer::new("post", "https://logs-post.test/").introspection(&format!("endpoint = \"{}\"\nclient_id = \"{POST_CLIENT}\"\nclient_secret = \"{POST_SECRET}\"\nauth_method = \"client_secret_post\"", idp.introspection_endpoint())))
-.issuer(Issuer::new("down", "https://logs-down.test/").introspection(&format!("endpoint = \"http://127.0.0.1:{closed}/introspect\"\nclient_id = \"{BASIC_CLIENT}\"\nclient_secret = \"{DOWN_SECRET}\"\ntimeout_ms = 2000")))
-.upstream("echo", &upstream.url())
-.route(Route::new("/api/**", "echo").issuers(&["corp", "opaque"]))
-.route(Route::new("/post/**", "echo").issuers(&["post"]))
-.route(Route::new("/down/**", "echo").issuers(&["down"]))
-.route(Route::open("/open/**", "echo"))
-.route(Route::new("/scoped/**", "echo").scopes(&["logs:admin"]).issuers(&["corp"]))
-.render()
+        .server(&format!("listen = \"127.0.0.1:0\"\n{tls}"))
+        .issuer(Issuer::new("corp", "https://logs-idp.test/").jwks_file("jwks.json"))
+        .issuer(
+            Issuer::new("opaque", "https://logs-opaque.test/").introspect_at(
+                &endpoint,
+                BASIC_CLIENT,
+                BASIC_SECRET,
+            ),
+        )
+        .issuer(
+            Issuer::new("post", "https://logs-post.test/")
+                .introspect_at(&endpoint, POST_CLIENT, POST_SECRET)
+                .introspection("auth_method = \"client_secret_post\""),
+        )
+        .issuer(
+            Issuer::new("down", "https://logs-down.test/")
+                .introspect_at(&down, BASIC_CLIENT, DOWN_SECRET)
+                .introspection("timeout_ms = 2000"),
+        )
+        .upstream("echo", &upstream.url())
+        .route(Route::new("/api/**", "echo").issuers(&["corp", "opaque"]))
+        .route(Route::new("/post/**", "echo").issuers(&["post"]))
+        .route(Route::new("/down/**", "echo").issuers(&["down"]))
+        .route(Route::open("/open/**", "echo"))
+        .route(
+            Route::new("/scoped/**", "echo")
+                .scopes(&["logs:admin"])
+                .issuers(&["corp"]),
+        )
+        .render()
 }

@@ -25,19 +25,43 @@ async fn metrics_page_has_every_series_and_counts_each_outcome_exactly() {
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
     let closed = closed_port().await;
+    let endpoint = idp.introspection_endpoint();
+    let down = format!("http://127.0.0.1:{closed}/introspect");
     let toml = GatewayConfig::new()
-.admin()
-.issuer(Issuer::new("metrics_jwt", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
-.issuer(Issuer::new("metrics_opaque", "https://metrics-opaque.test/").introspection(&format!("endpoint = \"{}\"\nclient_id = \"gateway\"\nclient_secret = \"metrics-secret\"", idp.introspection_endpoint())))
-.issuer(Issuer::new("metrics_down", "https://metrics-down.test/").introspection(&format!("endpoint = \"http://127.0.0.1:{closed}/introspect\"\nclient_id = \"gateway\"\nclient_secret = \"metrics-secret\"\ntimeout_ms = 2000")))
-.upstream("metrics_echo", &upstream.url())
-.upstream_with("metrics_broken", &format!("http://127.0.0.1:{closed}"), "connect_timeout_ms = 2000")
-.route(Route::new("/m/ok/**", "metrics_echo").scopes(&["read"]).issuers(&["metrics_jwt", "metrics_opaque"]))
-.route(Route::new("/m/admin/**", "metrics_echo").scopes(&["admin"]).issuers(&["metrics_jwt"]))
-.route(Route::new("/m/down/**", "metrics_echo").issuers(&["metrics_down"]))
-.route(Route::open("/m/get-only", "metrics_echo").with("methods = [\"GET\"]"))
-.route(Route::open("/m/broken/**", "metrics_broken"))
-.render();
+        .admin()
+        .issuer(Issuer::new("metrics_jwt", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
+        .issuer(
+            Issuer::new("metrics_opaque", "https://metrics-opaque.test/").introspect_at(
+                &endpoint,
+                "gateway",
+                "metrics-secret",
+            ),
+        )
+        .issuer(
+            Issuer::new("metrics_down", "https://metrics-down.test/")
+                .introspect_at(&down, "gateway", "metrics-secret")
+                .introspection("timeout_ms = 2000"),
+        )
+        .upstream("metrics_echo", &upstream.url())
+        .upstream_with(
+            "metrics_broken",
+            &format!("http://127.0.0.1:{closed}"),
+            "connect_timeout_ms = 2000",
+        )
+        .route(
+            Route::new("/m/ok/**", "metrics_echo")
+                .scopes(&["read"])
+                .issuers(&["metrics_jwt", "metrics_opaque"]),
+        )
+        .route(
+            Route::new("/m/admin/**", "metrics_echo")
+                .scopes(&["admin"])
+                .issuers(&["metrics_jwt"]),
+        )
+        .route(Route::new("/m/down/**", "metrics_echo").issuers(&["metrics_down"]))
+        .route(Route::open("/m/get-only", "metrics_echo").with("methods = [\"GET\"]"))
+        .route(Route::open("/m/broken/**", "metrics_broken"))
+        .render();
     let gw = FileGateway::start(&toml).await;
     eventually("issuers ready", || gw.not_ready().is_empty()).await;
 

@@ -87,12 +87,15 @@ async fn pool_request_at_the_cap_takes_the_connection_returned_to_the_pool() {
 #[tokio::test]
 async fn pool_websocket_tunnel_holds_its_connection_until_it_ends() {
     let upstream = Upstream::websocket_echo().await;
-    let config = format!(
-        "[upstreams.ws]\nurl = \"{}\"\nmax_connections = 1\nconnect_timeout_ms = 1000\n\n\
-         [[routes]]\npath = \"/**\"\nupstream = \"ws\"\nauth = \"none\"\n",
-        upstream.url()
-    );
-    let gw = Gateway::start(&config).await;
+    let gw = GatewayConfig::new()
+        .upstream_with(
+            "ws",
+            &upstream.url(),
+            "max_connections = 1\nconnect_timeout_ms = 1000",
+        )
+        .route(Route::open("/**", "ws"))
+        .start()
+        .await;
     let url = format!("ws://{}/ws", gw.addr());
     let connect = || {
         common::within(
