@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{api_config, request, within, Client, Gateway, RawConn, Upstream};
+use common::{request, within, Client, Gateway, GatewayConfig, RawConn, Upstream};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,7 +15,9 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 async fn gateway(server: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!("[server]\n{server}\n{}", api_config(&upstream.url(), ""));
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server(server)
+        .render();
     let gw = Gateway::start(&toml).await;
     (upstream, gw)
 }
@@ -136,10 +138,10 @@ async fn shutdown_after_the_grace_period_closes_remaining_connections() {
 #[tokio::test]
 async fn shutdown_is_not_held_by_an_idle_admin_connection() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\nshutdown_grace_ms = 3000\n[admin]\nlisten = \"127.0.0.1:9901\"\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server("shutdown_grace_ms = 3000")
+        .admin()
+        .render();
     let gw = Gateway::start(&toml).await;
     let mut probe = RawConn::connect(gw.admin_addr()).await;
     probe

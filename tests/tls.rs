@@ -14,10 +14,11 @@ use tokio::net::TcpStream;
 
 async fn tls_gateway(pki: &Pki, server_extra: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n{server_extra}\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server(&format!(
+            "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\n{server_extra}"
+        ))
+        .render();
     let gw = Gateway::start_in(&toml, pki.dir()).await;
     (upstream, gw)
 }

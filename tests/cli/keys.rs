@@ -311,10 +311,9 @@ async fn dev_cert_files_serve_tls_that_a_client_trusting_ca_pem_accepts() {
     }
 
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\ntls_cert = \"certs/server.pem\"\ntls_key = \"certs/server.key\"\n{}",
-        common::api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server("tls_cert = \"certs/server.pem\"\ntls_key = \"certs/server.key\"")
+        .render();
     let gw = Gateway::start_in(&toml, dir.path()).await;
 
     let mut roots = rustls::RootCertStore::empty();

@@ -193,10 +193,9 @@ async fn forward_50_mb_response_body_is_streamed() {
 #[tokio::test]
 async fn forward_header_section_over_max_header_bytes_is_431() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\nmax_header_bytes = 8192\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server("max_header_bytes = 8192")
+        .render();
     let gw = Gateway::start(&toml).await;
 
     let fits = get_with("/api/x", &[("x-fill", &"a".repeat(4000))]);
@@ -221,10 +220,9 @@ async fn forward_header_section_over_max_header_bytes_is_431() {
 #[tokio::test]
 async fn forward_header_section_over_max_header_bytes_is_431_on_h2() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\nmax_header_bytes = 8192\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server("max_header_bytes = 8192")
+        .render();
     let gw = Gateway::start(&toml).await;
     let too_big = get_with("/api/x", &[("x-fill", &"a".repeat(16 * 1024))]);
     assert_eq!(gw.send(&Client::h2(), too_big).await.status, 431);
@@ -234,10 +232,7 @@ async fn forward_header_section_over_max_header_bytes_is_431_on_h2() {
 #[tokio::test]
 async fn admin_healthz_and_readyz_answer_200() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[admin]\nlisten = \"127.0.0.1:9901\"\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url()).admin().render();
     let gw = Gateway::start(&toml).await;
     for path in ["/healthz", "/readyz"] {
         let reply = Client::h1()

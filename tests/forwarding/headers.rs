@@ -221,10 +221,9 @@ async fn forward_underscore_headers_are_dropped_by_default() {
 #[tokio::test]
 async fn forward_underscore_headers_are_kept_when_allowed() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\nallow_underscore_headers = true\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server("allow_underscore_headers = true")
+        .render();
     let gw = Gateway::start(&toml).await;
     let req = get_with("/api/x", &[("x_custom", "1")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);

@@ -36,10 +36,9 @@ async fn client_address_headers_are_replaced_unless_the_peer_is_trusted() {
         );
     }
 
-    let trusted = format!(
-        "[server]\ntrusted_proxies = [\"127.0.0.0/8\"]\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let trusted = GatewayConfig::open_api(&upstream.url())
+        .server("trusted_proxies = [\"127.0.0.0/8\"]")
+        .render();
     let gw = Gateway::start(&trusted).await;
     let reply = gw
         .send(&Client::h1(), spoofed(Some("203.0.113.9, 127.0.0.5")))
