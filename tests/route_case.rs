@@ -17,13 +17,13 @@ async fn start(extra: &str) -> (Key, TestIdp, Upstream, Gateway) {
     let key = Key::es256("k-1");
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .admin_with(&issuer_table("corp", &idp, ""))
         .upstream("echo", &upstream.url())
         .route(Route::new("/api/admin/**", "echo").with(extra))
         .route(Route::open("/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     wait_ready(&gw).await;
     (key, idp, upstream, gw)
 }

@@ -35,7 +35,7 @@ impl Setup {
         let a = TestIdp::with_keys(&[&key_a]).await;
         let b = TestIdp::with_keys(&[&key_b]).await;
         let upstream = Upstream::echo().await;
-        let toml = GatewayConfig::new()
+        let gw = GatewayConfig::new()
             .admin_with(&format!(
                 "{}\n{}",
                 issuer_table("a", &a, ""),
@@ -54,8 +54,8 @@ impl Setup {
             )
             .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
             .route(Route::new("/api/**", "echo"))
-            .render();
-        let gw = Gateway::start(&toml).await;
+            .start()
+            .await;
         wait_ready(&gw).await;
         Setup {
             a,
@@ -350,14 +350,14 @@ async fn route_issuers_do_not_consult_an_issuer_the_route_does_not_trust() {
     let b = TestIdp::with_keys(&[&Key::eddsa("b-1")]).await;
     let upstream = Upstream::echo().await;
     let down = format!("http://127.0.0.1:{}/", closed_port().await);
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .issuer(issuer_table("a", &a, ""))
         .issuer(issuer_table("b", &b, ""))
         .issuer(Issuer::new("down", &down).jwks_uri(&format!("{down}jwks")))
         .upstream("echo", &upstream.url())
         .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     // Issuer a is up: its tokens work once its keys are in.
     let ok = key_a.token(&claims(&a.issuer(), AUD));
     common::idp::eventually("issuer a loaded", || a.jwks_hits() >= 1).await;

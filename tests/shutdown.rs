@@ -15,10 +15,10 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 async fn gateway(server: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url())
+    let gw = GatewayConfig::open_api(&upstream.url())
         .server(server)
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     (upstream, gw)
 }
 
@@ -138,11 +138,11 @@ async fn shutdown_after_the_grace_period_closes_remaining_connections() {
 #[tokio::test]
 async fn shutdown_is_not_held_by_an_idle_admin_connection() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url())
+    let gw = GatewayConfig::open_api(&upstream.url())
         .server("shutdown_grace_ms = 3000")
         .admin()
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let mut probe = RawConn::connect(gw.admin_addr()).await;
     probe
         .write(&keep_alive_get(gw.admin_addr(), "/healthz"))

@@ -14,22 +14,22 @@ use common::{get_with, raw, raw_get, request, Client, Gateway, GatewayConfig, Ro
 
 async fn catch_all() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("echo", &upstream.url())
         .route(Route::open("/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     (upstream, gw)
 }
 
 async fn api_and_admin() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("echo", &upstream.url())
         .route(Route::open("/api/**", "echo"))
         .route(Route::open("/admin/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     (upstream, gw)
 }
 
@@ -262,11 +262,11 @@ async fn target_query_never_influences_matching_and_is_forwarded_unchanged() {
 #[tokio::test]
 async fn target_host_routes_compare_the_host_without_port_and_case() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("echo", &upstream.url())
         .route(Route::open("/v/**", "echo").host("api.example.com"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     for host in [
         "api.example.com",
         "API.Example.COM:8443",

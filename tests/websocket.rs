@@ -9,13 +9,13 @@ use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 async fn ws_gateway() -> (Upstream, Gateway) {
     let upstream = Upstream::websocket_echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("ws", &upstream.url())
         .route(Route::open("/ws/**", "ws").with("methods = [\"GET\"]"))
         .route(Route::open("/post-only/**", "ws").with("methods = [\"POST\"]"))
         .route(Route::new("/secure/**", "ws").auth("required"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     (upstream, gw)
 }
 

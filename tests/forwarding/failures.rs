@@ -6,12 +6,12 @@ use super::*;
 
 async fn required_gateway() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .server("realm = \"test-realm\"")
         .upstream("echo", &upstream.url())
         .route(Route::new("/secure/**", "echo").auth("required"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     (upstream, gw)
 }
 
@@ -141,11 +141,11 @@ async fn forward_closed_upstream_port_is_502() {
 #[tokio::test]
 async fn forward_slow_upstream_is_504_after_timeout() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream_with("echo", &upstream.url(), "timeout_ms = 300")
         .route(Route::open("/api/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let started = Instant::now();
     let reply = gw.get("/api/slow").await;
     let elapsed = started.elapsed();
@@ -193,10 +193,10 @@ async fn forward_50_mb_response_body_is_streamed() {
 #[tokio::test]
 async fn forward_header_section_over_max_header_bytes_is_431() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url())
+    let gw = GatewayConfig::open_api(&upstream.url())
         .server("max_header_bytes = 8192")
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
 
     let fits = get_with("/api/x", &[("x-fill", &"a".repeat(4000))]);
     assert_eq!(gw.send(&Client::h1(), fits).await.status, 200);
@@ -220,10 +220,10 @@ async fn forward_header_section_over_max_header_bytes_is_431() {
 #[tokio::test]
 async fn forward_header_section_over_max_header_bytes_is_431_on_h2() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url())
+    let gw = GatewayConfig::open_api(&upstream.url())
         .server("max_header_bytes = 8192")
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let too_big = get_with("/api/x", &[("x-fill", &"a".repeat(16 * 1024))]);
     assert_eq!(gw.send(&Client::h2(), too_big).await.status, 431);
     assert_eq!(upstream.hits(), 0);
@@ -232,8 +232,10 @@ async fn forward_header_section_over_max_header_bytes_is_431_on_h2() {
 #[tokio::test]
 async fn admin_healthz_and_readyz_answer_200() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url()).admin().render();
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::open_api(&upstream.url())
+        .admin()
+        .start()
+        .await;
     for path in ["/healthz", "/readyz"] {
         let reply = Client::h1()
             .fetch(gw.admin_addr(), request("GET", path))

@@ -221,10 +221,10 @@ async fn forward_underscore_headers_are_dropped_by_default() {
 #[tokio::test]
 async fn forward_underscore_headers_are_kept_when_allowed() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::open_api(&upstream.url())
+    let gw = GatewayConfig::open_api(&upstream.url())
         .server("allow_underscore_headers = true")
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let req = get_with("/api/x", &[("x_custom", "1")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     assert_eq!(upstream.last().header("x_custom"), Some("1"));
@@ -247,12 +247,12 @@ async fn forward_no_route_is_404_and_reaches_nothing() {
 #[tokio::test]
 async fn forward_method_not_allowed_is_405_with_allow() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("echo", &upstream.url())
         .route(Route::open("/orders/**", "echo").with("methods = [\"GET\", \"HEAD\"]"))
         .route(Route::open("/orders/**", "echo").with("methods = [\"POST\"]"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     for client in [Client::h1(), Client::h2()] {
         for method in ["DELETE", "PUT", "PATCH"] {
             let reply = gw.send(&client, request(method, "/orders/1")).await;

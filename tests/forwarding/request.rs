@@ -66,14 +66,14 @@ async fn forward_upstream_status_and_head_answers_pass_through() {
 #[tokio::test]
 async fn forward_strip_prefix_then_upstream_base_path() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream("based", &format!("{}/base", upstream.url()))
         .upstream("plain", &upstream.url())
         .route(Route::open("/api/**", "based").with("strip_prefix = \"/api\""))
         .route(Route::open("/v1/**", "plain").with("strip_prefix = \"/v1\""))
         .route(Route::open("/keep/**", "based"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     for (sent, arrived) in [
         ("/api/x?q=1", "/base/x?q=1"),
         ("/api/a/b/c", "/base/a/b/c"),
@@ -129,11 +129,11 @@ async fn forward_preserve_host_false_sends_upstream_authority() {
 #[tokio::test]
 async fn forward_preserve_host_true_keeps_client_host() {
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .upstream_with("echo", &upstream.url(), "preserve_host = true")
         .route(Route::open("/api/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let req = get_with("/api/x", &[("host", "client.example:8080")]);
     assert_eq!(gw.send(&Client::h1(), req).await.status, 200);
     let seen = upstream.last();

@@ -132,12 +132,12 @@ async fn stalled_or_trickling_body_gets_408_not_the_upstreams_504() {
     let upstream = Upstream::echo().await;
     // The upstream's own deadline is shorter than the body's: a body still
     // arriving must not be blamed on the upstream.
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .server("body_read_timeout_ms = 1000")
         .upstream_with("echo", &upstream.url(), "timeout_ms = 400")
         .route(Route::open("/api/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
 
     // Stalls after 10 of 100 bytes.
     let mut conn = RawConn::connect(gw.addr()).await;

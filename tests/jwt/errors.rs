@@ -163,7 +163,7 @@ async fn section2_unreachable_issuer_is_503_and_upstream_failures_502_504_withou
     // An issuer whose key set cannot be fetched: 503, never forwarded.
     let upstream = Upstream::echo().await;
     let iss = format!("http://127.0.0.1:{}/", closed_port().await);
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .issuer(
             Issuer::new("gone", &iss)
                 .jwks_uri(&format!("{iss}jwks"))
@@ -171,8 +171,8 @@ async fn section2_unreachable_issuer_is_503_and_upstream_failures_502_504_withou
         )
         .upstream("echo", &upstream.url())
         .route(Route::new("/api/**", "echo"))
-        .render();
-    let gw = Gateway::start(&toml).await;
+        .start()
+        .await;
     let token = s.k.rs.token(&claims(&iss, AUD));
     let reply = gw.send(&Client::h1(), bearer("/api/x", &token)).await;
     let body = reply.gateway_error(503);

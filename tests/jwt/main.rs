@@ -15,8 +15,8 @@ use common::assert::{assert_invalid_token_hides, assert_refused, assert_status};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{b64, claims, hmac_token, now, replace_segment, segments, with, Alg, Key, AUD};
 use common::{
-    bearer, closed_port, empty, get_with, request, Client, Gateway, GatewayConfig, Issuer, Reply,
-    Route, Upstream,
+    bearer, closed_port, empty, get_with, request, Client, GatewayConfig, Issuer, Reply, Route,
+    Upstream,
 };
 use http::Request;
 use serde_json::{json, Value};

@@ -82,7 +82,7 @@ async fn documented_command_lines_work() {
     );
 
     let upstream = Upstream::echo().await;
-    let toml = GatewayConfig::new()
+    let gw = GatewayConfig::new()
         .server("tls_cert = \"certs/server.pem\"\ntls_key = \"certs/server.key\"")
         .issuer(
             Issuer::new("dev", "https://dev.example.test/")
@@ -92,8 +92,8 @@ async fn documented_command_lines_work() {
         .upstream("app", &upstream.url())
         .route(Route::open("/public/**", "app"))
         .route(Route::new("/api/**", "app").scopes(&["orders:read"]))
-        .render();
-    let gw = Gateway::start_in(&toml, d).await;
+        .start_in(d)
+        .await;
     let port = gw.addr().port();
     let dir_path = d.to_path_buf();
     let lines = [
