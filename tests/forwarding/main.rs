@@ -10,8 +10,8 @@ mod request;
 
 use common::upstream::BIG_BODY;
 use common::{
-    api_config, closed_port, full, generated, get_with, raw, request, within, Client, Gateway,
-    GatewayConfig, RawConn, Route, Upstream,
+    api_config, assert::assert_refused, closed_port, full, generated, get_with, raw, request,
+    within, Client, Gateway, GatewayConfig, RawConn, Route, Upstream,
 };
 use http::{Request, Version};
 use std::time::{Duration, Instant};
