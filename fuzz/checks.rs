@@ -18,9 +18,9 @@ use serde_json::{Map, Value};
 use tokengate::auth::bearer::{self, Credential};
 use tokengate::auth::introspect::{Answer, Introspector};
 use tokengate::auth::jwk::{KeyMiss, KeySet};
+use tokengate::auth::AuthError;
 use tokengate::auth::{claims, json, jws};
 use tokengate::config::{Algorithm, Config, IssuerConfig, Profile};
-use tokengate::error::Rejection;
 use tokengate::fetch::HttpFetcher;
 use tokengate::target::{normalize_host, normalize_path};
 
@@ -177,8 +177,8 @@ pub fn check_bearer(data: &[u8]) {
             );
             assert!(b64token_ok(t.as_bytes()) && t.len() <= MAX_TOKEN_BYTES);
         }
-        (Err(Rejection::InvalidRequest(_)), BearerModel::InvalidRequest) => {}
-        (Err(Rejection::InvalidToken(_)), BearerModel::InvalidToken) => {}
+        (Err(AuthError::InvalidRequest(_)), BearerModel::InvalidRequest) => {}
+        (Err(AuthError::InvalidToken(_)), BearerModel::InvalidToken) => {}
         _ => panic!("extract gave {got:?}, the contract says {want:?}"),
     }
 }
@@ -606,6 +606,7 @@ fn introspector() -> &'static Introspector {
             config,
             vec!["sub".into(), "tenant".into()],
             fetcher,
+            tokengate::clock::Clock::system(),
         )
     })
 }
