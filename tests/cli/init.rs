@@ -127,12 +127,7 @@ fn init_refuses_to_overwrite_without_force() {
 fn init_refuses_an_invalid_answer_and_writes_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let out = tokengate(dir.path(), &init_args("http://idp.example.com/", &[]));
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("issuers.main.issuer: must use https"),
-        "{}",
-        text(&out.stderr)
-    );
+    crate::assert_exit_1_saying(&out, "issuers.main.issuer: must use https");
     let out = tokengate(
         dir.path(),
         &init_args("https://idp.example.com/", &["--route", "orders:read"]),

@@ -35,14 +35,7 @@ fn text(bytes: &[u8]) -> String {
 
 /// Runs `args`, asserting success; returns stdout.
 fn ok(args: &[&str]) -> String {
-    let out = tokengate(args);
-    assert!(
-        out.status.success(),
-        "tokengate {args:?} failed:\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    crate::assert_success(&tokengate(args), &format!("tokengate {args:?}"))
 }
 
 fn write_pem(dir: &Path, name: &str, label: &str, der: &[u8]) -> PathBuf {
@@ -346,12 +339,7 @@ fn dev_cert_refuses_to_overwrite_without_force() {
     ok(&["dev-cert", "--dir", d, "--name", "api.local"]);
     let before = std::fs::read(dir.path().join("ca.pem")).expect("ca.pem");
     let out = tokengate(&["dev-cert", "--dir", d]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("--force"),
-        "{}",
-        text(&out.stderr)
-    );
+    crate::assert_exit_1_saying(&out, "--force");
     assert_eq!(
         std::fs::read(dir.path().join("ca.pem")).expect("ca.pem"),
         before

@@ -95,12 +95,7 @@ fn check_unknown_key_is_an_error() {
     let dir = tempfile::tempdir().unwrap();
     let path = write_config(dir.path(), &VALID.replace("listen =", "lisen ="));
     let out = tokengate(&["check", "--config", path.to_str().unwrap()], &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("server.lisen: unknown key"),
-        "{}",
-        text(&out.stderr)
-    );
+    crate::assert_exit_1_saying(&out, "server.lisen: unknown key");
 }
 
 #[test]
@@ -117,12 +112,7 @@ fn env_override_is_applied_and_validated() {
         &["check", "--config", path.to_str().unwrap()],
         &[("TOKENGATE_SERVER__LISTEN", "not-an-address")],
     );
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("server.listen:"),
-        "{}",
-        text(&out.stderr)
-    );
+    crate::assert_exit_1_saying(&out, "server.listen:");
 }
 
 #[test]
@@ -140,12 +130,7 @@ fn run_with_invalid_config_exits_1_before_binding() {
         let mut args = args.clone();
         args.push(path.to_str().unwrap());
         let out = tokengate(&args, &[]);
-        assert_eq!(out.status.code(), Some(1));
-        assert!(
-            text(&out.stderr).contains("issuers.corp.audiences:"),
-            "{}",
-            text(&out.stderr)
-        );
+        crate::assert_exit_1_saying(&out, "issuers.corp.audiences:");
     }
     assert!(
         TcpStream::connect(("127.0.0.1", port)).is_err(),
@@ -156,12 +141,7 @@ fn run_with_invalid_config_exits_1_before_binding() {
 #[test]
 fn run_missing_config_file_exits_1() {
     let out = tokengate(&["--config", "/nonexistent/tokengate.toml"], &[]);
-    assert_eq!(out.status.code(), Some(1));
-    assert!(
-        text(&out.stderr).contains("cannot read"),
-        "{}",
-        text(&out.stderr)
-    );
+    crate::assert_exit_1_saying(&out, "cannot read");
 }
 
 /// Starts `tokengate run`, waits for its "serving" log line, returns the

@@ -33,14 +33,7 @@ fn sh(dir: &Path, line: &str) -> Output {
 }
 
 fn sh_ok(dir: &Path, line: &str) -> String {
-    let out = sh(dir, line);
-    assert!(
-        out.status.success(),
-        "{line}\n{}{}",
-        text(&out.stdout),
-        text(&out.stderr)
-    );
-    text(&out.stdout)
+    crate::assert_success(&sh(dir, line), line)
 }
 
 /// The `openssl`, `tokengate` and `curl` command lines of `docs/keys.md`
