@@ -16,7 +16,7 @@ use aws_lc_rs::signature::{self as lc, ParsedPublicKey, VerificationAlgorithm};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
+use aws_lc_rs::digest::{Context, SHA256};
 use std::collections::HashMap;
 use std::sync::Arc;
 
@@ -256,18 +256,20 @@ fn parse_key(jwk: &Value) -> Option<VerifyKey> {
         // Not a valid point / modulus: unusable.
         return None;
     }
-    let mut hasher = Sha256::new();
+    let mut hasher = Context::new(&SHA256);
     hasher.update(kid.as_deref().unwrap_or("").as_bytes());
-    hasher.update([0]);
+    hasher.update(&[0]);
     hasher.update(alg.map_or("", |a| a.name()).as_bytes());
-    hasher.update([0]);
+    hasher.update(&[0]);
     hasher.update(material.as_bytes());
+    let mut fingerprint = [0; 32];
+    fingerprint.copy_from_slice(hasher.finish().as_ref());
     Some(VerifyKey {
         kid,
         kind,
         alg,
         parsed,
-        fingerprint: hasher.finalize().into(),
+        fingerprint,
     })
 }
 

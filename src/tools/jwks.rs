@@ -18,6 +18,7 @@
 //! does not take apart (an EC or Ed25519 `SubjectPublicKeyInfo`, for its
 //! point) is read with yasna.
 
+use aws_lc_rs::digest::{digest, SHA256};
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, PublicKey as RsaPublicKey, PublicKeyComponents};
 use aws_lc_rs::signature::{
     self as lc, EcdsaKeyPair, EcdsaSigningAlgorithm, Ed25519KeyPair, KeyPair as _, ParsedPublicKey,
@@ -25,7 +26,6 @@ use aws_lc_rs::signature::{
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use serde_json::{json, Value};
-use sha2::{Digest, Sha256};
 use std::path::{Path, PathBuf};
 use yasna::models::ObjectIdentifier;
 
@@ -151,7 +151,7 @@ impl PublicJwk {
 
     /// The RFC 7638 JWK thumbprint with SHA-256, base64url.
     pub fn thumbprint(&self) -> String {
-        b64(&Sha256::digest(self.canonical_json().as_bytes()))
+        b64(digest(&SHA256, self.canonical_json().as_bytes()).as_ref())
     }
 
     /// The algorithm a token signed by this key uses unless told otherwise.
