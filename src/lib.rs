@@ -37,6 +37,7 @@ pub mod admin;
 pub mod auth;
 pub mod check;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod fetch;
