@@ -17,6 +17,7 @@ use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use hyper_util::server::conn::auto;
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::convert::Infallible;
@@ -84,7 +85,10 @@ struct OpaqueToken {
 /// The issuer's state: its signing key and the opaque tokens it issued.
 pub struct Issuer {
     base_url: String,
-    key: EcdsaKeyPair,
+    /// The P-256 private key, for `jsonwebtoken::encode`.
+    key: EncodingKey,
+    /// The public point, `x || y` (32 bytes each), for the JWKS.
+    public: Vec<u8>,
     kid: String,
     opaque: Mutex<HashMap<String, OpaqueToken>>,
 }
@@ -162,11 +166,12 @@ impl Issuer {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|e| e.to_string())?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .map_err(|e| e.to_string())?;
         Ok(Issuer {
             base_url,
-            key,
+            key: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            public: pair.public_key().as_ref()[1..].to_vec(),
             kid: format!("demo-{}", &random_b64(6)),
             opaque: Mutex::new(HashMap::new()),
         })
@@ -177,8 +182,7 @@ impl Issuer {
     }
 
     fn jwks(&self) -> Value {
-        let point = self.key.public_key().as_ref();
-        let (x, y) = point[1..].split_at(32);
+        let (x, y) = self.public.split_at(32);
         json!({"keys": [{
             "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
@@ -201,21 +205,17 @@ impl Issuer {
 
     fn sign_jwt(&self, client: &Client, scope: &str) -> Result<String, OAuthError> {
         let iat = now();
-        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid});
+        let header = Header {
+            typ: Some("at+jwt".into()),
+            kid: Some(self.kid.clone()),
+            ..Header::new(jsonwebtoken::Algorithm::ES256)
+        };
         let claims = json!({
             "iss": self.base_url, "aud": AUDIENCE, "sub": client.id, "client_id": client.id,
             "scope": scope, "iat": iat, "exp": iat + TOKEN_LIFETIME_S, "jti": random_b64(16),
         });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig = self
-            .key
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .map_err(|_| oauth_error("server_error", "signing failed"))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|_| oauth_error("server_error", "signing failed"))
     }
 
     /// The client authenticated by HTTP Basic or by form fields (not both).
