@@ -23,7 +23,7 @@
 //! real ones, built by [`Runtime::build`] from a config; nothing touches the
 //! network. Verification runs on a current-thread tokio runtime, one
 //! `block_on` per criterion sample. Bearer parsing and route matching are
-//! measured in `benches/forwarding.rs`; `benches/README.md` says how to run
+//! measured in `benches/forwarding/`; `benches/README.md` says how to run
 //! this and read it.
 //!
 //! [`Authenticator::authenticate`]: tokengate::auth::Authenticator::authenticate
