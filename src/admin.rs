@@ -13,18 +13,13 @@ use hyper_util::rt::{TokioIo, TokioTimer};
 use std::convert::Infallible;
 use std::time::Duration;
 use tokio::net::TcpListener;
-use tokio::sync::{mpsc, watch};
 
 use crate::runtime::{Runtime, SharedRuntime};
-use crate::server::{until, Phase};
+use crate::shutdown::{Phase, Watcher};
 
-/// Serves admin requests until `stop_rx` changes.
-pub async fn serve(
-    listener: TcpListener,
-    shared: SharedRuntime,
-    mut stop_rx: watch::Receiver<Phase>,
-    done: mpsc::Sender<()>,
-) {
+/// Serves admin requests until the gateway drains; each connection holds
+/// a [`Watcher`] so the drain waits for it.
+pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop: Watcher) {
     loop {
         let (stream, _) = tokio::select! {
             accepted = listener.accept() => match accepted {
@@ -35,11 +30,10 @@ pub async fn serve(
                     continue;
                 }
             },
-            _ = until(&mut stop_rx, Phase::Draining) => break,
+            _ = stop.until(Phase::Draining) => break,
         };
         let shared = shared.clone();
-        let done = done.clone();
-        let mut stop_rx = stop_rx.clone();
+        let mut stop = stop.clone();
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let rt = shared.load_full();
@@ -52,15 +46,15 @@ pub async fn serve(
             tokio::pin!(conn);
             tokio::select! {
                 _ = conn.as_mut() => {}
-                _ = until(&mut stop_rx, Phase::Draining) => {
+                _ = stop.until(Phase::Draining) => {
                     conn.as_mut().graceful_shutdown();
                     tokio::select! {
                         _ = conn.as_mut() => {}
-                        _ = until(&mut stop_rx, Phase::Closed) => {}
+                        _ = stop.until(Phase::Closed) => {}
                     }
                 }
             }
-            drop(done);
+            drop(stop);
         });
     }
 }

@@ -15,8 +15,8 @@ use tracing_subscriber::EnvFilter;
 use tokengate::config::{Config, ConfigErrors};
 #[cfg(feature = "demo")]
 use tokengate::demo::issuer::Issuer;
+use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime, SharedRuntime};
-use tokengate::server::{self, Listeners};
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers, and glibc's malloc/free showed up as about a tenth of
@@ -173,11 +173,12 @@ fn run(path: &Path) -> anyhow::Result<()> {
     }
     let config = load(path)?;
     let rt = build(config)?;
-    tokio_runtime(rt.config.server.worker_threads)?.block_on(serve(rt, Some(path.to_path_buf())))
+    tokio_runtime(rt.config.server.worker_threads)?.block_on(serve(rt))
 }
 
-/// Binds, serves until SIGTERM/SIGINT, reloads on SIGHUP.
-async fn serve(rt: Runtime, reload_from: Option<PathBuf>) -> anyhow::Result<()> {
+/// Binds, serves until SIGTERM/SIGINT; a configuration read from a file
+/// reloads on SIGHUP (and on change, with `server.watch_config`).
+async fn serve(rt: Runtime) -> anyhow::Result<()> {
     raise_open_file_limit();
     let gateway = bind(rt.config.server.listen, "server.listen").await?;
     let admin = match &rt.config.admin {
@@ -191,10 +192,7 @@ async fn serve(rt: Runtime, reload_from: Option<PathBuf>) -> anyhow::Result<()> 
         "tokengate serving"
     );
     let shared = runtime::shared(rt);
-    if let Some(path) = reload_from {
-        tokio::spawn(reload_on_sighup(shared.clone(), path));
-    }
-    server::serve(shared, Listeners { gateway, admin }, shutdown_signal()).await;
+    gateway::serve(shared, Listeners { gateway, admin }, shutdown_signal()).await;
     Ok(())
 }
 
@@ -230,19 +228,6 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     {
         let _ = tokio::signal::ctrl_c().await;
-    }
-}
-
-async fn reload_on_sighup(shared: SharedRuntime, path: PathBuf) {
-    #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return;
-        };
-        while hup.recv().await.is_some() {
-            runtime::reload_logged(&shared, &path, "SIGHUP").await;
-        }
     }
 }
 
@@ -331,7 +316,7 @@ fn demo(port: u16) -> anyhow::Result<()> {
         let rt = build(config)?;
         let gateway = bind(rt.config.server.listen, "server.listen").await?;
         let shared = runtime::shared(rt);
-        let serving = tokio::spawn(server::serve(
+        let serving = tokio::spawn(gateway::serve(
             shared.clone(),
             Listeners {
                 gateway,

@@ -12,17 +12,17 @@
 
 use arc_swap::ArcSwap;
 use http::HeaderName;
-use hyper_util::rt::TokioExecutor;
+use hyper_util::rt::{TokioExecutor, TokioTimer};
 use hyper_util::server::conn::auto;
 use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError, ConfigErrors, KeySource};
+use crate::config::{Config, ConfigError, ConfigErrors, KeySource, ServerConfig};
 use crate::fetch::HttpFetcher;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
-use crate::telemetry::{self, RouteMetrics};
+use crate::telemetry::RouteMetrics;
 
 pub struct Runtime {
     pub config: Config,
@@ -111,7 +111,7 @@ impl Runtime {
             .chain(std::iter::once(RouteMetrics::new("-")))
             .collect();
         Ok(Runtime {
-            http: crate::server::http_builder(&config.server),
+            http: http_builder(&config.server),
             config,
             routes,
             upstreams,
@@ -182,86 +182,21 @@ pub fn shared(runtime: Runtime) -> SharedRuntime {
     Arc::new(ArcSwap::from_pointee(runtime))
 }
 
-/// One reload at a time: a slow one (fetching a changed key set) must not
-/// be overtaken by a later one and then swap in the older file's rules.
-static RELOADS: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-/// Re-reads `path`, builds a whole new runtime (file reads on a blocking
-/// thread), fetches the key sets of changed key sources, then swaps it in.
-/// On any error the running snapshot stays.
-pub async fn reload(shared: &SharedRuntime, path: &std::path::Path) -> Result<(), ConfigErrors> {
-    let _one_at_a_time = RELOADS.lock().await;
-    let current = shared.load_full();
-    let previous = Arc::clone(&current);
-    let file = path.to_path_buf();
-    let result = tokio::task::spawn_blocking(move || {
-        Config::load(&file).and_then(|c| Runtime::build_next(c, Some(&previous)))
-    })
-    .await
-    .unwrap_or_else(|e| {
-        Err(ConfigErrors(vec![ConfigError::new(
-            "config",
-            format!("reload failed: {e}"),
-        )]))
-    });
-    telemetry::reload(if result.is_ok() { "ok" } else { "error" });
-    let next = result?;
-    if next.config.server.listen != current.config.server.listen {
-        tracing::warn!("server.listen changed; the new address takes effect on restart");
-    }
-    next.prefetch().await;
-    next.start();
-    shared.store(Arc::new(next));
-    Ok(())
-}
-
-/// [`reload`], logging the outcome; `why` says what asked for it.
-pub async fn reload_logged(shared: &SharedRuntime, path: &std::path::Path, why: &str) {
-    match reload(shared, path).await {
-        Ok(()) => tracing::info!(config = %path.display(), why, "configuration reloaded"),
-        Err(errors) => {
-            for e in &errors.0 {
-                tracing::error!(key = %e.key, reason = %e.reason, why, "reload refused; keeping the running configuration");
-            }
-        }
-    }
-}
-
-/// How often a watched configuration file is checked for changes.
-pub const WATCH_INTERVAL: std::time::Duration = std::time::Duration::from_secs(1);
-
-fn file_digest(path: &std::path::Path) -> Option<[u8; 32]> {
-    std::fs::read(path)
-        .ok()
-        .map(|b| crate::config::file_digest(&b))
-}
-
-/// With `server.watch_config = true`, reloads (as on SIGHUP) whenever the
-/// configuration file's content changes (compared by SHA-256, so neither a
-/// coarse modification time nor an equal size hides an edit), checking every
-/// [`WATCH_INTERVAL`]. Runs until `stop` resolves.
-pub async fn watch_config(shared: SharedRuntime, stop: impl std::future::Future<Output = ()>) {
-    let watch = async {
-        // The last content a reload was attempted for, so a bad file is
-        // reported once, not every second.
-        let mut tried = shared.load().config.source_digest;
-        loop {
-            tokio::time::sleep(WATCH_INTERVAL).await;
-            let rt = shared.load_full();
-            let (Some(path), true) = (rt.config.source.clone(), rt.config.server.watch_config)
-            else {
-                continue;
-            };
-            let digest = file_digest(&path);
-            if digest.is_none() || digest == rt.config.source_digest || digest == tried {
-                continue;
-            }
-            tried = digest;
-            reload_logged(&shared, &path, "file changed").await;
-        }
-    };
-    tokio::select! {
-        _ = watch => {}
-        _ = stop => {}
-    }
+/// The HTTP server settings for a configuration.
+fn http_builder(server: &ServerConfig) -> auto::Builder<TokioExecutor> {
+    let mut builder = auto::Builder::new(TokioExecutor::new());
+    builder
+        .http1()
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes)
+        .keep_alive(true);
+    builder
+        .http2()
+        .timer(TokioTimer::new())
+        .max_header_list_size(u32::try_from(server.max_header_bytes).unwrap_or(u32::MAX))
+        .max_concurrent_streams(server.h2.max_concurrent_streams)
+        .max_pending_accept_reset_streams(server.h2.max_pending_accept_reset_streams)
+        .max_local_error_reset_streams(server.h2.max_local_error_reset_streams);
+    builder
 }

@@ -338,8 +338,8 @@ fn forward(b: &mut Builder, f: &RawForward) -> ForwardConfig {
         match HeaderName::from_bytes(header.as_bytes()) {
             Ok(name)
                 if RESERVED_HEADERS.contains(&name.as_str())
-                    || crate::proxy::headers::is_hop_by_hop(&name)
-                    || crate::proxy::headers::is_routing_override(&name) =>
+                    || crate::header_names::is_hop_by_hop(&name)
+                    || crate::header_names::is_routing_override(&name) =>
             {
                 b.err(key, format!("{header:?} is a header the gateway manages"));
             }

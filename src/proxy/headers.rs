@@ -9,52 +9,7 @@
 use http::header::{HeaderName, CONNECTION, COOKIE, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 
-/// RFC 9110 section 7.6.1 and the usual legacy names.
-const HOP_BY_HOP: &[&str] = &[
-    "connection",
-    "keep-alive",
-    "proxy-connection",
-    "te",
-    "trailer",
-    "transfer-encoding",
-    "upgrade",
-    "proxy-authorization",
-    "http2-settings",
-];
-
-const ROUTING_OVERRIDES: &[&str] = &[
-    "x-original-url",
-    "x-rewrite-url",
-    "x-forwarded-uri",
-    "x-forwarded-prefix",
-    "x-forwarded-path",
-    "x-http-method-override",
-    "x-http-method",
-    "x-method-override",
-];
-
-/// Headers in which a client states its own address. A backend that
-/// believes one would log or rate-limit the wrong client, so only a trusted
-/// proxy may pass them on; the gateway sets `X-Real-IP` itself.
-const CLIENT_ADDRESS: &[&str] = &[
-    "x-real-ip",
-    "true-client-ip",
-    "x-client-ip",
-    "x-cluster-client-ip",
-    "forwarded-for",
-];
-
-pub fn is_client_address(name: &HeaderName) -> bool {
-    CLIENT_ADDRESS.contains(&name.as_str())
-}
-
-pub fn is_hop_by_hop(name: &HeaderName) -> bool {
-    HOP_BY_HOP.contains(&name.as_str())
-}
-
-pub fn is_routing_override(name: &HeaderName) -> bool {
-    ROUTING_OVERRIDES.contains(&name.as_str())
-}
+use crate::header_names::{is_client_address, is_hop_by_hop, is_routing_override};
 
 /// The headers `Connection` names (RFC 9110 7.6.1); usually none.
 fn connection_named(headers: &HeaderMap) -> Vec<HeaderName> {

@@ -30,8 +30,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use tokengate::config::Config;
+use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime};
-use tokengate::server::{self, Listeners};
 
 /// The longest any single step of a test may take before it fails.
 pub const STEP_LIMIT: Duration = Duration::from_secs(20);
@@ -56,7 +56,7 @@ pub async fn closed_port() -> u16 {
 ///
 /// The `listen` keys of the configuration are ignored: the fixture binds
 /// the gateway (and, when the TOML has `[admin]`, the admin listener) on
-/// ephemeral loopback ports and hands them to [`server::serve`].
+/// ephemeral loopback ports and hands them to [`gateway::serve`].
 pub struct Gateway {
     addr: SocketAddr,
     admin_addr: Option<SocketAddr>,
@@ -89,7 +89,7 @@ impl Gateway {
         let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
         let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(
+        let task = tokio::spawn(gateway::serve(
             runtime::shared(rt),
             Listeners { gateway, admin },
             async move {

@@ -17,8 +17,8 @@ use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
 use tokengate::config::{Config, ConfigErrors};
+use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime, SharedRuntime};
-use tokengate::server::{self, Listeners};
 
 use super::client::tls_connect;
 use super::{request, within, Body, Client, Reply};
@@ -32,8 +32,8 @@ pub fn write_atomic(path: &Path, text: &str) {
 }
 
 /// The real gateway serving `DIR/tokengate.toml`, built the way the binary
-/// builds it (`Config::load`, `Runtime::build`, `server::serve`), with the
-/// shared runtime exposed so a test can call [`runtime::reload`].
+/// builds it (`Config::load`, `Runtime::build`, `gateway::serve`), with the
+/// shared runtime exposed so a test can call [`reload::reload`].
 ///
 /// The `listen` keys are ignored: the gateway (and, when the file has
 /// `[admin]`, the admin listener) are bound on ephemeral loopback ports.
@@ -73,7 +73,7 @@ impl FileGateway {
         let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
         let shared = runtime::shared(rt);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(server::serve(
+        let task = tokio::spawn(gateway::serve(
             shared.clone(),
             Listeners { gateway, admin },
             async move {
@@ -119,9 +119,9 @@ impl FileGateway {
         write_atomic(&self.path, toml);
     }
 
-    /// `runtime::reload` of the file, as SIGHUP does.
+    /// `reload::reload` of the file, as SIGHUP does.
     pub async fn reload(&self) -> Result<(), ConfigErrors> {
-        runtime::reload(&self.shared, &self.path).await
+        tokengate::reload::reload(&self.shared, &self.path).await
     }
 
     /// [`FileGateway::write`], then [`FileGateway::reload`].

@@ -1,0 +1,48 @@
+//! The library's entry point: [`run`] and [`serve`] take already-bound
+//! listeners, a validated configuration (or a shared runtime) and a
+//! shutdown future, so the binary, tests and benchmarks all run the real
+//! gateway. Starts the admin listener, the reload triggers and the server
+//! against one [`Shutdown`], so a stop drains them together.
+
+use std::future::Future;
+use tokio::net::TcpListener;
+
+use crate::config::{Config, ConfigErrors};
+use crate::runtime::{self, Runtime, SharedRuntime};
+use crate::shutdown::{Phase, Shutdown};
+
+/// The sockets the gateway serves on, bound by the caller.
+pub struct Listeners {
+    pub gateway: TcpListener,
+    pub admin: Option<TcpListener>,
+}
+
+/// Builds the runtime from `config` and serves until `shutdown` resolves.
+pub async fn run(
+    config: Config,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> Result<(), ConfigErrors> {
+    let shared = runtime::shared(Runtime::build(config)?);
+    serve(shared, listeners, shutdown).await;
+    Ok(())
+}
+
+/// Serves with an existing shared runtime (which a caller may swap to
+/// reload) until `shutdown` resolves, then drains.
+pub async fn serve(
+    shared: SharedRuntime,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) {
+    shared.load().start();
+    let phases = Shutdown::new();
+    if let Some(admin) = listeners.admin {
+        tokio::spawn(crate::admin::serve(admin, shared.clone(), phases.watcher()));
+    }
+    let mut reload_stop = phases.watcher();
+    tokio::spawn(crate::reload::triggers(shared.clone(), async move {
+        reload_stop.until(Phase::Draining).await
+    }));
+    crate::server::serve(shared, listeners.gateway, phases, shutdown).await;
+}
