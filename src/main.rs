@@ -16,7 +16,7 @@ use tokengate::config::{Config, ConfigErrors};
 #[cfg(feature = "demo")]
 use tokengate::demo::issuer::Issuer;
 use tokengate::gateway::{self, Listeners};
-use tokengate::runtime::{self, Runtime, SharedRuntime};
+use tokengate::runtime::{self, Runtime};
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers, and glibc's malloc/free showed up as about a tenth of
@@ -339,7 +339,7 @@ fn demo(port: u16) -> anyhow::Result<()> {
 
 /// Waits (bounded) until the gateway has the demo issuer's keys.
 #[cfg(feature = "demo")]
-async fn wait_ready(shared: &SharedRuntime) -> anyhow::Result<()> {
+async fn wait_ready(shared: &runtime::SharedRuntime) -> anyhow::Result<()> {
     for _ in 0..200 {
         if shared.load().not_ready().is_empty() {
             return Ok(());

@@ -15,8 +15,8 @@ use tokio::runtime::Builder as RuntimeBuilder;
 use crate::mint::{claims, now, with, Key, AUD};
 
 use tokengate::config::Config;
-use tokengate::runtime::{self, Runtime};
 use tokengate::gateway::{serve, Listeners};
+use tokengate::runtime::{self, Runtime};
 
 use crate::servers::{connect, introspection_endpoint, round_trip, upstream};
 use crate::{BoxError, JWKS_FILE, JWT_ISS, JWT_PATH, OPAQUE_ISS, OPAQUE_PATH, OPAQUE_TOKEN, PATH};
