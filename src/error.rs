@@ -1,7 +1,10 @@
 //! The one place where a refused or failed request becomes an HTTP answer:
 //! status, `WWW-Authenticate` challenge (RFC 6750 section 3), JSON body,
-//! headers, the outcome label used in logs and metrics, and the log level
-//! (by blame: client faults at debug, upstream faults at warn, ours at error).
+//! headers, the outcome label used in logs and metrics, the log level (by
+//! blame: client faults at debug, upstream faults at warn, ours at error),
+//! and the one log line of the failure. Phases report what happened
+//! ([`AuthError`], [`UpstreamError`], [`TargetError`]); [`Rejection::answer`]
+//! maps every variant in one exhaustive match.
 //!
 //! Every description is a `&'static str` from a fixed list, so nothing a
 //! client sent (a token, a claim, a kid, an alg) can be echoed back.
@@ -13,7 +16,16 @@ use http::header::{
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::auth::error::{AuthError, IntrospectionFailure};
+use crate::proxy::error::UpstreamError;
 use crate::target::TargetError;
+
+/// `Retry-After` while an issuer cannot be consulted.
+const RETRY_ISSUER_S: u32 = 5;
+/// `Retry-After` while an upstream's connections are all busy.
+const RETRY_UPSTREAM_S: u32 = 1;
+/// The description of every answer given while an issuer cannot be consulted.
+const ISSUER_UNAVAILABLE: &str = "the token issuer cannot be consulted";
 
 /// Why the gateway answers instead of the upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -24,39 +36,13 @@ pub enum Rejection {
     NotFound,
     #[error("method not allowed")]
     MethodNotAllowed(Vec<Method>),
-    #[error("no bearer token")]
-    MissingToken,
-    #[error("malformed credential: {0}")]
-    InvalidRequest(&'static str),
-    #[error("invalid token: {0}")]
-    InvalidToken(&'static str),
-    /// The route's required scopes, space-separated.
-    #[error("insufficient scope")]
-    InsufficientScope(String),
-    #[error("unavailable: {description}")]
-    Unavailable {
-        description: &'static str,
-        retry_after_s: u32,
-    },
-    #[error("upstream connection failed")]
-    UpstreamConnect,
-    #[error("upstream timed out")]
-    UpstreamTimeout,
-    #[error("upstream failed")]
-    UpstreamProtocol,
-    /// A `101` that does not answer the WebSocket handshake that was asked
-    /// for; the client's connection is closed after the 502.
-    #[error("upstream answered the upgrade wrongly: {0}")]
-    UpstreamBadUpgrade(&'static str),
     /// A transfer coding other than `chunked` (RFC 9112 section 6.1).
     #[error("unsupported transfer coding")]
     UnsupportedTransferCoding,
-    /// The client's body broke its framing (a malformed chunk) or its stream.
-    #[error("malformed request body")]
-    MalformedBody,
-    /// The client's body did not arrive within `body_read_timeout_ms`.
-    #[error("request body timed out")]
-    BodyTimeout,
+    #[error(transparent)]
+    Auth(#[from] AuthError),
+    #[error(transparent)]
+    Upstream(#[from] UpstreamError),
 }
 
 /// Who is to blame, which decides the log level.
@@ -67,180 +53,311 @@ pub enum Blame {
     Gateway,
 }
 
+/// The `WWW-Authenticate` challenge an answer carries (RFC 6750 section 3).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Challenge<'a> {
+    None,
+    /// `Bearer realm=".."`: no credential was sent.
+    Plain,
+    /// With `error` and `error_description`.
+    Error,
+    /// With `error`, `error_description` and the route's `scope`.
+    Scope(&'a str),
+}
+
+/// A header beyond the fixed ones.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Extra<'a> {
+    None,
+    Allow(&'a [Method]),
+    RetryAfter(u32),
+    /// The exchange cannot continue on this connection: a failed upgrade,
+    /// or a body left half-read.
+    Close,
+}
+
+/// Everything an answer is made of.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Answer<'a> {
+    status: StatusCode,
+    /// The `outcome` label of logs and metrics.
+    outcome: &'static str,
+    blame: Blame,
+    /// The JSON body's `error`; none for a missing token.
+    code: Option<&'static str>,
+    description: &'static str,
+    challenge: Challenge<'a>,
+    extra: Extra<'a>,
+}
+
+impl<'a> Answer<'a> {
+    fn new(
+        status: u16,
+        outcome: &'static str,
+        blame: Blame,
+        code: &'static str,
+        description: &'static str,
+    ) -> Self {
+        Answer {
+            status: StatusCode::from_u16(status).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR),
+            outcome,
+            blame,
+            code: Some(code),
+            description,
+            challenge: Challenge::None,
+            extra: Extra::None,
+        }
+    }
+
+    fn challenge(self, challenge: Challenge<'a>) -> Self {
+        Answer { challenge, ..self }
+    }
+
+    fn extra(self, extra: Extra<'a>) -> Self {
+        Answer { extra, ..self }
+    }
+
+    /// 503 `temporarily_unavailable` with `Retry-After`.
+    fn unavailable(blame: Blame, description: &'static str, retry_after_s: u32) -> Self {
+        Answer::new(
+            503,
+            "unavailable",
+            blame,
+            "temporarily_unavailable",
+            description,
+        )
+        .extra(Extra::RetryAfter(retry_after_s))
+    }
+
+    /// 502 `bad_gateway`.
+    fn bad_gateway(blame: Blame, description: &'static str) -> Self {
+        Answer::new(502, "upstream_error", blame, "bad_gateway", description)
+    }
+}
+
 impl Rejection {
+    /// Every variant's answer: the one table of the gateway's refusals.
+    fn answer(&self) -> Answer<'_> {
+        use Blame::Client;
+        match self {
+            Rejection::BadTarget(e) => Answer::new(
+                400,
+                "invalid_request",
+                Client,
+                "invalid_request",
+                e.description(),
+            ),
+            Rejection::NotFound => Answer::new(
+                404,
+                "not_found",
+                Client,
+                "not_found",
+                "no route matches the request path",
+            ),
+            Rejection::MethodNotAllowed(methods) => Answer::new(
+                405,
+                "method_not_allowed",
+                Client,
+                "method_not_allowed",
+                "the route does not allow this method",
+            )
+            .extra(Extra::Allow(methods)),
+            Rejection::UnsupportedTransferCoding => Answer::new(
+                501,
+                "invalid_request",
+                Client,
+                "not_implemented",
+                "only the chunked transfer coding is supported",
+            )
+            .extra(Extra::Close),
+            Rejection::Auth(e) => auth_answer(e),
+            Rejection::Upstream(e) => upstream_answer(e),
+        }
+    }
+
     /// The outcome label of logs and metrics.
     pub fn outcome(&self) -> &'static str {
-        match self {
-            Rejection::BadTarget(_)
-            | Rejection::InvalidRequest(_)
-            | Rejection::UnsupportedTransferCoding
-            | Rejection::MalformedBody => "invalid_request",
-            Rejection::BodyTimeout => "request_timeout",
-            Rejection::NotFound => "not_found",
-            Rejection::MethodNotAllowed(_) => "method_not_allowed",
-            Rejection::MissingToken => "missing_token",
-            Rejection::InvalidToken(_) => "invalid_token",
-            Rejection::InsufficientScope(_) => "insufficient_scope",
-            Rejection::Unavailable { .. } => "unavailable",
-            Rejection::UpstreamConnect
-            | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol
-            | Rejection::UpstreamBadUpgrade(_) => "upstream_error",
-        }
+        self.answer().outcome
     }
 
     pub fn blame(&self) -> Blame {
-        match self {
-            Rejection::BadTarget(_)
-            | Rejection::NotFound
-            | Rejection::MethodNotAllowed(_)
-            | Rejection::MissingToken
-            | Rejection::InvalidRequest(_)
-            | Rejection::InvalidToken(_)
-            | Rejection::InsufficientScope(_)
-            | Rejection::UnsupportedTransferCoding
-            | Rejection::MalformedBody
-            | Rejection::BodyTimeout => Blame::Client,
-            Rejection::Unavailable { .. }
-            | Rejection::UpstreamConnect
-            | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol
-            | Rejection::UpstreamBadUpgrade(_) => Blame::Upstream,
-        }
+        self.answer().blame
     }
 
     pub fn status(&self) -> StatusCode {
-        match self {
-            Rejection::BadTarget(_) | Rejection::InvalidRequest(_) | Rejection::MalformedBody => {
-                StatusCode::BAD_REQUEST
-            }
-            Rejection::BodyTimeout => StatusCode::REQUEST_TIMEOUT,
-            Rejection::UnsupportedTransferCoding => StatusCode::NOT_IMPLEMENTED,
-            Rejection::NotFound => StatusCode::NOT_FOUND,
-            Rejection::MethodNotAllowed(_) => StatusCode::METHOD_NOT_ALLOWED,
-            Rejection::MissingToken | Rejection::InvalidToken(_) => StatusCode::UNAUTHORIZED,
-            Rejection::InsufficientScope(_) => StatusCode::FORBIDDEN,
-            Rejection::Unavailable { .. } => StatusCode::SERVICE_UNAVAILABLE,
-            Rejection::UpstreamConnect
-            | Rejection::UpstreamProtocol
-            | Rejection::UpstreamBadUpgrade(_) => StatusCode::BAD_GATEWAY,
-            Rejection::UpstreamTimeout => StatusCode::GATEWAY_TIMEOUT,
-        }
+        self.answer().status
     }
 
-    /// `(error code, description)` of the JSON body; no code for a missing token.
-    fn body_fields(&self) -> (Option<&'static str>, &'static str) {
-        match self {
-            Rejection::BadTarget(e) => (Some("invalid_request"), e.description()),
-            Rejection::NotFound => (Some("not_found"), "no route matches the request path"),
-            Rejection::MethodNotAllowed(_) => (
-                Some("method_not_allowed"),
-                "the route does not allow this method",
-            ),
-            Rejection::MissingToken => (None, "a bearer token is required"),
-            Rejection::InvalidRequest(d) => (Some("invalid_request"), d),
-            Rejection::InvalidToken(d) => (Some("invalid_token"), d),
-            Rejection::InsufficientScope(_) => (
-                Some("insufficient_scope"),
-                "the token lacks a scope the route requires",
-            ),
-            Rejection::Unavailable { description, .. } => {
-                (Some("temporarily_unavailable"), description)
-            }
-            Rejection::UpstreamConnect => {
-                (Some("bad_gateway"), "the upstream could not be reached")
-            }
-            Rejection::UpstreamProtocol => (Some("bad_gateway"), "the upstream failed to answer"),
-            Rejection::UpstreamBadUpgrade(_) => (
-                Some("bad_gateway"),
-                "the upstream did not complete the WebSocket handshake",
-            ),
-            Rejection::UnsupportedTransferCoding => (
-                Some("not_implemented"),
-                "only the chunked transfer coding is supported",
-            ),
-            Rejection::MalformedBody => (Some("invalid_request"), "the request body is malformed"),
-            Rejection::BodyTimeout => (
-                Some("request_timeout"),
-                "the request body did not arrive in time",
-            ),
-            Rejection::UpstreamTimeout => (
-                Some("gateway_timeout"),
-                "the upstream did not answer in time",
-            ),
-        }
-    }
-
-    /// The RFC 6750 challenge, if this answer carries one.
-    fn challenge(&self, realm: &str) -> Option<String> {
-        let (code, description) = self.body_fields();
-        match self {
-            Rejection::MissingToken => Some(format!("Bearer realm=\"{realm}\"")),
-            Rejection::InvalidRequest(_) | Rejection::InvalidToken(_) => Some(format!(
-                "Bearer realm=\"{realm}\", error=\"{}\", error_description=\"{description}\"",
-                code.unwrap_or_default()
-            )),
-            Rejection::InsufficientScope(scopes) => Some(format!(
-                "Bearer realm=\"{realm}\", error=\"insufficient_scope\", error_description=\"{description}\", scope=\"{scopes}\""
-            )),
-            Rejection::BadTarget(_)
-            | Rejection::NotFound
-            | Rejection::MethodNotAllowed(_)
-            | Rejection::Unavailable { .. }
-            | Rejection::UpstreamConnect
-            | Rejection::UpstreamTimeout
-            | Rejection::UpstreamProtocol
-            | Rejection::UpstreamBadUpgrade(_)
-            | Rejection::UnsupportedTransferCoding
-            | Rejection::MalformedBody
-            | Rejection::BodyTimeout => None,
+    /// The failure's one log line, at the level its blame decides.
+    pub fn log(&self) {
+        match self.blame() {
+            Blame::Client => tracing::debug!(reason = %self, "request refused"),
+            Blame::Upstream => tracing::warn!(reason = %self, "request failed"),
+            Blame::Gateway => tracing::error!(reason = %self, "request failed"),
         }
     }
 
     /// Renders the answer. `realm` is validated at load to need no escaping.
     pub fn into_response(self, realm: &str) -> Response<Full<Bytes>> {
-        let (code, description) = self.body_fields();
-        let body = match code {
-            Some(code) => serde_json::json!({ "error": code, "error_description": description }),
-            None => serde_json::json!({ "error_description": description }),
+        let answer = self.answer();
+        let body = match answer.code {
+            Some(code) => {
+                serde_json::json!({ "error": code, "error_description": answer.description })
+            }
+            None => serde_json::json!({ "error_description": answer.description }),
         };
         let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-        *resp.status_mut() = self.status();
+        *resp.status_mut() = answer.status;
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = self.challenge(realm) {
+        if let Some(challenge) = challenge(&answer, realm) {
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 headers.insert(WWW_AUTHENTICATE, v);
             }
         }
-        match &self {
-            Rejection::MethodNotAllowed(methods) => {
+        match answer.extra {
+            Extra::None => {}
+            Extra::Allow(methods) => {
                 let allow: Vec<&str> = methods.iter().map(Method::as_str).collect();
                 if let Ok(v) = HeaderValue::from_str(&allow.join(", ")) {
                     headers.insert(ALLOW, v);
                 }
             }
-            Rejection::Unavailable { retry_after_s, .. } => {
-                headers.insert(RETRY_AFTER, HeaderValue::from(*retry_after_s));
+            Extra::RetryAfter(seconds) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(seconds));
             }
-            // The exchange cannot continue on this connection: a failed
-            // upgrade, or a body left half-read.
-            Rejection::UpstreamBadUpgrade(_)
-            | Rejection::MalformedBody
-            | Rejection::BodyTimeout
-            | Rejection::UnsupportedTransferCoding => {
+            Extra::Close => {
                 headers.insert(CONNECTION, HeaderValue::from_static("close"));
             }
-            _ => {}
         }
         resp
+    }
+}
+
+fn auth_answer(e: &AuthError) -> Answer<'_> {
+    use Blame::{Client, Gateway, Upstream};
+    match e {
+        AuthError::MissingToken => Answer {
+            code: None,
+            ..Answer::new(
+                401,
+                "missing_token",
+                Client,
+                "",
+                "a bearer token is required",
+            )
+        }
+        .challenge(Challenge::Plain),
+        AuthError::InvalidRequest(d) => {
+            Answer::new(400, "invalid_request", Client, "invalid_request", d)
+                .challenge(Challenge::Error)
+        }
+        AuthError::InvalidToken(d) => Answer::new(401, "invalid_token", Client, "invalid_token", d)
+            .challenge(Challenge::Error),
+        AuthError::InsufficientScope(scopes) => Answer::new(
+            403,
+            "insufficient_scope",
+            Client,
+            "insufficient_scope",
+            "the token lacks a scope the route requires",
+        )
+        .challenge(Challenge::Scope(scopes)),
+        AuthError::KeysUnusable { .. } => {
+            Answer::unavailable(Upstream, ISSUER_UNAVAILABLE, RETRY_ISSUER_S)
+        }
+        AuthError::Introspection { cause, .. } => match cause {
+            IntrospectionFailure::Overloaded => {
+                Answer::unavailable(Upstream, "too many token checks in flight", RETRY_ISSUER_S)
+            }
+            IntrospectionFailure::Fetch(_)
+            | IntrospectionFailure::Status(_)
+            | IntrospectionFailure::NotJson => {
+                Answer::unavailable(Upstream, ISSUER_UNAVAILABLE, RETRY_ISSUER_S)
+            }
+            // Our configuration is wrong: the client secret, or the endpoint.
+            IntrospectionFailure::CredentialsRefused(_) | IntrospectionFailure::Request => {
+                Answer::unavailable(Gateway, ISSUER_UNAVAILABLE, RETRY_ISSUER_S)
+            }
+        },
+    }
+}
+
+fn upstream_answer(e: &UpstreamError) -> Answer<'_> {
+    use Blame::{Client, Gateway, Upstream};
+    match e {
+        UpstreamError::Connect { .. } => {
+            Answer::bad_gateway(Upstream, "the upstream could not be reached")
+        }
+        UpstreamError::Saturated { .. } => Answer::unavailable(
+            Upstream,
+            "the upstream has no free connection",
+            RETRY_UPSTREAM_S,
+        ),
+        UpstreamError::Timeout { .. } => Answer::new(
+            504,
+            "upstream_error",
+            Upstream,
+            "gateway_timeout",
+            "the upstream did not answer in time",
+        ),
+        UpstreamError::Protocol { .. } | UpstreamError::UnaskedUpgrade { .. } => {
+            Answer::bad_gateway(Upstream, "the upstream failed to answer")
+        }
+        UpstreamError::BadUpgrade { .. } => Answer::bad_gateway(
+            Upstream,
+            "the upstream did not complete the WebSocket handshake",
+        )
+        .extra(Extra::Close),
+        UpstreamError::BadTarget { .. } => {
+            Answer::bad_gateway(Gateway, "the upstream failed to answer")
+        }
+        UpstreamError::MalformedBody => Answer::new(
+            400,
+            "invalid_request",
+            Client,
+            "invalid_request",
+            "the request body is malformed",
+        )
+        .extra(Extra::Close),
+        UpstreamError::BodyTimeout => Answer::new(
+            408,
+            "request_timeout",
+            Client,
+            "request_timeout",
+            "the request body did not arrive in time",
+        )
+        .extra(Extra::Close),
+    }
+}
+
+/// The RFC 6750 challenge, if this answer carries one.
+fn challenge(answer: &Answer, realm: &str) -> Option<String> {
+    let (code, description) = (answer.code.unwrap_or_default(), answer.description);
+    match answer.challenge {
+        Challenge::None => None,
+        Challenge::Plain => Some(format!("Bearer realm=\"{realm}\"")),
+        Challenge::Error => Some(format!(
+            "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\""
+        )),
+        Challenge::Scope(scopes) => Some(format!(
+            "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\", scope=\"{scopes}\""
+        )),
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::auth::keys::Unusable;
+
+    fn unusable() -> Rejection {
+        AuthError::KeysUnusable {
+            issuer: "i".into(),
+            why: Unusable::Stale,
+        }
+        .into()
+    }
 
     fn header(resp: &Response<Full<Bytes>>, name: http::header::HeaderName) -> Option<String> {
         resp.headers()
@@ -251,32 +368,32 @@ mod tests {
     #[test]
     fn into_response_table_matches_section_2() {
         let cases: Vec<(Rejection, u16, Option<&str>)> = vec![
-            (Rejection::MissingToken, 401, Some("Bearer realm=\"r\"")),
+            (AuthError::MissingToken.into(), 401, Some("Bearer realm=\"r\"")),
             (
-                Rejection::InvalidRequest("malformed"),
+                AuthError::InvalidRequest("malformed").into(),
                 400,
                 Some("Bearer realm=\"r\", error=\"invalid_request\", error_description=\"malformed\""),
             ),
             (
-                Rejection::InvalidToken("expired"),
+                AuthError::InvalidToken("expired").into(),
                 401,
                 Some("Bearer realm=\"r\", error=\"invalid_token\", error_description=\"expired\""),
             ),
             (
-                Rejection::InsufficientScope("a b".into()),
+                AuthError::InsufficientScope("a b".into()).into(),
                 403,
                 Some("Bearer realm=\"r\", error=\"insufficient_scope\", error_description=\"the token lacks a scope the route requires\", scope=\"a b\""),
             ),
-            (Rejection::Unavailable { description: "x", retry_after_s: 5 }, 503, None),
-            (Rejection::UpstreamConnect, 502, None),
-            (Rejection::UpstreamTimeout, 504, None),
+            (unusable(), 503, None),
+            (UpstreamError::Connect { upstream: "u".into(), cause: "refused".into() }.into(), 502, None),
+            (UpstreamError::Timeout { upstream: "u".into() }.into(), 504, None),
             (Rejection::NotFound, 404, None),
             (Rejection::BadTarget(TargetError::DotSegment), 400, None),
             (Rejection::BadTarget(TargetError::MissingHost), 400, None),
-            (Rejection::UpstreamBadUpgrade("no accept"), 502, None),
+            (UpstreamError::BadUpgrade { upstream: "u".into(), reason: "no accept" }.into(), 502, None),
             (Rejection::UnsupportedTransferCoding, 501, None),
-            (Rejection::MalformedBody, 400, None),
-            (Rejection::BodyTimeout, 408, None),
+            (UpstreamError::MalformedBody.into(), 400, None),
+            (UpstreamError::BodyTimeout.into(), 408, None),
         ];
         for (rej, status, challenge) in cases {
             let resp = rej.clone().into_response("r");
@@ -296,17 +413,62 @@ mod tests {
 
     #[test]
     fn into_response_unavailable_has_retry_after_and_code() {
-        let resp = Rejection::Unavailable {
-            description: "x",
-            retry_after_s: 7,
-        }
+        let resp = unusable().into_response("r");
+        assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("5"));
+        let resp = Rejection::from(UpstreamError::Saturated {
+            upstream: "u".into(),
+        })
         .into_response("r");
-        assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("7"));
+        assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("1"));
     }
 
     #[test]
     fn into_response_method_not_allowed_lists_allow() {
         let resp = Rejection::MethodNotAllowed(vec![Method::GET, Method::HEAD]).into_response("r");
         assert_eq!(header(&resp, ALLOW).as_deref(), Some("GET, HEAD"));
+    }
+
+    /// Each blame is produced by some variant, so each log level is reachable.
+    #[test]
+    fn blame_table_reaches_every_level() {
+        let cases: Vec<(Rejection, Blame)> = vec![
+            (Rejection::NotFound, Blame::Client),
+            (AuthError::MissingToken.into(), Blame::Client),
+            (UpstreamError::MalformedBody.into(), Blame::Client),
+            (unusable(), Blame::Upstream),
+            (
+                AuthError::Introspection {
+                    issuer: "i".into(),
+                    cause: IntrospectionFailure::Overloaded,
+                }
+                .into(),
+                Blame::Upstream,
+            ),
+            (
+                UpstreamError::Timeout {
+                    upstream: "u".into(),
+                }
+                .into(),
+                Blame::Upstream,
+            ),
+            (
+                AuthError::Introspection {
+                    issuer: "i".into(),
+                    cause: IntrospectionFailure::CredentialsRefused(401),
+                }
+                .into(),
+                Blame::Gateway,
+            ),
+            (
+                UpstreamError::BadTarget {
+                    upstream: "u".into(),
+                }
+                .into(),
+                Blame::Gateway,
+            ),
+        ];
+        for (rejection, blame) in cases {
+            assert_eq!(rejection.blame(), blame, "{rejection:?}");
+        }
     }
 }

@@ -36,6 +36,7 @@
 pub mod admin;
 pub mod auth;
 pub mod check;
+pub mod clock;
 pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;

@@ -18,7 +18,8 @@ use std::sync::Arc;
 use tokio_rustls::TlsAcceptor;
 
 use crate::auth::Authenticator;
-use crate::config::{Config, ConfigError, ConfigErrors, KeySource, ServerConfig};
+use crate::clock::Clock;
+use crate::config::{Config, ConfigError, ConfigErrors, KeySource, RouteConfig, ServerConfig};
 use crate::fetch::HttpFetcher;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
@@ -26,20 +27,32 @@ use crate::telemetry::RouteMetrics;
 
 pub struct Runtime {
     pub config: Config,
+    /// Matches a request to an index of [`Runtime::compiled`].
     pub routes: RouteTable,
-    /// Parallel to `config.upstreams`.
-    pub upstreams: Vec<Arc<Upstream>>,
+    /// Every route with what a request on it needs, in configuration order.
+    pub compiled: Vec<CompiledRoute>,
     pub tls: Option<TlsAcceptor>,
     /// The HTTP/1 and h2 server settings, built once per snapshot.
     pub http: auto::Builder<TokioExecutor>,
     pub auth: Authenticator,
+    /// The clock of token times, shared with `auth`.
+    pub clock: Clock,
     fetcher: HttpFetcher,
     /// Headers named in `forward.claims`: stripped from every request.
     pub identity_headers: Vec<HeaderName>,
-    /// Per route: its required scopes, space-separated, for the 403 challenge.
-    pub scope_challenges: Vec<String>,
-    /// Per route, then one for requests that matched no route.
-    metrics: Vec<RouteMetrics>,
+    /// The metric handles of requests that matched no route.
+    unrouted: RouteMetrics,
+}
+
+/// One route, compiled once per snapshot: its configuration and everything
+/// a request on it needs, so nothing on the request path indexes parallel
+/// lists.
+pub struct CompiledRoute {
+    pub config: RouteConfig,
+    pub upstream: Arc<Upstream>,
+    /// The required scopes, space-separated, for the 403 challenge.
+    pub challenge: String,
+    pub metrics: RouteMetrics,
 }
 
 impl Runtime {
@@ -48,11 +61,27 @@ impl Runtime {
         Runtime::build_next(config, None)
     }
 
+    /// [`Runtime::build`] on a given clock: tests step a
+    /// [`Clock::manual`] instead of waiting for tokens to expire. A reload
+    /// keeps the running snapshot's clock.
+    pub fn build_with_clock(config: Config, clock: Clock) -> Result<Runtime, ConfigErrors> {
+        Runtime::build_from(config, None, clock)
+    }
+
     /// Builds a snapshot that carries over the issuer state of `previous`
     /// that still holds (key sets of unchanged key sources, caches of
     /// unchanged issuers), so a reload causes neither a refetch storm nor a
     /// window without keys. No network I/O.
     pub fn build_next(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
+        let clock = previous.map_or_else(Clock::system, |p| p.clock.clone());
+        Runtime::build_from(config, previous, clock)
+    }
+
+    fn build_from(
+        config: Config,
+        previous: Option<&Runtime>,
+        clock: Clock,
+    ) -> Result<Runtime, ConfigErrors> {
         let mut errors = Vec::new();
         let tls = match &config.server.tls {
             Some(files) => match crate::tls::server_config(&files.cert, &files.key) {
@@ -75,7 +104,7 @@ impl Runtime {
             Some(p) => p.fetcher.clone(),
             None => HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?,
         };
-        let auth = match Authenticator::new(&config, &fetcher, previous.map(|p| &p.auth)) {
+        let auth = match Authenticator::new(&config, &fetcher, previous.map(|p| &p.auth), &clock) {
             Ok(auth) => Some(auth),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -103,31 +132,33 @@ impl Runtime {
             .iter()
             .map(|(_, h)| h.clone())
             .collect();
-        let scope_challenges = config.routes.iter().map(crate::policy::challenge).collect();
-        let metrics = config
+        let compiled = config
             .routes
             .iter()
-            .map(|r| RouteMetrics::new(r.path.as_str()))
-            .chain(std::iter::once(RouteMetrics::new("-")))
+            .map(|r| CompiledRoute {
+                config: r.clone(),
+                upstream: Arc::clone(&upstreams[r.upstream]),
+                challenge: crate::policy::challenge(r),
+                metrics: RouteMetrics::new(r.path.as_str()),
+            })
             .collect();
         Ok(Runtime {
             http: http_builder(&config.server),
             config,
             routes,
-            upstreams,
+            compiled,
             tls,
             auth,
             fetcher,
             identity_headers,
-            scope_challenges,
-            metrics,
+            unrouted: RouteMetrics::new("-"),
+            clock,
         })
     }
 
     /// The metric handles of a matched route, or of "no route".
-    pub fn route_metrics(&self, route: Option<usize>) -> &RouteMetrics {
-        let last = self.metrics.len() - 1;
-        &self.metrics[route.unwrap_or(last).min(last)]
+    pub fn route_metrics<'a>(&'a self, route: Option<&'a CompiledRoute>) -> &'a RouteMetrics {
+        route.map_or(&self.unrouted, |r| &r.metrics)
     }
 
     /// [`Runtime::build`], then the checks `tokengate check` adds because a

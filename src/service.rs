@@ -12,14 +12,15 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::bearer::{self, Credential};
+use crate::auth::AuthError;
 use crate::auth::Principal;
-use crate::config::{AuthMode, RouteConfig};
-use crate::error::{Blame, Rejection};
+use crate::config::AuthMode;
+use crate::error::Rejection;
 use crate::policy;
 use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
 use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
 use crate::route::Match;
-use crate::runtime::Runtime;
+use crate::runtime::{CompiledRoute, Runtime};
 use crate::target::{normalize_host, normalize_path, TargetError};
 
 /// What the gateway knows about the connection a request came on.
@@ -60,7 +61,7 @@ pub async fn handle(
     let (mut resp, outcome) = match result {
         Ok(resp) => (resp, "forwarded"),
         Err(rejection) => {
-            log_rejection(&rejection);
+            rejection.log();
             let outcome = rejection.outcome();
             (
                 rejection
@@ -78,7 +79,7 @@ pub async fn handle(
     tracing::info!(
         target: "tokengate::access",
         method = %method,
-        route = trace.route.map_or("-", |i| rt.config.routes[i].path.as_str()),
+        route = trace.route.map_or("-", |r| r.config.path.as_str()),
         subject = trace
             .principal
             .as_deref()
@@ -93,48 +94,38 @@ pub async fn handle(
     resp
 }
 
-fn log_rejection(rejection: &Rejection) {
-    match rejection.blame() {
-        Blame::Client => tracing::debug!(reason = %rejection, "request refused"),
-        Blame::Upstream => tracing::warn!(reason = %rejection, "request failed"),
-        Blame::Gateway => tracing::error!(reason = %rejection, "request failed"),
-    }
-}
-
 /// What the access log reports besides status and outcome.
 #[derive(Default)]
-struct Trace {
-    /// Index of the matched route.
-    route: Option<usize>,
+struct Trace<'a> {
+    /// The matched route.
+    route: Option<&'a CompiledRoute>,
     /// The verified identity, for its `sub` (else `client_id`).
     principal: Option<Arc<Principal>>,
 }
 
-async fn pipeline(
-    rt: &Runtime,
+async fn pipeline<'a>(
+    rt: &'a Runtime,
     conn: &ConnInfo,
     req: Request<Incoming>,
     request_id: HeaderValue,
-    trace: &mut Trace,
+    trace: &mut Trace<'a>,
 ) -> Result<Response<ResponseBody>, Rejection> {
     check_framing(&req)?;
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
     let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
-    let index = match rt.routes.find(host.as_deref(), &path, req.method()) {
-        Match::Found(i) => i,
+    let compiled = match rt.routes.find(host.as_deref(), &path, req.method()) {
+        Match::Found(i) => &rt.compiled[i],
         Match::NotFound => return Err(Rejection::NotFound),
         Match::MethodNotAllowed(allow) => return Err(Rejection::MethodNotAllowed(allow)),
     };
-    let route: &RouteConfig = &rt.config.routes[index];
-    trace.route = Some(index);
-    let principal = authenticate(rt, index, &req).await?;
+    let route = &compiled.config;
+    trace.route = Some(compiled);
+    let principal = authenticate(rt, compiled, &req).await?;
     // Known from here on, also when the scope check refuses the request.
     trace.principal = principal.clone();
     if let Some(p) = &principal {
         if !policy::allows(route, &p.scopes) {
-            return Err(Rejection::InsufficientScope(
-                rt.scope_challenges[index].clone(),
-            ));
+            return Err(AuthError::InsufficientScope(compiled.challenge.clone()).into());
         }
     }
     let identity = principal
@@ -160,7 +151,7 @@ async fn pipeline(
         trusted_proxies: &server.trusted_proxies,
         peer_trusted,
         identity,
-        expires_at: principal.as_deref().map(|p| p.expires_at),
+        token_left: principal.as_deref().map(|p| rt.clock.until(p.expires_at)),
         policy: RequestPolicy {
             identity_headers: &rt.identity_headers,
             allow_underscore_headers: server.allow_underscore_headers,
@@ -172,7 +163,7 @@ async fn pipeline(
     };
     // Boxed: the forwarding future is large, and hyper moves the service
     // future into place; a small outer future keeps those moves cheap.
-    Box::pin(proxy::forward(&rt.upstreams[route.upstream], req, fwd)).await
+    Ok(Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await?)
 }
 
 /// Applies the route's `auth` mode: `none` forwards without a look at the
@@ -181,10 +172,10 @@ async fn pipeline(
 /// against the route's scopes.
 async fn authenticate(
     rt: &Runtime,
-    index: usize,
+    compiled: &CompiledRoute,
     req: &Request<Incoming>,
-) -> Result<Option<Arc<Principal>>, Rejection> {
-    let route = &rt.config.routes[index];
+) -> Result<Option<Arc<Principal>>, AuthError> {
+    let route = &compiled.config;
     if route.auth == AuthMode::None {
         return Ok(None);
     }
@@ -196,7 +187,7 @@ async fn authenticate(
     let token = match (credential, route.auth) {
         (Credential::Bearer(token), _) => token,
         (Credential::None, AuthMode::Optional) => return Ok(None),
-        (Credential::None, _) => return Err(Rejection::MissingToken),
+        (Credential::None, _) => return Err(AuthError::MissingToken),
     };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
     Ok(Some(principal))

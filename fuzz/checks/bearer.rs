@@ -5,7 +5,7 @@ use http::header::AUTHORIZATION;
 use http::{HeaderMap, HeaderValue};
 
 use tokengate::auth::bearer::{self, Credential};
-use tokengate::error::Rejection;
+use tokengate::auth::AuthError;
 
 use super::MAX_TOKEN_BYTES;
 
@@ -114,8 +114,8 @@ pub fn check_bearer(data: &[u8]) {
             );
             assert!(b64token_ok(t.as_bytes()) && t.len() <= MAX_TOKEN_BYTES);
         }
-        (Err(Rejection::InvalidRequest(_)), BearerModel::InvalidRequest) => {}
-        (Err(Rejection::InvalidToken(_)), BearerModel::InvalidToken) => {}
+        (Err(AuthError::InvalidRequest(_)), BearerModel::InvalidRequest) => {}
+        (Err(AuthError::InvalidToken(_)), BearerModel::InvalidToken) => {}
         _ => panic!("extract gave {got:?}, the contract says {want:?}"),
     }
 }

@@ -29,6 +29,7 @@ pub(super) fn introspector() -> &'static Introspector {
             config,
             vec!["sub".into(), "tenant".into()],
             fetcher,
+            tokengate::clock::Clock::system(),
         )
     })
 }

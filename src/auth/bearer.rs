@@ -13,7 +13,7 @@ use http::header::AUTHORIZATION;
 use http::HeaderMap;
 use std::borrow::Cow;
 
-use crate::error::Rejection;
+use super::error::AuthError;
 
 /// The credential a request carries, if any.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -27,16 +27,16 @@ pub fn extract<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
     max_token_bytes: usize,
-) -> Result<Credential<'a>, Rejection> {
+) -> Result<Credential<'a>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
         return Ok(Credential::None);
     };
     if values.next().is_some() {
-        return Err(Rejection::InvalidRequest("multiple Authorization headers"));
+        return Err(AuthError::InvalidRequest("multiple Authorization headers"));
     }
     if query.is_some_and(has_access_token_param) {
-        return Err(Rejection::InvalidRequest(
+        return Err(AuthError::InvalidRequest(
             "token in both the Authorization header and the query",
         ));
     }
@@ -53,19 +53,19 @@ pub fn extract<'a>(
     let rest = &bytes[SCHEME.len()..];
     let token_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     if token_start == 0 || token_start == rest.len() {
-        return Err(Rejection::InvalidRequest("malformed bearer credential"));
+        return Err(AuthError::InvalidRequest("malformed bearer credential"));
     }
     let token = &rest[token_start..];
     if !is_b64token(token) {
-        return Err(Rejection::InvalidRequest("malformed bearer credential"));
+        return Err(AuthError::InvalidRequest("malformed bearer credential"));
     }
     if token.len() > max_token_bytes {
-        return Err(Rejection::InvalidToken("token too long"));
+        return Err(AuthError::InvalidToken("token too long"));
     }
     // is_b64token admits ASCII only, so this cannot fail.
     match std::str::from_utf8(token) {
         Ok(t) => Ok(Credential::Bearer(t)),
-        Err(_) => Err(Rejection::InvalidRequest("malformed bearer credential")),
+        Err(_) => Err(AuthError::InvalidRequest("malformed bearer credential")),
     }
 }
 
@@ -175,9 +175,9 @@ mod tests {
 
     #[test]
     fn extract_grammar_table() {
-        let ok = |t: &'static str| Ok::<_, Rejection>(Credential::Bearer(t));
-        let bad = Err::<Credential, _>(Rejection::InvalidRequest("malformed bearer credential"));
-        let cases: Vec<(&[u8], Result<Credential, Rejection>)> = vec![
+        let ok = |t: &'static str| Ok::<_, AuthError>(Credential::Bearer(t));
+        let bad = Err::<Credential, _>(AuthError::InvalidRequest("malformed bearer credential"));
+        let cases: Vec<(&[u8], Result<Credential, AuthError>)> = vec![
             (b"Bearer abc", ok("abc")),
             (b"bearer abc", ok("abc")),
             (b"BEARER abc", ok("abc")),
@@ -215,7 +215,7 @@ mod tests {
         let h = headers(&[b"Bearer a", b"Bearer b"]);
         assert!(matches!(
             extract(&h, None, 8192),
-            Err(Rejection::InvalidRequest(_))
+            Err(AuthError::InvalidRequest(_))
         ));
     }
 
@@ -224,7 +224,7 @@ mod tests {
         let h = headers(&[b"Bearer a"]);
         assert!(matches!(
             extract(&h, Some("x=1&access_token=b"), 8192),
-            Err(Rejection::InvalidRequest(_))
+            Err(AuthError::InvalidRequest(_))
         ));
         assert_eq!(
             extract(&h, Some("access_tokens=1"), 8192),
@@ -246,7 +246,7 @@ mod tests {
         assert_eq!(extract(&h, None, 6), Ok(Credential::Bearer("abcdef")));
         assert_eq!(
             extract(&h, None, 5),
-            Err(Rejection::InvalidToken("token too long"))
+            Err(AuthError::InvalidToken("token too long"))
         );
     }
 }

@@ -29,15 +29,14 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
-use super::{claims, unix_now, Principal};
+use super::error::{AuthError, IntrospectionFailure};
+use super::{claims, Principal};
+use crate::clock::Clock;
 use crate::config::{ClientAuthMethod, IntrospectionConfig, IssuerConfig};
-use crate::error::Rejection;
-use crate::fetch::{FetchError, HttpFetcher};
+use crate::fetch::HttpFetcher;
 
 /// An introspection answer larger than this is a failure.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
-const RETRY_AFTER_S: u32 = 5;
-
 /// A cached answer.
 #[derive(Clone, Debug)]
 pub enum Answer {
@@ -46,20 +45,22 @@ pub enum Answer {
     Refused(&'static str),
 }
 
-struct AnswerExpiry {
-    ttl: Duration,
-    negative_ttl: Duration,
+/// A cached answer and the time (epoch seconds, on the introspector's
+/// clock) it stops being used: the positive or negative TTL, and for an
+/// active token no later than its `exp`.
+#[derive(Clone)]
+struct Cached {
+    answer: Answer,
+    until: f64,
 }
 
-impl moka::Expiry<[u8; 32], Answer> for AnswerExpiry {
-    fn expire_after_create(&self, _: &[u8; 32], answer: &Answer, _: Instant) -> Option<Duration> {
-        Some(match answer {
-            Answer::Active(p) => {
-                let left = Duration::from_secs_f64((p.expires_at - unix_now()).clamp(0.0, 1e9));
-                left.min(self.ttl)
-            }
-            Answer::Refused(_) => self.negative_ttl,
-        })
+/// Frees a cached answer's memory once its `until` passed; whether an
+/// answer is still used is decided on read, by the clock.
+struct AnswerExpiry(Clock);
+
+impl moka::Expiry<[u8; 32], Cached> for AnswerExpiry {
+    fn expire_after_create(&self, _: &[u8; 32], cached: &Cached, _: Instant) -> Option<Duration> {
+        Some(self.0.until(cached.until))
     }
 }
 
@@ -75,9 +76,10 @@ pub struct Introspector {
     forward_claims: Vec<String>,
     basic: Option<HeaderValue>,
     fetcher: HttpFetcher,
-    cache: Cache<[u8; 32], Answer>,
+    cache: Cache<[u8; 32], Cached>,
     in_flight: Arc<Semaphore>,
     cache_counters: crate::telemetry::CacheCounters,
+    clock: Clock,
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -95,13 +97,6 @@ pub fn form_encode(value: &str) -> String {
     out
 }
 
-fn unavailable(description: &'static str) -> Rejection {
-    Rejection::Unavailable {
-        description,
-        retry_after_s: RETRY_AFTER_S,
-    }
-}
-
 impl Introspector {
     pub fn new(
         index: usize,
@@ -109,6 +104,7 @@ impl Introspector {
         config: &IntrospectionConfig,
         forward_claims: Vec<String>,
         fetcher: HttpFetcher,
+        clock: Clock,
     ) -> Introspector {
         let basic = (config.auth_method == ClientAuthMethod::ClientSecretBasic).then(|| {
             let pair = format!(
@@ -123,10 +119,7 @@ impl Introspector {
         });
         let cache = Cache::builder()
             .max_capacity(100_000)
-            .expire_after(AnswerExpiry {
-                ttl: config.cache_ttl,
-                negative_ttl: config.negative_cache_ttl,
-            })
+            .expire_after(AnswerExpiry(clock.clone()))
             .build();
         Introspector {
             issuer: index,
@@ -142,6 +135,7 @@ impl Introspector {
             cache,
             in_flight: Arc::new(Semaphore::new(config.max_concurrent)),
             cache_counters: crate::telemetry::CacheCounters::new("introspection"),
+            clock,
         }
     }
 
@@ -156,71 +150,73 @@ impl Introspector {
     }
 
     /// The verified principal for an opaque `token`.
-    pub async fn lookup(&self, token: &str) -> Result<Arc<Principal>, Rejection> {
+    pub async fn lookup(&self, token: &str) -> Result<Arc<Principal>, AuthError> {
         let key = self.cache_key(token);
-        if let Some(answer) = self.cache.get(&key).await {
-            self.cache_counters.hits.increment(1);
-            return answer.into_result();
+        if let Some(cached) = self.cache.get(&key).await {
+            if self.clock.now() < cached.until {
+                self.cache_counters.hits.increment(1);
+                return cached.answer.into_result();
+            }
+            self.cache.invalidate(&key).await;
         }
         self.cache_counters.misses.increment(1);
-        let answer = self
+        let cached = self
             .cache
             .try_get_with(key, self.call(token))
             .await
             .map_err(|e| (*e).clone())?;
-        answer.into_result()
+        cached.answer.into_result()
     }
 
-    async fn call(&self, token: &str) -> Result<Answer, Rejection> {
+    async fn call(&self, token: &str) -> Result<Cached, AuthError> {
+        let now = self.clock.now();
+        let result = self.exchange(token, now).await;
+        self.count(match &result {
+            Ok(Answer::Active(_)) => "active",
+            Ok(Answer::Refused(_)) => "inactive",
+            Err(cause) => cause.label(),
+        });
+        let answer = result.map_err(|cause| AuthError::Introspection {
+            issuer: self.name.clone(),
+            cause,
+        })?;
+        let until = match &answer {
+            Answer::Active(p) => p.expires_at.min(now + self.config.cache_ttl.as_secs_f64()),
+            Answer::Refused(_) => now + self.config.negative_cache_ttl.as_secs_f64(),
+        };
+        Ok(Cached { answer, until })
+    }
+
+    /// One call to the endpoint, judged.
+    async fn exchange(&self, token: &str, now: f64) -> Result<Answer, IntrospectionFailure> {
         let Ok(_permit) = self.in_flight.try_acquire() else {
-            self.count("overloaded");
-            return Err(unavailable("too many token checks in flight"));
+            return Err(IntrospectionFailure::Overloaded);
         };
-        let fetched = match self
+        let request = self.request(token)?;
+        let fetched = self
             .fetcher
-            .send(self.request(token)?, self.config.timeout, MAX_ANSWER_BYTES)
+            .send(request, self.config.timeout, MAX_ANSWER_BYTES)
             .await
-        {
-            Ok(f) => f,
-            Err(e) => {
-                self.count(e.label());
-                tracing::warn!(issuer = %self.name, error = %e, "introspection failed");
-                return Err(unavailable("the token issuer cannot be consulted"));
+            .map_err(IntrospectionFailure::Fetch)?;
+        match fetched.status {
+            StatusCode::OK => {}
+            StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
+                return Err(IntrospectionFailure::CredentialsRefused(
+                    fetched.status.as_u16(),
+                ))
             }
-        };
-        if fetched.status != StatusCode::OK {
-            let label = match fetched.status {
-                StatusCode::UNAUTHORIZED | StatusCode::FORBIDDEN => {
-                    tracing::error!(issuer = %self.name, status = fetched.status.as_u16(), "introspection endpoint refused the gateway's credentials");
-                    "credentials_refused"
-                }
-                _ => {
-                    tracing::warn!(issuer = %self.name, status = fetched.status.as_u16(), "introspection endpoint failed");
-                    FetchError::Status(0).label()
-                }
-            };
-            self.count(label);
-            return Err(unavailable("the token issuer cannot be consulted"));
+            status => return Err(IntrospectionFailure::Status(status.as_u16())),
         }
         // Strict: a duplicated member (`"active"` twice) is not an answer.
-        let Some(doc) = super::json::parse_object(&fetched.body) else {
-            self.count(FetchError::NotJson.label());
-            tracing::warn!(issuer = %self.name, "introspection answer is not a JSON object");
-            return Err(unavailable("the token issuer cannot be consulted"));
-        };
-        let answer = self.judge(&doc, unix_now());
-        self.count(match answer {
-            Answer::Active(_) => "active",
-            Answer::Refused(_) => "inactive",
-        });
-        Ok(answer)
+        let doc = super::json::parse_object(&fetched.body).ok_or(IntrospectionFailure::NotJson)?;
+        Ok(self.judge(&doc, now))
     }
 
     fn count(&self, result: &'static str) {
         metrics::counter!("tokengate_introspection_requests_total", "issuer" => self.name.clone(), "result" => result).increment(1);
     }
 
-    fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, Rejection> {
+    fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, IntrospectionFailure> {
         let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
         if self.basic.is_none() {
             body.push_str(&format!(
@@ -233,7 +229,7 @@ impl Introspector {
             .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
             .header(ACCEPT, "application/json")
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| unavailable("the token issuer cannot be consulted"))?;
+            .map_err(|_| IntrospectionFailure::Request)?;
         if let Some(basic) = &self.basic {
             req.headers_mut().insert(AUTHORIZATION, basic.clone());
         }
@@ -313,10 +309,10 @@ impl Introspector {
 }
 
 impl Answer {
-    fn into_result(self) -> Result<Arc<Principal>, Rejection> {
+    fn into_result(self) -> Result<Arc<Principal>, AuthError> {
         match self {
             Answer::Active(p) => Ok(p),
-            Answer::Refused(reason) => Err(Rejection::InvalidToken(reason)),
+            Answer::Refused(reason) => Err(AuthError::InvalidToken(reason)),
         }
     }
 }
@@ -340,6 +336,7 @@ mod tests {
             i.introspection.as_ref().unwrap(),
             vec!["sub".into()],
             HttpFetcher::new().unwrap(),
+            Clock::system(),
         )
     }
 

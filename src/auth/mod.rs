@@ -21,6 +21,7 @@
 
 pub mod bearer;
 pub mod claims;
+pub mod error;
 pub mod introspect;
 pub mod json;
 pub mod jwk;
@@ -28,6 +29,7 @@ pub mod jws;
 pub mod keys;
 pub mod principal;
 
+pub use error::AuthError;
 pub use principal::Principal;
 
 use aws_lc_rs::digest::{digest, SHA256};
@@ -35,16 +37,13 @@ use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use moka::sync::Cache;
 use std::sync::Arc;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
+use crate::clock::Clock;
 use crate::config::{Algorithm, Config, ConfigError};
-use crate::error::Rejection;
 use crate::fetch::HttpFetcher;
 use introspect::Introspector;
 use keys::{IssuerKeys, Unusable};
-
-/// Retry-After for answers given while an issuer cannot be consulted.
-const RETRY_AFTER_S: u32 = 5;
 
 type TokenHash = [u8; 32];
 
@@ -58,10 +57,11 @@ pub struct Authenticator {
     cache_size: u64,
     cache_counters: crate::telemetry::CacheCounters,
     forward_claims: Vec<String>,
+    clock: Clock,
 }
 
 /// Expires a cached identity at its `exp`.
-struct ExpireAtExp;
+struct ExpireAtExp(Clock);
 
 impl moka::Expiry<TokenHash, Arc<Principal>> for ExpireAtExp {
     fn expire_after_create(
@@ -70,26 +70,15 @@ impl moka::Expiry<TokenHash, Arc<Principal>> for ExpireAtExp {
         p: &Arc<Principal>,
         _: Instant,
     ) -> Option<Duration> {
-        let left = p.expires_at - unix_now();
-        Some(Duration::from_secs_f64(left.clamp(0.0, 365.0 * 86_400.0)))
+        Some(self.0.until(p.expires_at))
     }
 }
 
-/// Seconds since the epoch, the clock of `exp`, `nbf` and `iat`.
-pub fn unix_now() -> f64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map_or(0.0, |d| d.as_secs_f64())
-}
-
-fn unavailable(why: Unusable) -> Rejection {
-    Rejection::Unavailable {
-        description: match why {
-            Unusable::NotLoaded | Unusable::NoUsableKey | Unusable::Stale => {
-                "the token issuer cannot be consulted"
-            }
-        },
-        retry_after_s: RETRY_AFTER_S,
+/// The issuer's key set is not usable now.
+fn unusable(issuer: &IssuerKeys) -> impl Fn(Unusable) -> AuthError + '_ {
+    move |why| AuthError::KeysUnusable {
+        issuer: issuer.config.name.clone(),
+        why,
     }
 }
 
@@ -105,6 +94,7 @@ impl Authenticator {
         config: &Config,
         fetcher: &HttpFetcher,
         previous: Option<&Authenticator>,
+        clock: &Clock,
     ) -> Result<Authenticator, Vec<ConfigError>> {
         let forward_claims: Vec<String> = config
             .forward
@@ -146,6 +136,7 @@ impl Authenticator {
                         cfg,
                         forward_claims.clone(),
                         fetcher.clone(),
+                        clock.clone(),
                     ))),
                 }
             })
@@ -160,7 +151,7 @@ impl Authenticator {
             (size > 0).then(|| {
                 Cache::builder()
                     .max_capacity(size)
-                    .expire_after(ExpireAtExp)
+                    .expire_after(ExpireAtExp(clock.clone()))
                     .build()
             })
         });
@@ -171,6 +162,7 @@ impl Authenticator {
             cache_size: size,
             cache_counters: crate::telemetry::CacheCounters::new("identity"),
             forward_claims,
+            clock: clock.clone(),
         })
     }
 
@@ -219,14 +211,14 @@ impl Authenticator {
         &self,
         token: &str,
         route_issuers: &[usize],
-    ) -> Result<Arc<Principal>, Rejection> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let principal = if jws::is_jwt_shaped(token) {
             self.cached_jwt(token, route_issuers).await?
         } else {
             let introspector = route_issuers
                 .iter()
                 .find_map(|&i| self.introspectors[i].as_ref())
-                .ok_or(Rejection::InvalidToken(
+                .ok_or(AuthError::InvalidToken(
                     "no configured issuer can verify this token",
                 ))?;
             introspector.lookup(token).await?
@@ -243,7 +235,7 @@ impl Authenticator {
         &self,
         token: &str,
         route_issuers: &[usize],
-    ) -> Result<Arc<Principal>, Rejection> {
+    ) -> Result<Arc<Principal>, AuthError> {
         let Some(cache) = &self.cache else {
             return self.verify_jwt(token, route_issuers).await.map(Arc::new);
         };
@@ -260,18 +252,18 @@ impl Authenticator {
     }
 
     /// The checks that must hold on every use, cached or not.
-    fn recheck(&self, p: &Principal, route_issuers: &[usize]) -> Result<(), Rejection> {
+    fn recheck(&self, p: &Principal, route_issuers: &[usize]) -> Result<(), AuthError> {
         if !route_issuers.contains(&p.issuer) {
-            return Err(Rejection::InvalidToken("token issuer is not accepted"));
+            return Err(AuthError::InvalidToken("token issuer is not accepted"));
         }
         let issuer = &self.issuers[p.issuer];
-        if unix_now() >= p.expires_at + issuer.config.leeway.as_secs_f64() {
-            return Err(Rejection::InvalidToken("token expired"));
+        if self.clock.now() >= p.expires_at + issuer.config.leeway.as_secs_f64() {
+            return Err(AuthError::InvalidToken("token expired"));
         }
         if let Some(fingerprint) = &p.key {
-            let (set, _) = issuer.usable(Instant::now()).map_err(unavailable)?;
+            let (set, _) = issuer.usable(Instant::now()).map_err(unusable(issuer))?;
             if !set.contains_fingerprint(fingerprint) {
-                return Err(Rejection::InvalidToken("token signing key was withdrawn"));
+                return Err(AuthError::InvalidToken("token signing key was withdrawn"));
             }
         }
         Ok(())
@@ -282,8 +274,8 @@ impl Authenticator {
         &self,
         token: &str,
         route_issuers: &[usize],
-    ) -> Result<Principal, Rejection> {
-        let jwt = jws::parse(token).map_err(Rejection::InvalidToken)?;
+    ) -> Result<Principal, AuthError> {
+        let jwt = jws::parse(token).map_err(AuthError::InvalidToken)?;
         let iss = jwt.claims.get("iss").and_then(|v| v.as_str());
         let index = route_issuers
             .iter()
@@ -292,26 +284,31 @@ impl Authenticator {
                 let c = &self.issuers[i].config;
                 c.key_source.is_some() && Some(c.issuer.as_str()) == iss
             })
-            .ok_or(Rejection::InvalidToken("token issuer is not accepted"))?;
+            .ok_or(AuthError::InvalidToken("token issuer is not accepted"))?;
         let issuer = &self.issuers[index];
         let config = &issuer.config;
         let alg = Algorithm::from_name(&jwt.alg)
             .filter(|a| config.algorithms.contains(a))
-            .ok_or(Rejection::InvalidToken("token algorithm is not accepted"))?;
-        claims::check_typ(jwt.typ.as_deref(), config.profile).map_err(Rejection::InvalidToken)?;
-        let mut principal =
-            claims::validate(&jwt.claims, config, index, &self.forward_claims, unix_now())
-                .map_err(Rejection::InvalidToken)?;
-        let (mut set, generation) = issuer.usable(Instant::now()).map_err(unavailable)?;
+            .ok_or(AuthError::InvalidToken("token algorithm is not accepted"))?;
+        claims::check_typ(jwt.typ.as_deref(), config.profile).map_err(AuthError::InvalidToken)?;
+        let mut principal = claims::validate(
+            &jwt.claims,
+            config,
+            index,
+            &self.forward_claims,
+            self.clock.now(),
+        )
+        .map_err(AuthError::InvalidToken)?;
+        let (mut set, generation) = issuer.usable(Instant::now()).map_err(unusable(issuer))?;
         if matches!(
             set.select(jwt.kid.as_deref(), alg),
             Err(jwk::KeyMiss::UnknownKid)
         ) {
             issuer.refetch_on_miss(generation).await;
-            set = issuer.usable(Instant::now()).map_err(unavailable)?.0;
+            set = issuer.usable(Instant::now()).map_err(unusable(issuer))?.0;
         }
         let key = set.select(jwt.kid.as_deref(), alg).map_err(|miss| {
-            Rejection::InvalidToken(match miss {
+            AuthError::InvalidToken(match miss {
                 jwk::KeyMiss::UnknownKid => "token signing key is unknown",
                 jwk::KeyMiss::NoFit => "token signing key does not fit its algorithm",
                 jwk::KeyMiss::Ambiguous => "token names no key and the issuer has several",
@@ -320,7 +317,7 @@ impl Authenticator {
         let signature = URL_SAFE_NO_PAD.decode(jwt.signature).unwrap_or_default();
         let valid = key.verify(alg, jwt.signing_input.as_bytes(), &signature);
         if !valid {
-            return Err(Rejection::InvalidToken("token signature is invalid"));
+            return Err(AuthError::InvalidToken("token signature is invalid"));
         }
         principal.key = Some(key.fingerprint);
         Ok(principal)
@@ -333,11 +330,51 @@ mod tests {
     use std::path::Path;
 
     fn authenticator(issuers: &str, previous: Option<&Authenticator>) -> Authenticator {
+        authenticator_at(issuers, previous, &Clock::system())
+    }
+
+    fn authenticator_at(
+        issuers: &str,
+        previous: Option<&Authenticator>,
+        clock: &Clock,
+    ) -> Authenticator {
         crate::tls::install_default_provider();
         let text = format!("[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n{issuers}");
         let config = Config::from_toml(&text, Path::new("."), Vec::new()).expect("config");
         let fetcher = HttpFetcher::new().expect("fetcher");
-        Authenticator::new(&config, &fetcher, previous).expect("authenticator")
+        Authenticator::new(&config, &fetcher, previous, clock).expect("authenticator")
+    }
+
+    /// A cached identity is refused once the clock passes `exp` plus the
+    /// leeway, without waiting: the test steps the clock.
+    #[test]
+    fn recheck_refuses_an_identity_once_the_clock_passes_exp_and_leeway() {
+        let clock = Clock::manual(1_000_000.0);
+        let m = issuer("m", "jwks_uri = \"https://idp/jwks\"", "leeway_s = 5");
+        let auth = authenticator_at(&m, None, &clock);
+        let p = Principal {
+            issuer: 0,
+            key: None,
+            expires_at: 1_000_010.0,
+            scopes: Vec::new(),
+            subject: None,
+            client_id: None,
+            forwarded: serde_json::Map::new(),
+        };
+        let expired = Err(AuthError::InvalidToken("token expired"));
+        for (step_s, want) in [
+            (0, Ok(())),
+            (14, Ok(())),
+            (1, expired.clone()),
+            (60, expired),
+        ] {
+            clock.advance(Duration::from_secs(step_s));
+            assert_eq!(auth.recheck(&p, &[0]), want, "at {}", clock.now());
+        }
+        assert_eq!(
+            auth.recheck(&p, &[1]),
+            Err(AuthError::InvalidToken("token issuer is not accepted"))
+        );
     }
 
     fn issuer(name: &str, source: &str, extra: &str) -> String {

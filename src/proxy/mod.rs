@@ -5,6 +5,7 @@
 //! headers to add.
 
 pub mod body;
+pub mod error;
 pub mod headers;
 pub mod pool;
 pub mod tunnel;
@@ -20,8 +21,8 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, UpstreamConfig};
-use crate::error::Rejection;
 use body::{BodyState, BodyWatch, RequestBody};
+pub use error::UpstreamError;
 use pool::{Pool, PooledBody, SendError};
 
 /// What the gateway answers with: the upstream's streamed body, or its own.
@@ -83,9 +84,9 @@ pub struct Forwarded<'a> {
     pub peer_trusted: bool,
     /// Identity headers to add (already stripped from the incoming request).
     pub identity: Vec<(HeaderName, HeaderValue)>,
-    /// `exp` of the verified token (seconds since the epoch): a WebSocket
-    /// tunnel it opened is closed then.
-    pub expires_at: Option<f64>,
+    /// The time left until the verified token's `exp`: a WebSocket tunnel
+    /// it opened is closed then.
+    pub token_left: Option<std::time::Duration>,
     pub policy: headers::RequestPolicy<'a>,
     /// Also removes `access_token` query parameters.
     pub strip_authorization: bool,
@@ -97,7 +98,7 @@ pub async fn forward(
     upstream: &Upstream,
     mut req: Request<Incoming>,
     fwd: Forwarded<'_>,
-) -> Result<Response<ResponseBody>, Rejection> {
+) -> Result<Response<ResponseBody>, UpstreamError> {
     let handshake = fwd
         .policy
         .upgrade
@@ -130,19 +131,30 @@ pub async fn forward(
         // The upstream cannot answer before it has the whole request: a
         // body still being read is the client's delay, not the upstream's.
         Err(_) => match watch.map(|w| w.state()) {
-            Some(BodyState::Reading | BodyState::TimedOut) => return Err(Rejection::BodyTimeout),
-            _ => return Err(Rejection::UpstreamTimeout),
+            Some(BodyState::Reading | BodyState::TimedOut) => {
+                return Err(UpstreamError::BodyTimeout)
+            }
+            _ => {
+                return Err(UpstreamError::Timeout {
+                    upstream: upstream.config.name.clone(),
+                })
+            }
         },
     };
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         let Some(handshake) = handshake else {
-            return Err(Rejection::UpstreamProtocol);
+            return Err(UpstreamError::UnaskedUpgrade {
+                upstream: upstream.config.name.clone(),
+            });
         };
         handshake
             .accepts(resp.headers())
-            .map_err(Rejection::UpstreamBadUpgrade)?;
-        handshake.spawn(hyper::upgrade::on(&mut resp), fwd.expires_at);
+            .map_err(|reason| UpstreamError::BadUpgrade {
+                upstream: upstream.config.name.clone(),
+                reason,
+            })?;
+        handshake.spawn(hyper::upgrade::on(&mut resp), fwd.token_left);
     }
     headers::clean_response(resp.headers_mut(), switching);
     // The client gets its own protocol version, whatever the upstream spoke
@@ -156,25 +168,20 @@ pub async fn forward(
 
 /// Why the upstream exchange failed, with the blame where it belongs: a
 /// client body that broke or stalled is the client's fault.
-fn send_failure(upstream: &Upstream, watch: Option<&BodyWatch>, e: SendError) -> Rejection {
+fn send_failure(upstream: &Upstream, watch: Option<&BodyWatch>, e: SendError) -> UpstreamError {
+    let name = || upstream.config.name.clone();
     match (watch.map(BodyWatch::state), e) {
-        (Some(BodyState::Malformed), _) => Rejection::MalformedBody,
-        (Some(BodyState::TimedOut), _) => Rejection::BodyTimeout,
-        (_, e @ SendError::Saturated(_)) => {
-            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection limit reached");
-            Rejection::Unavailable {
-                description: "the upstream has no free connection",
-                retry_after_s: 1,
-            }
-        }
-        (_, e @ SendError::Connect(_)) => {
-            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream connection failed");
-            Rejection::UpstreamConnect
-        }
-        (_, e) => {
-            tracing::warn!(upstream = %upstream.config.name, error = %e, "upstream request failed");
-            Rejection::UpstreamProtocol
-        }
+        (Some(BodyState::Malformed), _) => UpstreamError::MalformedBody,
+        (Some(BodyState::TimedOut), _) => UpstreamError::BodyTimeout,
+        (_, SendError::Saturated(_)) => UpstreamError::Saturated { upstream: name() },
+        (_, e @ SendError::Connect(_)) => UpstreamError::Connect {
+            upstream: name(),
+            cause: e.to_string(),
+        },
+        (_, e) => UpstreamError::Protocol {
+            upstream: name(),
+            cause: e.to_string(),
+        },
     }
 }
 
@@ -182,7 +189,7 @@ fn upstream_uri(
     upstream: &Upstream,
     fwd: &Forwarded,
     query: Option<&str>,
-) -> Result<Uri, Rejection> {
+) -> Result<Uri, UpstreamError> {
     let mut path = fwd.path;
     if let Some(prefix) = fwd.strip_prefix {
         let head_is_prefix = |len: usize| {
@@ -218,7 +225,9 @@ fn upstream_uri(
         pq.push_str(q);
     }
     // Origin form: the connection already goes to the upstream.
-    let pq = PathAndQuery::try_from(pq).map_err(|_| Rejection::UpstreamProtocol)?;
+    let pq = PathAndQuery::try_from(pq).map_err(|_| UpstreamError::BadTarget {
+        upstream: upstream.config.name.clone(),
+    })?;
     Ok(Uri::from(pq))
 }
 

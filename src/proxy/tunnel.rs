@@ -60,13 +60,10 @@ impl Handshake {
     }
 
     /// Joins the client's and the upstream's upgraded connections in a task
-    /// of their own, until either side closes or `expires_at` (seconds since
-    /// the epoch) passes.
-    pub fn spawn(self, upstream: OnUpgrade, expires_at: Option<f64>) {
-        let lifetime = expires_at.map(|exp| {
-            let left = exp - crate::auth::unix_now();
-            Duration::try_from_secs_f64(left.max(0.0)).map_or(MAX_LIFETIME, |d| d.min(MAX_LIFETIME))
-        });
+    /// of their own, until either side closes or the token that opened the
+    /// tunnel expires (`token_left` from now).
+    pub fn spawn(self, upstream: OnUpgrade, token_left: Option<Duration>) {
+        let lifetime = token_left.map(|left| left.min(MAX_LIFETIME));
         tokio::spawn(run(self.client, upstream, lifetime));
     }
 }

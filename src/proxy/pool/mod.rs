@@ -37,25 +37,30 @@
 //! that was sent cannot be replayed, and a non-idempotent request must not be.
 
 use bytes::Bytes;
-use http::{HeaderMap, Method, Request, Response, Uri, Version};
-use http_body::{Body, Frame, SizeHint};
+use http::{Request, Response};
 use http_body_util::{Either, Empty};
 use hyper::body::Incoming;
 use hyper::client::conn::http1::{self, SendRequest};
 use hyper_util::rt::TokioIo;
 use std::io;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
-use std::task::{Context, Poll};
+use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::net::TcpStream;
 use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
 
 use crate::config::{ConfigError, Scheme, UpstreamConfig};
+use idle::{sweep, Idle, IdleList};
+use replay::Replay;
+use wire::Counted;
+pub use wire::PooledBody;
+
+mod idle;
+mod replay;
+mod wire;
 
 /// The body of a request handed to [`Pool::send`].
 type ReqBody = super::body::RequestBody;
@@ -96,19 +101,6 @@ pub struct Pool {
     /// waiting at the cap.
     returned: Notify,
     idle: Mutex<IdleList>,
-}
-
-#[derive(Default)]
-struct IdleList {
-    /// Oldest first.
-    conns: Vec<Idle>,
-    /// The task closing expired connections, while `conns` is not empty.
-    sweeper: Option<AbortHandle>,
-}
-
-struct Idle {
-    conn: Conn,
-    since: Instant,
 }
 
 /// A connection's sending half, and whether its I/O has read anything since
@@ -395,191 +387,6 @@ impl Drop for Pool {
     }
 }
 
-impl IdleList {
-    /// Drops idle connections idle for `timeout` or longer (the oldest are
-    /// first in the list).
-    fn evict_expired(&mut self, now: Instant, timeout: Duration) {
-        let expired = expired_count(self.conns.iter().map(|i| i.since), now, timeout);
-        if expired > 0 {
-            self.conns.drain(..expired);
-        }
-    }
-}
-
-/// How many of `since` (oldest first) are `timeout` old or older at `now`.
-fn expired_count(since: impl Iterator<Item = Instant>, now: Instant, timeout: Duration) -> usize {
-    since
-        .take_while(|since| now.saturating_duration_since(*since) >= timeout)
-        .count()
-}
-
-/// Closes idle connections as they expire. Ends when the pool holds none
-/// (the next checkin starts another) or is gone.
-async fn sweep(pool: Weak<Pool>) {
-    loop {
-        let next = {
-            let Some(pool) = pool.upgrade() else {
-                return;
-            };
-            let mut idle = pool.lock_idle();
-            idle.evict_expired(Instant::now(), pool.idle_timeout);
-            match idle.conns.first() {
-                Some(oldest) => oldest.since + pool.idle_timeout,
-                None => {
-                    idle.sweeper = None;
-                    return;
-                }
-            }
-        };
-        tokio::time::sleep_until(next.into()).await;
-    }
-}
-
-/// Whether a request may be sent again after a connection failed under it
-/// without an answer: idempotent (RFC 9110 section 9.2.2) and no body to
-/// replay.
-fn replayable(method: &Method, bodiless: bool) -> bool {
-    bodiless
-        && matches!(
-            *method,
-            Method::GET | Method::HEAD | Method::OPTIONS | Method::PUT | Method::DELETE
-        )
-}
-
-/// The head of a request that may be sent again.
-struct Replay {
-    method: Method,
-    uri: Uri,
-    version: Version,
-    headers: HeaderMap,
-}
-
-impl Replay {
-    fn of(req: &Request<WireBody>) -> Option<Replay> {
-        replayable(req.method(), req.body().is_end_stream()).then(|| Replay {
-            method: req.method().clone(),
-            uri: req.uri().clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
-        })
-    }
-
-    fn into_request(self) -> Request<WireBody> {
-        let mut req = Request::new(Either::Right(Empty::new()));
-        *req.method_mut() = self.method;
-        *req.uri_mut() = self.uri;
-        *req.version_mut() = self.version;
-        *req.headers_mut() = self.headers;
-        req
-    }
-}
-
-/// A connection's I/O: holds its permit for as long as the connection (or
-/// the tunnel it became) is open, and notes when bytes arrive.
-struct Counted<IO> {
-    io: IO,
-    read_any: Arc<AtomicBool>,
-    _slot: OwnedSemaphorePermit,
-}
-
-impl<IO: AsyncRead + Unpin> AsyncRead for Counted<IO> {
-    fn poll_read(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &mut ReadBuf<'_>,
-    ) -> Poll<io::Result<()>> {
-        let before = buf.filled().len();
-        let polled = Pin::new(&mut self.io).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.read_any.store(true, Ordering::Relaxed);
-        }
-        polled
-    }
-}
-
-impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
-    fn poll_write(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        buf: &[u8],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write(cx, buf)
-    }
-
-    fn poll_write_vectored(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-        bufs: &[io::IoSlice<'_>],
-    ) -> Poll<io::Result<usize>> {
-        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
-    }
-
-    fn is_write_vectored(&self) -> bool {
-        self.io.is_write_vectored()
-    }
-
-    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_flush(cx)
-    }
-
-    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.io).poll_shutdown(cx)
-    }
-}
-
-/// An upstream response body that hands its connection back to the pool
-/// once it has been read to the end.
-pub struct PooledBody {
-    body: Incoming,
-    home: Option<(Conn, Arc<Pool>)>,
-}
-
-impl PooledBody {
-    /// The body, for a `101` whose connection becomes a tunnel.
-    pub fn into_inner(self) -> Incoming {
-        self.body
-    }
-
-    fn return_if_done(&mut self) {
-        if self.body.is_end_stream() {
-            self.go_home();
-        }
-    }
-
-    fn go_home(&mut self) {
-        if let Some((conn, pool)) = self.home.take() {
-            pool.checkin(conn);
-        }
-    }
-}
-
-impl Body for PooledBody {
-    type Data = Bytes;
-    type Error = hyper::Error;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, hyper::Error>>> {
-        let polled = Pin::new(&mut self.body).poll_frame(cx);
-        match &polled {
-            Poll::Ready(None) => self.go_home(),
-            Poll::Ready(Some(Ok(_))) => self.return_if_done(),
-            Poll::Ready(Some(Err(_))) => self.home = None,
-            Poll::Pending => {}
-        }
-        polled
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.body.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.body.size_hint()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -664,57 +471,5 @@ mod tests {
             tokio::task::yield_now().await;
         }
         panic!("the sweeper outlived its pool");
-    }
-
-    #[test]
-    fn replayable_table() {
-        let cases = [
-            (Method::GET, true, true),
-            (Method::HEAD, true, true),
-            (Method::OPTIONS, true, true),
-            (Method::PUT, true, true),
-            (Method::DELETE, true, true),
-            // A body that was sent cannot be sent again.
-            (Method::GET, false, false),
-            (Method::PUT, false, false),
-            (Method::DELETE, false, false),
-            // Not idempotent (RFC 9110 section 9.2.2).
-            (Method::POST, true, false),
-            (Method::PATCH, true, false),
-            (Method::POST, false, false),
-            (Method::CONNECT, true, false),
-        ];
-        for (method, bodiless, want) in cases {
-            assert_eq!(
-                replayable(&method, bodiless),
-                want,
-                "{method} bodiless={bodiless}"
-            );
-        }
-    }
-
-    #[test]
-    fn expired_count_counts_the_old_prefix() {
-        let now = Instant::now() + Duration::from_secs(100);
-        let ago = |ms: u64| now - Duration::from_millis(ms);
-        let timeout = Duration::from_millis(1000);
-        let cases: Vec<(Vec<Instant>, usize)> = vec![
-            (vec![], 0),
-            (vec![ago(10)], 0),
-            (vec![ago(999)], 0),
-            (vec![ago(1000)], 1),
-            (vec![ago(5000), ago(2000), ago(10)], 2),
-            (vec![ago(5000), ago(2000), ago(1000)], 3),
-            // A connection checked in "after" now (a clock read race) is
-            // not expired.
-            (vec![now + Duration::from_millis(5)], 0),
-        ];
-        for (since, want) in cases {
-            assert_eq!(
-                expired_count(since.iter().copied(), now, timeout),
-                want,
-                "{since:?}"
-            );
-        }
     }
 }
