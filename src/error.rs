@@ -3,8 +3,8 @@
 //! headers, the outcome label used in logs and metrics, the log level (by
 //! blame: client faults at debug, upstream faults at warn, ours at error),
 //! and the one log line of the failure. Phases report what happened
-//! ([`AuthError`], [`UpstreamError`], [`TargetError`]); [`Rejection::answer`]
-//! maps every variant in one exhaustive match.
+//! ([`AuthError`], [`UpstreamError`], [`TargetError`]); one exhaustive match in
+//! `Rejection::answer` maps every variant.
 //!
 //! Every description is a `&'static str` from a fixed list, so nothing a
 //! client sent (a token, a claim, a kid, an alg) can be echoed back.

@@ -3,33 +3,42 @@
 //!
 //! # Layout
 //!
+//! Dependencies point down this table: a module uses only modules below it
+//! (and leaves such as `clock`, `header_names`, `shutdown`), never one above;
+//! `tests/module_graph.rs` fails on an import circle.
+//!
 //! | module | owns |
 //! |---|---|
-//! | [`config`] | the file and environment → validated, typed [`config::Config`] |
-//! | [`check`] | `tokengate check`: the resolved configuration, the route table, lint warnings |
+//! | [`gateway`] | the entry point: the admin listener, the reload triggers and the server against one shutdown |
+//! | [`reload`] | replacing the snapshot: `SIGHUP` and `server.watch_config`, side by side |
+//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`server`] | accept loop, connection limit, TLS handshake, HTTP/1.1 + h2, timeouts, drain |
-//! | [`tls`] | rustls server and client configs (aws-lc-rs), ALPN |
-//! | [`runtime`] | the immutable snapshot a request runs against, swapped whole on reload |
-//! | [`target`] | request-target normalisation and refusal |
-//! | [`route`] | path patterns and the first-match route table |
-//! | [`auth`] | bearer extraction, JWT verification, key sets, the verified principal |
+//! | [`service`] | the request path, top to bottom |
+//! | [`check`] | `tokengate check`: the resolved configuration, the route table, lint warnings |
+//! | [`tools`] | `tokengate init`, `jwks`, `token`, `dev-cert`: tools around the gateway, never in a request's path |
+//! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream, outside the request path |
+//! | [`error`] | every refusal → status, challenge, JSON body, log level; the one log line of a failure |
+//! | [`runtime`] | the immutable snapshot a request runs against (compiled routes, verifiers, upstreams), swapped whole on reload |
+//! | [`proxy`] | the upstream request, header hygiene, pooled connections, `UpstreamError`, tunnels |
+//! | [`auth`] | bearer extraction, JWT verification, key sets, introspection, `AuthError`, the verified principal |
 //! | [`policy`] | route scope rules |
 //! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
-//! | [`proxy`] | the upstream request, header hygiene, pooled clients, 502/504, tunnels |
-//! | [`error`] | every refusal → status, challenge, JSON body, log level |
-//! | [`service`] | the request path, top to bottom |
-//! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
-//! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream |
-//! | [`tools`] | `tokengate init`, `jwks`, `token`, `dev-cert`: tools around the gateway, never in a request's path |
+//! | [`config`] | the file and environment → validated, typed [`config::Config`] |
+//! | [`route`] | path patterns and the first-match route table |
+//! | [`target`] | request-target normalisation and refusal |
+//! | [`tls`] | rustls server and client configs (aws-lc-rs), ALPN |
+//! | [`shutdown`] | the drain phases every listener watches (leaf) |
+//! | [`clock`] | the wall clock of token times, steppable in tests (leaf) |
+//! | [`header_names`] | the header names the gateway reserves (leaf) |
 //!
 //! One request: `server` accepts the connection (TLS if configured) and
 //! hands each request to [`service::handle`] with the current [`runtime`]
-//! snapshot. `service` normalises the target (`target`), finds the route
-//! (`route`), extracts and verifies the credential (`auth`), checks the
-//! route's scopes (`policy`), and forwards
-//! (`proxy`), streaming the upstream's answer back. Any refusal is a
-//! [`error::Rejection`], rendered in one place.
+//! snapshot. `service` normalises the target (`target`), finds the
+//! [`runtime::CompiledRoute`] (`route`), extracts and verifies the
+//! credential (`auth`), checks the route's scopes (`policy`), and forwards
+//! (`proxy`), streaming the upstream's answer back. A phase that refuses
+//! returns its error; [`error::Rejection`] renders and logs it in one place.
 
 #![forbid(unsafe_code)]
 

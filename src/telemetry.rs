@@ -6,7 +6,7 @@
 //! path only increments atomics: no label formatting, no map lookups.
 //!
 //! Counters and gauges go through the `metrics` recorder. The latency
-//! histograms are ours ([`FixedHistogram`]): fixed buckets counted with
+//! histograms are ours (`FixedHistogram`): fixed buckets counted with
 //! atomics. The exporter's histograms keep every sample until a scrape
 //! drains them, so a gateway nobody scrapes would grow without bound, and
 //! the scrape after a busy minute would stall the worker while it sorts

@@ -1,11 +1,11 @@
 //! The gateway's listener: the accept loop with its connection limit and
-//! accept backoff, then one task per connection ([`connection`]) until the
+//! accept backoff, then one task per connection (`connection`) until the
 //! [`Shutdown`] drains them.
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`connection`] | one connection: TLS handshake with a timeout, hyper-util's `auto` builder (HTTP/1.1 and h2, upgrades), header-read and idle timeouts, graceful drain |
-//! | [`prioritized`] | polling a connection's timers only when they fired |
+//! | `connection` | one connection: TLS handshake with a timeout, hyper-util's `auto` builder (HTTP/1.1 and h2, upgrades), header-read and idle timeouts, graceful drain |
+//! | `prioritized` | polling a connection's timers only when they fired |
 
 mod connection;
 mod prioritized;
