@@ -10,6 +10,15 @@
 //!   token, a cache lookup and the checks every use repeats (expiry, the
 //!   route's issuers, the signing key still published). It is the baseline
 //!   the uncached figures are read against.
+//! * `rs256/*`: one RS256 token, four ways, so the figures read as ratios.
+//!   `jsonwebtoken_decode` is `jsonwebtoken::decode` with a `DecodingKey`
+//!   built once from the key's `n` and `e` and a `Validation` pinned to RS256,
+//!   the issuer and the audience; `tokengate_authenticate` is the uncached
+//!   [`Authenticator::authenticate`] on the same token (the same work and
+//!   more: strict JSON, the JWT rules). `jsonwebtoken_signature` and
+//!   `tokengate_signature` are the signature check alone, from the base64url
+//!   segment: `jsonwebtoken::crypto::verify` against the key parsed once at
+//!   load by `tokengate::auth::jwk`. `src/auth/jwk.rs` cites the result.
 //! * `config_growth/{10_routes_1_issuer,1000_routes_20_issuers}`: the part of
 //!   a request's work that grows with the configuration, for a request
 //!   matching the last route: route lookup, the cached RS256 identity
@@ -23,7 +32,7 @@
 //! real ones, built by [`Runtime::build`] from a config; nothing touches the
 //! network. Verification runs on a current-thread tokio runtime, one
 //! `block_on` per criterion sample. Bearer parsing and route matching are
-//! measured in `benches/forwarding.rs`; `benches/README.md` says how to run
+//! measured in `benches/forwarding/`; `benches/README.md` says how to run
 //! this and read it.
 //!
 //! [`Authenticator::authenticate`]: tokengate::auth::Authenticator::authenticate
@@ -56,6 +65,7 @@ fn main() -> Result<(), BoxError> {
     let mut c = Criterion::default().configure_from_args();
     let bed = Bed::new()?;
     verify(&mut c, &bed)?;
+    rs256(&mut c, &bed)?;
     config_growth(&mut c, &bed)?;
     c.final_summary();
     Ok(())
@@ -69,6 +79,8 @@ struct Bed {
     cached: Runtime,
     /// `(algorithm, token)`, one per key in the key set.
     tokens: Vec<(&'static str, String)>,
+    /// The RS256 key's JWK, as published.
+    rs_jwk: serde_json::Value,
 }
 
 impl Bed {
@@ -101,6 +113,7 @@ impl Bed {
             uncached,
             cached,
             tokens,
+            rs_jwk: keys[0].jwk(),
         })
     }
 }
@@ -177,6 +190,105 @@ fn verify(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
             })
         });
     }
+    group.finish();
+    Ok(())
+}
+
+fn rs256(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use jsonwebtoken::{DecodingKey, Validation};
+    use tokengate::auth::jwk::KeySet;
+    use tokengate::config::Algorithm;
+
+    let token = bed
+        .tokens
+        .iter()
+        .find(|(alg, _)| *alg == "RS256")
+        .map(|(_, token)| token.as_str())
+        .ok_or("auth fixture: no RS256 token")?;
+    let jwk = bed.rs_jwk.clone();
+    let member = |name: &str| jwk[name].as_str().map(str::to_owned);
+    let (n, e) = match (member("n"), member("e")) {
+        (Some(n), Some(e)) => (n, e),
+        _ => return Err("auth fixture: the RS256 JWK has no n or e".into()),
+    };
+    let decoding = DecodingKey::from_rsa_components(&n, &e)?;
+    let mut validation = Validation::new(jsonwebtoken::Algorithm::RS256);
+    validation.set_issuer(&[ISS]);
+    validation.set_audience(&[AUD]);
+    let set = KeySet::from_json(&serde_json::json!({ "keys": [jwk] }))?;
+    let key = set
+        .keys
+        .first()
+        .ok_or("auth fixture: the RS256 key was skipped")?;
+    let (input, signature) = token
+        .rsplit_once('.')
+        .ok_or("auth fixture: the token has no signature segment")?;
+    let issuers = route_issuers(&bed.uncached)?;
+    let auth = &bed.uncached.auth;
+
+    // Every way must accept the token before anything is measured.
+    jsonwebtoken::decode::<serde_json::Value>(token, &decoding, &validation)?;
+    if !jsonwebtoken::crypto::verify(
+        signature,
+        input.as_bytes(),
+        &decoding,
+        jsonwebtoken::Algorithm::RS256,
+    )? {
+        return Err("rs256 fixture: jsonwebtoken refuses the signature".into());
+    }
+    let ours = |signature: &str| {
+        URL_SAFE_NO_PAD
+            .decode(signature)
+            .is_ok_and(|sig| key.verify(Algorithm::RS256, input.as_bytes(), &sig))
+    };
+    if !ours(signature) {
+        return Err("rs256 fixture: the pre-parsed key refuses the signature".into());
+    }
+
+    let mut group = c.benchmark_group("rs256");
+    group
+        .throughput(Throughput::Elements(1))
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("jsonwebtoken_decode", |b| {
+        b.iter(|| {
+            jsonwebtoken::decode::<serde_json::Value>(black_box(token), &decoding, &validation)
+                .map(|data| data.claims)
+                .unwrap_or_else(|e| panic!("rs256/jsonwebtoken_decode: {e}"))
+        })
+    });
+    group.bench_function("tokengate_authenticate", |b| {
+        b.to_async(&bed.rt).iter(|| async {
+            match auth.authenticate(black_box(token), &issuers).await {
+                Ok(principal) => principal,
+                Err(e) => panic!("rs256/tokengate_authenticate: {e:?}"),
+            }
+        })
+    });
+    group.bench_function("jsonwebtoken_signature", |b| {
+        b.iter(|| {
+            let ok = jsonwebtoken::crypto::verify(
+                black_box(signature),
+                input.as_bytes(),
+                &decoding,
+                jsonwebtoken::Algorithm::RS256,
+            );
+            assert!(
+                matches!(ok, Ok(true)),
+                "rs256/jsonwebtoken_signature refused"
+            );
+        })
+    });
+    group.bench_function("tokengate_signature", |b| {
+        b.iter(|| {
+            assert!(
+                ours(black_box(signature)),
+                "rs256/tokengate_signature refused"
+            );
+        })
+    });
     group.finish();
     Ok(())
 }

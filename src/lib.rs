@@ -47,6 +47,7 @@ pub mod auth;
 pub mod check;
 pub mod clock;
 pub mod config;
+#[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
 pub mod fetch;

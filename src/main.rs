@@ -7,14 +7,16 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
+#[cfg(feature = "demo")]
 use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tokengate::config::{Config, ConfigErrors};
+#[cfg(feature = "demo")]
 use tokengate::demo::issuer::Issuer;
 use tokengate::gateway::{self, Listeners};
-use tokengate::runtime::{self, Runtime, SharedRuntime};
+use tokengate::runtime::{self, Runtime};
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers, and glibc's malloc/free showed up as about a tenth of
@@ -23,6 +25,7 @@ use tokengate::runtime::{self, Runtime, SharedRuntime};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEFAULT_CONFIG: &str = "config/tokengate.toml";
+#[cfg(feature = "demo")]
 const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
 #[derive(Parser)]
@@ -87,7 +90,10 @@ fn main() -> ExitCode {
         Command::Init(args) => tokengate::tools::init::run(&config_path, &args)
             .map(|done| println!("{done}"))
             .map_err(anyhow::Error::from),
+        #[cfg(feature = "demo")]
         Command::Demo { port } => demo(port),
+        #[cfg(not(feature = "demo"))]
+        Command::Demo { .. } => return no_demo(),
         Command::Tool(tool) => tool.run(),
     };
     match result {
@@ -248,6 +254,17 @@ fn check(path: &Path, format: CheckFormat) -> ExitCode {
     ExitCode::SUCCESS
 }
 
+/// `tokengate demo` in a build without the `demo` feature.
+#[cfg(not(feature = "demo"))]
+fn no_demo() -> ExitCode {
+    eprintln!(
+        "error: this tokengate was built without the demo (cargo feature `demo`); \
+         a build with the default features has `tokengate demo`"
+    );
+    ExitCode::from(2)
+}
+
+#[cfg(feature = "demo")]
 fn demo(port: u16) -> anyhow::Result<()> {
     let (issuer_port, upstream_port) = match (port.checked_add(1), port.checked_add(2)) {
         (Some(i), Some(u)) => (i, u),
@@ -321,7 +338,8 @@ fn demo(port: u16) -> anyhow::Result<()> {
 }
 
 /// Waits (bounded) until the gateway has the demo issuer's keys.
-async fn wait_ready(shared: &SharedRuntime) -> anyhow::Result<()> {
+#[cfg(feature = "demo")]
+async fn wait_ready(shared: &runtime::SharedRuntime) -> anyhow::Result<()> {
     for _ in 0..200 {
         if shared.load().not_ready().is_empty() {
             return Ok(());
@@ -331,6 +349,7 @@ async fn wait_ready(shared: &SharedRuntime) -> anyhow::Result<()> {
     anyhow::bail!("the demo issuer's keys could not be loaded")
 }
 
+#[cfg(feature = "demo")]
 fn demo_instructions(port: u16) -> String {
     let gw = format!("http://127.0.0.1:{port}");
     let idp = format!("http://127.0.0.1:{}", port + 1);
@@ -383,6 +402,7 @@ mod held_logs {
     }
 
     /// Writes what was held and stops holding.
+    #[cfg_attr(not(feature = "demo"), allow(dead_code))]
     pub fn release() {
         let held = HELD.lock().unwrap_or_else(|e| e.into_inner()).take();
         if let Some(bytes) = held {

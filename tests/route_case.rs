@@ -8,7 +8,7 @@ mod common;
 
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, Key, AUD};
-use common::{empty, Client, Gateway, Reply, Upstream};
+use common::{empty, Client, Gateway, GatewayConfig, Reply, Route, Upstream};
 use http::Request;
 
 /// A protected `/api/admin/**` (with `extra` lines) followed by a public
@@ -17,29 +17,13 @@ async fn start(extra: &str) -> (Key, TestIdp, Upstream, Gateway) {
     let key = Key::es256("k-1");
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        r#"
-[admin]
-listen = "127.0.0.1:0"
-
-{}
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/api/admin/**"
-upstream = "echo"
-{extra}
-
-[[routes]]
-path = "/**"
-upstream = "echo"
-auth = "none"
-"#,
-        issuer_table("corp", &idp, ""),
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .admin_with(&issuer_table("corp", &idp, ""))
+        .upstream("echo", &upstream.url())
+        .route(Route::new("/api/admin/**", "echo").with(extra))
+        .route(Route::open("/**", "echo"))
+        .start()
+        .await;
     wait_ready(&gw).await;
     (key, idp, upstream, gw)
 }

@@ -6,9 +6,13 @@
 
 mod common;
 
+use common::assert::{assert_insufficient_scope, assert_refused, assert_status, DEFAULT_REALM};
 use common::idp::{issuer_table, wait_ready, TestIdp};
 use common::mint::{claims, with, Key, AUD};
-use common::{closed_port, empty, request, Client, Gateway, Reply, Upstream};
+use common::{
+    closed_port, empty, get_with, request, Client, Gateway, GatewayConfig, Issuer, Reply, Route,
+    Upstream,
+};
 use http::Request;
 use serde_json::{json, Value};
 
@@ -31,61 +35,27 @@ impl Setup {
         let a = TestIdp::with_keys(&[&key_a]).await;
         let b = TestIdp::with_keys(&[&key_b]).await;
         let upstream = Upstream::echo().await;
-        let toml = format!(
-            r#"
-[admin]
-listen = "127.0.0.1:0"
-
-{}
-{}
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/public/**"
-upstream = "echo"
-auth = "none"
-
-[[routes]]
-path = "/optional/**"
-upstream = "echo"
-auth = "optional"
-
-[[routes]]
-path = "/read/**"
-upstream = "echo"
-scopes = ["read"]
-
-[[routes]]
-path = "/both/**"
-upstream = "echo"
-scopes = ["read", "write"]
-
-[[routes]]
-path = "/any/**"
-upstream = "echo"
-any_scopes = ["admin", "support"]
-
-[[routes]]
-path = "/mixed/**"
-upstream = "echo"
-scopes = ["read"]
-any_scopes = ["x:1", "y:2"]
-
-[[routes]]
-path = "/only-a/**"
-upstream = "echo"
-issuers = ["a"]
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-"#,
-            issuer_table("a", &a, ""),
-            issuer_table("b", &b, "scope_claims = [\"scp\", \"scope\"]"),
-            upstream.url()
-        );
-        let gw = Gateway::start(&toml).await;
+        let gw = GatewayConfig::new()
+            .admin_with(&format!(
+                "{}\n{}",
+                issuer_table("a", &a, ""),
+                issuer_table("b", &b, "scope_claims = [\"scp\", \"scope\"]")
+            ))
+            .upstream("echo", &upstream.url())
+            .route(Route::open("/public/**", "echo"))
+            .route(Route::new("/optional/**", "echo").auth("optional"))
+            .route(Route::new("/read/**", "echo").scopes(&["read"]))
+            .route(Route::new("/both/**", "echo").scopes(&["read", "write"]))
+            .route(Route::new("/any/**", "echo").any_scopes(&["admin", "support"]))
+            .route(
+                Route::new("/mixed/**", "echo")
+                    .scopes(&["read"])
+                    .any_scopes(&["x:1", "y:2"]),
+            )
+            .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
+            .route(Route::new("/api/**", "echo"))
+            .start()
+            .await;
         wait_ready(&gw).await;
         Setup {
             a,
@@ -124,37 +94,8 @@ upstream = "echo"
 }
 
 async fn send_bearer(gw: &Gateway, path: &str, token: &str) -> Reply {
-    let req = Request::get(path)
-        .header("authorization", format!("Bearer {token}"))
-        .body(empty())
-        .expect("request");
+    let req = get_with(path, &[("authorization", &format!("Bearer {token}"))]);
     gw.send(&Client::h1(), req).await
-}
-
-/// 401/403 with the given error code; for 403 the challenge's `scope`.
-fn assert_refused(reply: &Reply, status: u16, code: &str, scope: Option<&str>) {
-    let body = reply.gateway_error(status);
-    assert_eq!(body["error"], code, "{body}");
-    let challenge = reply.header("www-authenticate").expect("challenge");
-    assert!(
-        challenge.starts_with("Bearer realm=\"tokengate\""),
-        "{challenge}"
-    );
-    assert!(
-        challenge.contains(&format!("error=\"{code}\"")),
-        "{challenge}"
-    );
-    assert_eq!(challenge.matches("error=").count(), 1, "{challenge}");
-    match scope {
-        Some(scope) => {
-            assert!(
-                challenge.ends_with(&format!(", scope=\"{scope}\"")),
-                "{challenge}"
-            );
-            assert_eq!(challenge.matches("scope=").count(), 1, "{challenge}");
-        }
-        None => assert!(!challenge.contains("scope="), "{challenge}"),
-    }
 }
 
 #[tokio::test]
@@ -204,7 +145,7 @@ async fn auth_optional_forwards_anonymously_but_never_downgrades_a_bad_token() {
     ];
     for (what, token) in &refused {
         let reply = s.call("/optional/x", Some(token)).await;
-        assert_refused(&reply, 401, "invalid_token", None);
+        assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
         assert_eq!(
             s.upstream.hits(),
             1,
@@ -214,13 +155,10 @@ async fn auth_optional_forwards_anonymously_but_never_downgrades_a_bad_token() {
     let reply =
         s.gw.send(
             &Client::h1(),
-            Request::get("/optional/x")
-                .header("authorization", "Bearer a b")
-                .body(empty())
-                .expect("request"),
+            get_with("/optional/x", &[("authorization", "Bearer a b")]),
         )
         .await;
-    assert_refused(&reply, 400, "invalid_request", None);
+    assert_refused(&reply, DEFAULT_REALM, 400, Some("invalid_request"), None);
 
     let reply = s
         .call("/optional/x", Some(&s.token_a(json!({"sub": "alice"}))))
@@ -285,7 +223,7 @@ async fn scopes_all_of_and_any_of() {
             assert_eq!(reply.status, 200, "{route} with {scope:?}");
             forwarded += 1;
         } else {
-            assert_refused(&reply, 403, "insufficient_scope", Some(challenge(route)));
+            assert_insufficient_scope(&reply, challenge(route));
         }
         assert_eq!(s.upstream.hits(), forwarded, "{route} with {scope:?}");
     }
@@ -293,7 +231,7 @@ async fn scopes_all_of_and_any_of() {
     let reply = s
         .call("/read/x", Some(&s.token_a(json!({"scope": null}))))
         .await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("read"));
+    assert_insufficient_scope(&reply, "read");
     assert_eq!(s.upstream.hits(), forwarded);
 }
 
@@ -342,15 +280,10 @@ async fn scopes_from_string_or_array_in_scope_claims_order() {
     for (what, token, status) in &cases {
         let reply = s.call("/both/x", Some(token)).await;
         if *status == 200 {
-            assert_eq!(
-                reply.status,
-                200,
-                "{what}: {:?}",
-                String::from_utf8_lossy(&reply.body)
-            );
+            assert_status(&reply, 200, what);
             forwarded += 1;
         } else {
-            assert_refused(&reply, 403, "insufficient_scope", Some("read write"));
+            assert_insufficient_scope(&reply, "read write");
         }
         assert_eq!(s.upstream.hits(), forwarded, "{what}");
     }
@@ -358,7 +291,7 @@ async fn scopes_from_string_or_array_in_scope_claims_order() {
     let reply = s
         .call("/api/x", Some(&s.token_b(json!({"scp": ["read", 1]}))))
         .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(s.upstream.hits(), forwarded);
 }
 
@@ -369,9 +302,9 @@ async fn scopes_are_checked_on_every_request_for_cached_identities() {
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     assert_eq!(s.call("/read/x", Some(&token)).await.status, 200);
     let reply = s.call("/both/x", Some(&token)).await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("read write"));
+    assert_insufficient_scope(&reply, "read write");
     let reply = s.call("/any/x", Some(&token)).await;
-    assert_refused(&reply, 403, "insufficient_scope", Some("admin support"));
+    assert_insufficient_scope(&reply, "admin support");
     assert_eq!(s.call("/read/y", Some(&token)).await.status, 200);
     assert_eq!(s.upstream.hits(), 3);
 }
@@ -386,13 +319,14 @@ async fn route_issuers_refuse_a_valid_token_of_another_issuer() {
         "b is trusted on /api"
     );
     let reply = s.call("/only-a/x", Some(&from_b)).await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     // A fresh token of b, never verified before, is refused the same way.
     let fresh_b = s.token_b(json!({"sub": "bob"}));
     assert_refused(
         &s.call("/only-a/x", Some(&fresh_b)).await,
+        DEFAULT_REALM,
         401,
-        "invalid_token",
+        Some("invalid_token"),
         None,
     );
     assert_eq!(s.upstream.hits(), 1);
@@ -416,28 +350,14 @@ async fn route_issuers_do_not_consult_an_issuer_the_route_does_not_trust() {
     let b = TestIdp::with_keys(&[&Key::eddsa("b-1")]).await;
     let upstream = Upstream::echo().await;
     let down = format!("http://127.0.0.1:{}/", closed_port().await);
-    let toml = format!(
-        r#"
-{}
-{}
-[issuers.down]
-issuer = "{down}"
-jwks_uri = "{down}jwks"
-audiences = ["{AUD}"]
-
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/only-a/**"
-upstream = "echo"
-issuers = ["a"]
-"#,
-        issuer_table("a", &a, ""),
-        issuer_table("b", &b, ""),
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .issuer(issuer_table("a", &a, ""))
+        .issuer(issuer_table("b", &b, ""))
+        .issuer(Issuer::new("down", &down).jwks_uri(&format!("{down}jwks")))
+        .upstream("echo", &upstream.url())
+        .route(Route::new("/only-a/**", "echo").issuers(&["a"]))
+        .start()
+        .await;
     // Issuer a is up: its tokens work once its keys are in.
     let ok = key_a.token(&claims(&a.issuer(), AUD));
     common::idp::eventually("issuer a loaded", || a.jwks_hits() >= 1).await;
@@ -460,7 +380,7 @@ issuers = ["a"]
         &Key::eddsa("b-unknown").token(&claims(&b.issuer(), AUD)),
     )
     .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(
         b.jwks_hits(),
         b_fetches,
@@ -473,6 +393,6 @@ issuers = ["a"]
         &Key::es256("d-1").token(&claims(&down, AUD)),
     )
     .await;
-    assert_refused(&reply, 401, "invalid_token", None);
+    assert_refused(&reply, DEFAULT_REALM, 401, Some("invalid_token"), None);
     assert_eq!(upstream.hits(), 1);
 }

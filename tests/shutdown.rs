@@ -3,7 +3,7 @@
 
 mod common;
 
-use common::{api_config, request, within, Client, Gateway, RawConn, Upstream};
+use common::{request, within, Client, Gateway, GatewayConfig, RawConn, Upstream};
 use std::io::ErrorKind;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -15,8 +15,10 @@ const CLOSE_LIMIT: Duration = Duration::from_secs(10);
 
 async fn gateway(server: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!("[server]\n{server}\n{}", api_config(&upstream.url(), ""));
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::open_api(&upstream.url())
+        .server(server)
+        .start()
+        .await;
     (upstream, gw)
 }
 
@@ -136,11 +138,11 @@ async fn shutdown_after_the_grace_period_closes_remaining_connections() {
 #[tokio::test]
 async fn shutdown_is_not_held_by_an_idle_admin_connection() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\nshutdown_grace_ms = 3000\n[admin]\nlisten = \"127.0.0.1:9901\"\n{}",
-        api_config(&upstream.url(), "")
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::open_api(&upstream.url())
+        .server("shutdown_grace_ms = 3000")
+        .admin()
+        .start()
+        .await;
     let mut probe = RawConn::connect(gw.admin_addr()).await;
     probe
         .write(&keep_alive_get(gw.admin_addr(), "/healthz"))

@@ -9,57 +9,28 @@
 
 mod common;
 
-use common::{raw, raw_get, request, Client, Gateway, RawReply, Upstream};
+use common::assert::assert_bad_target;
+use common::{get_with, raw, raw_get, request, Client, Gateway, GatewayConfig, Route, Upstream};
 
 async fn catch_all() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        r#"
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/**"
-upstream = "echo"
-auth = "none"
-"#,
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .upstream("echo", &upstream.url())
+        .route(Route::open("/**", "echo"))
+        .start()
+        .await;
     (upstream, gw)
 }
 
 async fn api_and_admin() -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        r#"
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-auth = "none"
-
-[[routes]]
-path = "/admin/**"
-upstream = "echo"
-auth = "none"
-"#,
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .upstream("echo", &upstream.url())
+        .route(Route::open("/api/**", "echo"))
+        .route(Route::open("/admin/**", "echo"))
+        .start()
+        .await;
     (upstream, gw)
-}
-
-/// 400, and `invalid_request` when the gateway (not hyper) wrote the body.
-fn assert_refused(reply: &RawReply, what: &str) {
-    assert_eq!(reply.status, 400, "{what}: {}", reply.head);
-    if let Some(json) = reply.gateway_json() {
-        assert_eq!(json["error"], "invalid_request", "{what}: {json}");
-        assert!(json["error_description"].is_string(), "{what}: {json}");
-        assert_eq!(reply.header("cache-control"), Some("no-store"), "{what}");
-    }
 }
 
 #[tokio::test]
@@ -105,7 +76,7 @@ async fn target_refusal_table_is_400_and_reaches_nothing() {
     for target in targets {
         let what = String::from_utf8_lossy(target).into_owned();
         let reply = raw_get(gw.addr(), target).await;
-        assert_refused(&reply, &what);
+        assert_bad_target(&reply, &what);
         if reply.gateway_json().is_some() {
             by_gateway.push(what.clone());
         }
@@ -160,7 +131,7 @@ async fn target_non_origin_forms_are_400() {
     ];
     for (what, request) in cases {
         let reply = raw(addr, request.as_bytes()).await;
-        assert_refused(&reply, what);
+        assert_bad_target(&reply, what);
         assert_eq!(upstream.hits(), 0, "{what} reached the upstream");
     }
 }
@@ -222,7 +193,7 @@ async fn target_encoded_unreserved_characters_are_decoded_before_matching_and_fo
         .target()
         .eq_ignore_ascii_case("/api/caf%C3%A9"));
     // Decoding can't smuggle a different route: %2F stays refused.
-    assert_refused(
+    assert_bad_target(
         &raw_get(gw.addr(), b"/api%2F..%2Fadmin").await,
         "/api%2F..%2Fadmin",
     );
@@ -291,29 +262,17 @@ async fn target_query_never_influences_matching_and_is_forwarded_unchanged() {
 #[tokio::test]
 async fn target_host_routes_compare_the_host_without_port_and_case() {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        r#"
-[upstreams.echo]
-url = "{}"
-
-[[routes]]
-host = "api.example.com"
-path = "/v/**"
-upstream = "echo"
-auth = "none"
-"#,
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .upstream("echo", &upstream.url())
+        .route(Route::open("/v/**", "echo").host("api.example.com"))
+        .start()
+        .await;
     for host in [
         "api.example.com",
         "API.Example.COM:8443",
         "api.example.com:80",
     ] {
-        let req = http::Request::get("/v/x")
-            .header("host", host)
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/v/x", &[("host", host)]);
         assert_eq!(gw.send(&Client::h1(), req).await.status, 200, "{host}");
         assert_eq!(upstream.last().header("x-forwarded-host"), Some(host));
     }
@@ -328,10 +287,7 @@ auth = "none"
         "api.example.com.evil",
         "xapi.example.com",
     ] {
-        let req = http::Request::get("/v/x")
-            .header("host", host)
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/v/x", &[("host", host)]);
         assert_eq!(gw.send(&Client::h1(), req).await.status, 404, "{host}");
     }
     assert_eq!(

@@ -4,7 +4,9 @@
 mod common;
 
 use common::client::{send_on, tls_connect};
-use common::{api_config, request, within, Client, Gateway, Pki, Upstream};
+use common::{
+    api_config, get_with, request, within, Client, Gateway, GatewayConfig, Pki, Route, Upstream,
+};
 use http::Version;
 use std::time::{Duration, Instant};
 use tokio::io::AsyncReadExt;
@@ -12,10 +14,11 @@ use tokio::net::TcpStream;
 
 async fn tls_gateway(pki: &Pki, server_extra: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::echo().await;
-    let toml = format!(
-        "[server]\ntls_cert = \"server.pem\"\ntls_key = \"server.key\"\n{server_extra}\n{}",
-        api_config(&upstream.url(), "")
-    );
+    let toml = GatewayConfig::open_api(&upstream.url())
+        .server(&format!(
+            "tls_cert = \"server.pem\"\ntls_key = \"server.key\"\n{server_extra}"
+        ))
+        .render();
     let gw = Gateway::start_in(&toml, pki.dir()).await;
     (upstream, gw)
 }
@@ -40,10 +43,7 @@ async fn tls_listener_negotiates_h2_and_http11_by_alpn() {
             negotiated,
             "offered {offered:?}"
         );
-        let req = http::Request::get("/api/x?q=1")
-            .header("x-forwarded-proto", "http")
-            .body(common::empty())
-            .expect("request");
+        let req = get_with("/api/x?q=1", &[("x-forwarded-proto", "http")]);
         let resp = send_on(tls, version == Version::HTTP_2, "https", &authority, req)
             .await
             .expect("request over TLS");
@@ -123,19 +123,10 @@ async fn tls_handshake_timeout_cuts_off_a_silent_client() {
 async fn tls_https_upstream_trusted_through_ca_file() {
     let pki = Pki::generate();
     let upstream = Upstream::echo_tls(&pki).await;
-    let toml = format!(
-        r#"
-[upstreams.secure]
-url = "{}"
-ca_file = "ca.pem"
-
-[[routes]]
-path = "/api/**"
-upstream = "secure"
-auth = "none"
-"#,
-        upstream.url()
-    );
+    let toml = GatewayConfig::new()
+        .upstream_with("secure", &upstream.url(), "ca_file = \"ca.pem\"")
+        .route(Route::open("/api/**", "secure"))
+        .render();
     let gw = Gateway::start_in(&toml, pki.dir()).await;
     for client in [Client::h1(), Client::h2()] {
         let reply = gw.send(&client, request("GET", "/api/x?q=1")).await;

@@ -3,37 +3,19 @@
 
 mod common;
 
-use common::{api_config, raw, within, Gateway, Upstream};
+use common::{api_config, raw, within, Gateway, GatewayConfig, Route, Upstream};
 use futures_util::{SinkExt, StreamExt};
 use tokio_tungstenite::tungstenite::{Error as WsError, Message};
 
 async fn ws_gateway() -> (Upstream, Gateway) {
     let upstream = Upstream::websocket_echo().await;
-    let toml = format!(
-        r#"
-[upstreams.ws]
-url = "{}"
-
-[[routes]]
-path = "/ws/**"
-methods = ["GET"]
-upstream = "ws"
-auth = "none"
-
-[[routes]]
-path = "/post-only/**"
-methods = ["POST"]
-upstream = "ws"
-auth = "none"
-
-[[routes]]
-path = "/secure/**"
-upstream = "ws"
-auth = "required"
-"#,
-        upstream.url()
-    );
-    let gw = Gateway::start(&toml).await;
+    let gw = GatewayConfig::new()
+        .upstream("ws", &upstream.url())
+        .route(Route::open("/ws/**", "ws").with("methods = [\"GET\"]"))
+        .route(Route::open("/post-only/**", "ws").with("methods = [\"POST\"]"))
+        .route(Route::new("/secure/**", "ws").auth("required"))
+        .start()
+        .await;
     (upstream, gw)
 }
 

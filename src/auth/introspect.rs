@@ -16,6 +16,7 @@
 //! (timeout, 5xx, 401/403 for our own credentials, non-JSON) is a 503: a
 //! token that cannot be checked is never forwarded.
 
+use aws_lc_rs::digest::{Context, SHA256};
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
 use bytes::Bytes;
@@ -24,7 +25,6 @@ use http::{HeaderValue, Request, StatusCode};
 use http_body_util::Full;
 use moka::future::Cache;
 use serde_json::{Map, Value};
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
@@ -140,11 +140,13 @@ impl Introspector {
     }
 
     fn cache_key(&self, token: &str) -> [u8; 32] {
-        let mut h = Sha256::new();
+        let mut h = Context::new(&SHA256);
         h.update(self.config.endpoint.to_string().as_bytes());
-        h.update([0]);
+        h.update(&[0]);
         h.update(token.as_bytes());
-        h.finalize().into()
+        let mut key = [0; 32];
+        key.copy_from_slice(h.finish().as_ref());
+        key
     }
 
     /// The verified principal for an opaque `token`.

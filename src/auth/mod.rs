@@ -32,10 +32,10 @@ pub mod principal;
 pub use error::AuthError;
 pub use principal::Principal;
 
+use aws_lc_rs::digest::{digest, SHA256};
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use moka::sync::Cache;
-use sha2::{Digest, Sha256};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -245,7 +245,8 @@ impl Authenticator {
         let Some(cache) = &self.cache else {
             return self.verify_jwt(token, route_issuers).await.map(Arc::new);
         };
-        let hash: TokenHash = Sha256::digest(token.as_bytes()).into();
+        let mut hash: TokenHash = [0; 32];
+        hash.copy_from_slice(digest(&SHA256, token.as_bytes()).as_ref());
         if let Some(p) = cache.get(&hash) {
             self.cache_counters.hits.increment(1);
             return Ok(p);

@@ -105,8 +105,9 @@ impl Config {
 
 /// The digest `watch_config` compares.
 pub fn file_digest(bytes: &[u8]) -> [u8; 32] {
-    use sha2::Digest;
-    sha2::Sha256::digest(bytes).into()
+    let mut out = [0; 32];
+    out.copy_from_slice(aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, bytes).as_ref());
+    out
 }
 
 fn figment_errors(err: figment::Error) -> ConfigErrors {

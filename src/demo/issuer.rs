@@ -4,75 +4,31 @@
 //! tokens for one client with an RFC 7662 introspection endpoint, a
 //! discovery document and the JWKS. Development only: fixed demo clients, an
 //! in-memory token store, a key generated at start, loopback only.
+//!
+//! This module holds the issuer's state and its two endpoints' logic;
+//! [`clients`] authenticates a client, [`form`] reads form bodies and
+//! [`wire`] answers requests and serves them.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
-use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
-use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
-use http::{HeaderMap, HeaderValue, Method, Request, Response, StatusCode};
-use http_body_util::{BodyExt, Full, Limited};
-use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
+use http::{HeaderMap, StatusCode};
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Value};
 use std::collections::HashMap;
-use std::convert::Infallible;
-use std::future::Future;
-use std::sync::{Arc, Mutex};
-use tokio::net::TcpListener;
+use std::sync::Mutex;
+
+mod clients;
+mod form;
+mod wire;
+
+pub use clients::{Client, CLIENTS};
+pub use wire::serve;
 
 /// The audience of every demo token (`config/demo.toml` trusts it).
 pub const AUDIENCE: &str = "tokengate-demo-api";
 const TOKEN_LIFETIME_S: u64 = 3600;
-const MAX_FORM_BYTES: usize = 16 * 1024;
-
-/// A registered demo client.
-#[derive(Debug, Clone)]
-pub struct Client {
-    pub id: &'static str,
-    pub secret: &'static str,
-    /// Scopes it may request; `None`: it may not use the token endpoint.
-    pub scopes: Option<&'static str>,
-    /// Issues opaque (introspectable) tokens instead of JWTs.
-    pub opaque: bool,
-    /// May call the introspection endpoint.
-    pub introspects: bool,
-}
-
-/// The demo's clients, printed by `tokengate demo`.
-pub const CLIENTS: &[Client] = &[
-    Client {
-        id: "demo-reader",
-        secret: "reader-secret",
-        scopes: Some("orders:read"),
-        opaque: false,
-        introspects: false,
-    },
-    Client {
-        id: "demo-writer",
-        secret: "writer-secret",
-        scopes: Some("orders:read orders:write"),
-        opaque: false,
-        introspects: false,
-    },
-    Client {
-        id: "demo-opaque",
-        secret: "opaque-secret",
-        scopes: Some("orders:read"),
-        opaque: true,
-        introspects: false,
-    },
-    Client {
-        id: "tokengate",
-        secret: "introspect-secret",
-        scopes: None,
-        opaque: false,
-        introspects: true,
-    },
-];
 
 struct OpaqueToken {
     client_id: &'static str,
@@ -84,7 +40,10 @@ struct OpaqueToken {
 /// The issuer's state: its signing key and the opaque tokens it issued.
 pub struct Issuer {
     base_url: String,
-    key: EcdsaKeyPair,
+    /// The P-256 private key, for `jsonwebtoken::encode`.
+    key: EncodingKey,
+    /// The public point, `x || y` (32 bytes each), for the JWKS.
+    public: Vec<u8>,
     kid: String,
     opaque: Mutex<HashMap<String, OpaqueToken>>,
 }
@@ -121,52 +80,18 @@ fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// Decodes one `application/x-www-form-urlencoded` component.
-pub fn form_decode(value: &str) -> Option<String> {
-    let bytes = value.as_bytes();
-    let mut out = Vec::with_capacity(bytes.len());
-    let mut i = 0;
-    while i < bytes.len() {
-        match bytes[i] {
-            b'+' => out.push(b' '),
-            b'%' => {
-                let hex = value
-                    .get(i + 1..i + 3)
-                    .filter(|h| h.bytes().all(|b| b.is_ascii_hexdigit()))?;
-                out.push(u8::from_str_radix(hex, 16).ok()?);
-                i += 2;
-            }
-            b => out.push(b),
-        }
-        i += 1;
-    }
-    String::from_utf8(out).ok()
-}
-
-/// Parses a form body; a parameter given twice is an error (RFC 6749 3.1).
-fn parse_form(body: &[u8]) -> Option<HashMap<String, String>> {
-    let text = std::str::from_utf8(body).ok()?;
-    let mut form = HashMap::new();
-    for pair in text.split('&').filter(|p| !p.is_empty()) {
-        let (k, v) = pair.split_once('=').unwrap_or((pair, ""));
-        if form.insert(form_decode(k)?, form_decode(v)?).is_some() {
-            return None;
-        }
-    }
-    Some(form)
-}
-
 impl Issuer {
     /// A new issuer whose URLs start with `base_url` (no trailing `/`).
     pub fn new(base_url: String) -> Result<Issuer, String> {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|e| e.to_string())?;
-        let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
+        let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .map_err(|e| e.to_string())?;
         Ok(Issuer {
             base_url,
-            key,
+            key: EncodingKey::from_ec_der(pkcs8.as_ref()),
+            public: pair.public_key().as_ref()[1..].to_vec(),
             kid: format!("demo-{}", &random_b64(6)),
             opaque: Mutex::new(HashMap::new()),
         })
@@ -177,8 +102,7 @@ impl Issuer {
     }
 
     fn jwks(&self) -> Value {
-        let point = self.key.public_key().as_ref();
-        let (x, y) = point[1..].split_at(32);
+        let (x, y) = self.public.split_at(32);
         json!({"keys": [{
             "kty": "EC", "crv": "P-256", "use": "sig", "alg": "ES256", "kid": self.kid,
             "x": URL_SAFE_NO_PAD.encode(x), "y": URL_SAFE_NO_PAD.encode(y),
@@ -201,77 +125,17 @@ impl Issuer {
 
     fn sign_jwt(&self, client: &Client, scope: &str) -> Result<String, OAuthError> {
         let iat = now();
-        let header = json!({"alg": "ES256", "typ": "at+jwt", "kid": self.kid});
+        let header = Header {
+            typ: Some("at+jwt".into()),
+            kid: Some(self.kid.clone()),
+            ..Header::new(jsonwebtoken::Algorithm::ES256)
+        };
         let claims = json!({
             "iss": self.base_url, "aud": AUDIENCE, "sub": client.id, "client_id": client.id,
             "scope": scope, "iat": iat, "exp": iat + TOKEN_LIFETIME_S, "jti": random_b64(16),
         });
-        let input = format!(
-            "{}.{}",
-            URL_SAFE_NO_PAD.encode(header.to_string()),
-            URL_SAFE_NO_PAD.encode(claims.to_string())
-        );
-        let sig = self
-            .key
-            .sign(&SystemRandom::new(), input.as_bytes())
-            .map_err(|_| oauth_error("server_error", "signing failed"))?;
-        Ok(format!("{input}.{}", URL_SAFE_NO_PAD.encode(sig.as_ref())))
-    }
-
-    /// The client authenticated by HTTP Basic or by form fields (not both).
-    fn authenticate(
-        &self,
-        headers: &HeaderMap,
-        form: &HashMap<String, String>,
-    ) -> Result<&'static Client, OAuthError> {
-        let basic = headers
-            .get(http::header::AUTHORIZATION)
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| {
-                v.strip_prefix("Basic ")
-                    .or_else(|| v.strip_prefix("basic "))
-            });
-        let in_form = form.contains_key("client_secret");
-        let (id, secret) = match (basic, in_form) {
-            (Some(_), true) => {
-                return Err(oauth_error(
-                    "invalid_request",
-                    "use one client authentication method",
-                ))
-            }
-            (Some(b64), false) => {
-                let decoded = STANDARD
-                    .decode(b64.trim())
-                    .ok()
-                    .and_then(|d| String::from_utf8(d).ok());
-                let (id, secret) = decoded
-                    .as_deref()
-                    .and_then(|d| d.split_once(':'))
-                    .and_then(|(i, s)| Some((form_decode(i)?, form_decode(s)?)))
-                    .ok_or(oauth_error(
-                        "invalid_client",
-                        "malformed client credentials",
-                    ))?;
-                (id, secret)
-            }
-            (None, true) => (
-                form.get("client_id").cloned().unwrap_or_default(),
-                form.get("client_secret").cloned().unwrap_or_default(),
-            ),
-            (None, false) => {
-                return Err(oauth_error(
-                    "invalid_client",
-                    "client authentication is required",
-                ))
-            }
-        };
-        CLIENTS
-            .iter()
-            .find(|c| c.id == id && c.secret == secret)
-            .ok_or(oauth_error(
-                "invalid_client",
-                "unknown client or wrong secret",
-            ))
+        jsonwebtoken::encode(&header, &claims, &self.key)
+            .map_err(|_| oauth_error("server_error", "signing failed"))
     }
 
     fn token(
@@ -282,7 +146,7 @@ impl Issuer {
         let grant = form
             .get("grant_type")
             .ok_or(oauth_error("invalid_request", "grant_type is required"))?;
-        let client = self.authenticate(headers, form)?;
+        let client = clients::authenticate(headers, form)?;
         if grant != "client_credentials" {
             return Err(oauth_error(
                 "unsupported_grant_type",
@@ -338,7 +202,7 @@ impl Issuer {
         headers: &HeaderMap,
         form: &HashMap<String, String>,
     ) -> Result<Value, OAuthError> {
-        let client = self.authenticate(headers, form)?;
+        let client = clients::authenticate(headers, form)?;
         if !client.introspects {
             return Err(oauth_error(
                 "unauthorized_client",
@@ -360,96 +224,19 @@ impl Issuer {
             None => json!({"active": false}),
         })
     }
-
-    async fn answer(&self, req: Request<Incoming>) -> Response<Full<Bytes>> {
-        let (parts, body) = req.into_parts();
-        match (&parts.method, parts.uri.path()) {
-            (&Method::GET, "/.well-known/openid-configuration") => {
-                json_response(StatusCode::OK, &self.discovery())
-            }
-            (&Method::GET, "/jwks") => json_response(StatusCode::OK, &self.jwks()),
-            (&Method::POST, path @ ("/token" | "/introspect")) => {
-                let body = Limited::new(body, MAX_FORM_BYTES)
-                    .collect()
-                    .await
-                    .map(|b| b.to_bytes());
-                let form = body.ok().as_deref().and_then(parse_form);
-                let result = match form {
-                    None => Err(oauth_error(
-                        "invalid_request",
-                        "the body must be a form without repeated parameters",
-                    )),
-                    Some(form) if path == "/token" => self.token(&parts.headers, &form),
-                    Some(form) => self.introspect(&parts.headers, &form),
-                };
-                match result {
-                    Ok(v) => json_response(StatusCode::OK, &v),
-                    Err(e) => error_response(&e),
-                }
-            }
-            _ => json_response(StatusCode::NOT_FOUND, &json!({"error": "not_found"})),
-        }
-    }
-}
-
-fn json_response(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    let h = resp.headers_mut();
-    h.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    h.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-    h.insert(PRAGMA, HeaderValue::from_static("no-cache"));
-    resp
-}
-
-fn error_response(e: &OAuthError) -> Response<Full<Bytes>> {
-    let mut resp = json_response(
-        e.status,
-        &json!({"error": e.code, "error_description": e.description}),
-    );
-    if e.status == StatusCode::UNAUTHORIZED {
-        resp.headers_mut().insert(
-            WWW_AUTHENTICATE,
-            HeaderValue::from_static("Basic realm=\"tokengate-demo\""),
-        );
-    }
-    resp
-}
-
-/// Serves the issuer on `listener` (which must be loopback) until `shutdown`.
-pub async fn serve(issuer: Arc<Issuer>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let accept = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let issuer = issuer.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let issuer = issuer.clone();
-                    async move { Ok::<_, Infallible>(issuer.answer(req).await) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    };
-    tokio::select! {
-        _ = accept => {}
-        _ = shutdown => {}
-    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use ::http::HeaderValue;
+    use base64::engine::general_purpose::STANDARD;
 
     fn basic(id: &str, secret: &str) -> HeaderMap {
         let mut h = HeaderMap::new();
         let v = format!("Basic {}", STANDARD.encode(format!("{id}:{secret}")));
         h.insert(
-            http::header::AUTHORIZATION,
+            ::http::header::AUTHORIZATION,
             HeaderValue::from_str(&v).unwrap(),
         );
         h
@@ -542,16 +329,5 @@ mod tests {
             &form(&[("token", &token)]),
         );
         assert_eq!(refused.err().map(|e| e.code), Some("unauthorized_client"));
-    }
-
-    #[test]
-    fn parse_form_decodes_and_refuses_repeats() {
-        let f = parse_form(b"a=1+2&b=%41%2B&c=").unwrap();
-        assert_eq!(f["a"], "1 2");
-        assert_eq!(f["b"], "A+");
-        assert_eq!(f["c"], "");
-        assert!(parse_form(b"a=1&a=2").is_none());
-        assert!(parse_form(b"a=%zz").is_none());
-        assert!(parse_form(b"a=%+1").is_none());
     }
 }

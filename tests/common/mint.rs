@@ -1,6 +1,8 @@
 //! A token minter for black-box tests: RS256, PS256, ES256 and EdDSA signing
 //! keys (aws-lc-rs), each with an optional `kid`, that publish their public
 //! JWK and sign JWS compact tokens, well-formed or deliberately broken.
+//! Well-formed tokens are signed by `jsonwebtoken::encode`; only the broken
+//! or unusual ones it cannot produce are put together by hand.
 //!
 //! ```ignore
 //! let key = Key::rs256("k1");
@@ -18,7 +20,13 @@
 //! generated once per test binary; [`Key::with_kid`] reuses key material
 //! under another kid.
 
-use aws_lc_rs::encoding::AsDer;
+// A path of its own: benches include this file with `#[path]` as well.
+#[path = "mint/jwt.rs"]
+mod jwt;
+
+pub use jwt::Jwt;
+
+use aws_lc_rs::encoding::{AsDer, Pkcs8V1Der, Pkcs8V2Der};
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::rsa::{KeyPair as RsaKeyPair, KeySize};
 use aws_lc_rs::signature::{
@@ -27,6 +35,7 @@ use aws_lc_rs::signature::{
 };
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};
 use base64::Engine;
+use jsonwebtoken::{EncodingKey, Header};
 use serde_json::{json, Map, Value};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, OnceLock};
@@ -86,6 +95,16 @@ pub fn with(base: &Value, changes: Value) -> Value {
 
 /// An HS* token signed with `secret` (which a gateway must never accept).
 pub fn hmac_token(alg: &str, secret: &[u8], header: &Value, claims: &Value) -> String {
+    let standard = EncodingKey::from_secret(secret)
+        .ok()
+        .zip(standard_header(header))
+        .filter(|_| header.get("alg") == Some(&json!(alg)))
+        .and_then(|(key, header)| encode(&header, claims, &key));
+    if let Some(token) = standard {
+        return token;
+    }
+    // Hand-built: an empty secret, a header `jsonwebtoken::Header` cannot
+    // carry as it is, or a header naming another algorithm than `alg`.
     let digest = match alg {
         "HS256" => aws_lc_rs::hmac::HMAC_SHA256,
         "HS384" => aws_lc_rs::hmac::HMAC_SHA384,
@@ -95,6 +114,46 @@ pub fn hmac_token(alg: &str, secret: &[u8], header: &Value, claims: &Value) -> S
     let input = format!("{}.{}", b64(header.to_string()), b64(claims.to_string()));
     let tag = aws_lc_rs::hmac::sign(&aws_lc_rs::hmac::Key::new(digest, secret), input.as_bytes());
     format!("{input}.{}", b64(tag.as_ref()))
+}
+
+/// `header` as a `jsonwebtoken::Header` when that carries exactly the same
+/// members (a known `alg`, string-valued extras, nothing dropped or added).
+fn standard_header(header: &Value) -> Option<Header> {
+    let parsed: Header = serde_json::from_value(header.clone()).ok()?;
+    (serde_json::to_value(&parsed).ok()? == *header).then_some(parsed)
+}
+
+/// `jsonwebtoken::encode`, or `None` where it refuses (a header `alg`
+/// another key family signs).
+fn encode(header: &Header, claims: &Value, key: &EncodingKey) -> Option<String> {
+    jsonwebtoken::encode(header, claims, key).ok()
+}
+
+/// The PKCS#1 `RSAPrivateKey` inside a PKCS#8 `PrivateKeyInfo`: the content
+/// of its third element, an OCTET STRING (what `EncodingKey::from_rsa_der`
+/// takes).
+fn pkcs1_from_pkcs8(pkcs8: &[u8]) -> Vec<u8> {
+    /// One DER element at the start of `der`: (tag, content, rest).
+    fn element(der: &[u8]) -> (u8, &[u8], &[u8]) {
+        let (tag, first) = (der[0], der[1]);
+        let (len, start) = if first < 0x80 {
+            (usize::from(first), 2)
+        } else {
+            let n = usize::from(first & 0x7f);
+            let len = der[2..2 + n]
+                .iter()
+                .fold(0usize, |acc, b| (acc << 8) | usize::from(*b));
+            (len, 2 + n)
+        };
+        (tag, &der[start..start + len], &der[start + len..])
+    }
+    let (tag, info, _) = element(pkcs8);
+    assert_eq!(tag, 0x30, "PrivateKeyInfo is a SEQUENCE");
+    let (_, _version, rest) = element(info);
+    let (_, _algorithm, rest) = element(rest);
+    let (tag, key, _) = element(rest);
+    assert_eq!(tag, 0x04, "privateKey is an OCTET STRING");
+    key.to_vec()
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -326,7 +385,25 @@ impl Key {
         )
     }
 
-    /// Signs `input` with this key's algorithm (ECDSA as raw R||S).
+    /// This key's private half for `jsonwebtoken`.
+    pub fn encoding_key(&self) -> EncodingKey {
+        match &self.material {
+            Material::Rsa(pair) => {
+                let pkcs8: Pkcs8V1Der = pair.as_der().expect("RSA PKCS#8");
+                EncodingKey::from_rsa_der(&pkcs1_from_pkcs8(pkcs8.as_ref()))
+            }
+            Material::Ec(pair) => {
+                EncodingKey::from_ec_der(pair.fixed.to_pkcs8v1().expect("EC PKCS#8").as_ref())
+            }
+            Material::Ed(pair) => {
+                let pkcs8: Pkcs8V2Der = pair.as_der().expect("Ed25519 PKCS#8");
+                EncodingKey::from_ed_der(pkcs8.as_ref())
+            }
+        }
+    }
+
+    /// Signs `input` with this key's algorithm (ECDSA as raw R||S): the
+    /// signature of hand-built tokens.
     pub fn sign(&self, input: &[u8]) -> Vec<u8> {
         let rng = SystemRandom::new();
         match (&self.material, self.alg) {
@@ -375,124 +452,15 @@ impl Key {
 
     /// A token builder for `claims`, signed by this key.
     pub fn jwt(&self, claims: &Value) -> Jwt {
-        Jwt {
-            key: self.clone(),
-            header: self.header(),
-            raw_header: None,
-            claims: claims.clone(),
-            raw_claims: None,
-            signature: Signature::Valid,
-        }
+        Jwt::new(self, claims)
     }
 
-    /// A well-formed, correctly signed token for `claims`.
+    /// A well-formed, correctly signed token for `claims`, signed by
+    /// `jsonwebtoken::encode`.
     pub fn token(&self, claims: &Value) -> String {
-        self.jwt(claims).encode()
-    }
-}
-
-#[derive(Clone)]
-enum Signature {
-    /// This key's signature over the signing input.
-    Valid,
-    /// ECDSA in ASN.1 DER instead of R||S.
-    Der,
-    /// Another key's signature.
-    By(Key),
-    Bytes(Vec<u8>),
-    /// The third segment verbatim.
-    Segment(String),
-}
-
-/// A token under construction; [`Jwt::encode`] produces the compact form.
-#[derive(Clone)]
-pub struct Jwt {
-    key: Key,
-    header: Value,
-    raw_header: Option<String>,
-    claims: Value,
-    raw_claims: Option<String>,
-    signature: Signature,
-}
-
-impl Jwt {
-    /// Sets a header member; `Value::Null` removes it.
-    pub fn header(mut self, name: &str, value: Value) -> Jwt {
-        let header = self.header.as_object_mut().expect("header object");
-        if value.is_null() {
-            header.remove(name);
-        } else {
-            header.insert(name.to_string(), value);
-        }
-        self
-    }
-
-    /// Replaces the whole header object.
-    pub fn header_object(mut self, header: Map<String, Value>) -> Jwt {
-        self.header = Value::Object(header);
-        self
-    }
-
-    /// The header segment encodes exactly this text.
-    pub fn raw_header(mut self, text: &str) -> Jwt {
-        self.raw_header = Some(text.to_string());
-        self
-    }
-
-    /// The claims segment encodes exactly this text.
-    pub fn raw_claims(mut self, text: &str) -> Jwt {
-        self.raw_claims = Some(text.to_string());
-        self
-    }
-
-    /// Signs ECDSA in DER form instead of raw R||S.
-    pub fn der_signature(mut self) -> Jwt {
-        self.signature = Signature::Der;
-        self
-    }
-
-    /// Signs with `other` (whatever the header says).
-    pub fn signed_by(mut self, other: &Key) -> Jwt {
-        self.signature = Signature::By(other.clone());
-        self
-    }
-
-    /// Uses these bytes as the signature.
-    pub fn signature_bytes(mut self, bytes: Vec<u8>) -> Jwt {
-        self.signature = Signature::Bytes(bytes);
-        self
-    }
-
-    /// Uses this text verbatim as the third segment.
-    pub fn signature_segment(mut self, text: &str) -> Jwt {
-        self.signature = Signature::Segment(text.to_string());
-        self
-    }
-
-    /// `base64url(header) "." base64url(claims)`.
-    pub fn signing_input(&self) -> String {
-        let header = self
-            .raw_header
-            .clone()
-            .unwrap_or_else(|| self.header.to_string());
-        let claims = self
-            .raw_claims
-            .clone()
-            .unwrap_or_else(|| self.claims.to_string());
-        format!("{}.{}", b64(header), b64(claims))
-    }
-
-    /// The compact serialization.
-    pub fn encode(&self) -> String {
-        let input = self.signing_input();
-        let signature = match &self.signature {
-            Signature::Valid => b64(self.key.sign(input.as_bytes())),
-            Signature::Der => b64(self.key.sign_der(input.as_bytes())),
-            Signature::By(other) => b64(other.sign(input.as_bytes())),
-            Signature::Bytes(bytes) => b64(bytes),
-            Signature::Segment(text) => text.clone(),
-        };
-        format!("{input}.{signature}")
+        self.jwt(claims)
+            .encode_standard()
+            .expect("jsonwebtoken signs a well-formed token")
     }
 }
 

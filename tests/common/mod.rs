@@ -1,7 +1,8 @@
 //! Black-box fixtures: the real gateway on 127.0.0.1:0 ([`Gateway`]), a
 //! recording upstream ([`Upstream`]), HTTP/1.1 and h2 clients with or
 //! without TLS ([`Client`]), a raw-TCP client for byte-exact requests
-//! ([`raw`]), and a generated test PKI ([`Pki`]).
+//! ([`raw`]), a generated test PKI ([`Pki`]), the configuration builder
+//! ([`config`]) and the shared assertions ([`assert`]).
 //!
 //! Every network wait is bounded by [`within`]; nothing sleeps to
 //! synchronise.
@@ -9,7 +10,10 @@
 // Each test binary uses a different part of these fixtures.
 #![allow(dead_code, unused_imports)]
 
+pub mod assert;
 pub mod client;
+pub mod config;
+pub mod header_names;
 pub mod idp;
 pub mod mint;
 pub mod pki;
@@ -17,6 +21,7 @@ pub mod raw;
 pub mod upstream;
 
 pub use client::{empty, full, generated, Body, Client, Reply};
+pub use config::{GatewayConfig, Issuer, Route};
 pub use pki::Pki;
 pub use raw::{raw, raw_get, RawConn, RawReply};
 pub use upstream::{Seen, Upstream};
@@ -78,24 +83,12 @@ impl Gateway {
         let config = Config::from_toml(toml, dir, Vec::new())
             .unwrap_or_else(|e| panic!("invalid test config:\n{e}\n---\n{toml}"));
         let tls = config.server.tls.is_some();
-        let admin = match config.admin {
-            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
-            None => None,
-        };
-        let gateway = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind gateway");
-        let addr = gateway.local_addr().expect("gateway addr");
-        let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
+        let (listeners, addr, admin_addr) = bind_listeners(&config).await;
         let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::serve(
-            runtime::shared(rt),
-            Listeners { gateway, admin },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(gateway::serve(runtime::shared(rt), listeners, async move {
+            let _ = stopped.await;
+        }));
         Gateway {
             addr,
             admin_addr,
@@ -124,6 +117,11 @@ impl Gateway {
     /// `GET path` over HTTP/1.1.
     pub async fn get(&self, path: &str) -> Reply {
         self.send(&Client::h1(), request("GET", path)).await
+    }
+
+    /// `GET path` over HTTP/1.1 with `Authorization: Bearer token`.
+    pub async fn call(&self, path: &str, token: &str) -> Reply {
+        self.send(&Client::h1(), bearer(path, token)).await
     }
 
     /// Sends `req` (origin-form URI) with `client` and reads the whole answer.
@@ -156,6 +154,31 @@ impl Drop for Gateway {
     }
 }
 
+/// What the token tests start: an identity provider, the echo upstream,
+/// the gateway in front of it, and `K`: the test's signing keys, or `()`.
+/// Each test file adds its own `start` for its configuration.
+pub struct Setup<K = ()> {
+    pub idp: idp::TestIdp,
+    pub upstream: Upstream,
+    pub gw: Gateway,
+    pub k: K,
+}
+
+/// The gateway's listener and, when `config` has `[admin]`, the admin
+/// listener, both on ephemeral loopback ports, with their addresses.
+pub async fn bind_listeners(config: &Config) -> (Listeners, SocketAddr, Option<SocketAddr>) {
+    let admin = match config.admin {
+        Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
+        None => None,
+    };
+    let gateway = TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind gateway");
+    let addr = gateway.local_addr().expect("gateway addr");
+    let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
+    (Listeners { gateway, admin }, addr, admin_addr)
+}
+
 /// A request with an empty body: `request("GET", "/api/x")`.
 pub fn request(method: &str, uri: &str) -> http::Request<Body> {
     http::Request::builder()
@@ -165,20 +188,34 @@ pub fn request(method: &str, uri: &str) -> http::Request<Body> {
         .expect("valid test request")
 }
 
+/// `GET path` with these headers (in order; a name may repeat).
+pub fn get_with(path: &str, headers: &[(&str, &str)]) -> http::Request<Body> {
+    let mut req = http::Request::get(path);
+    for (name, value) in headers {
+        req = req.header(*name, *value);
+    }
+    req.body(empty()).expect("valid test request")
+}
+
+/// `GET path` with `Authorization: Bearer token`.
+pub fn bearer(path: &str, token: &str) -> http::Request<Body> {
+    authorized("GET", path, token)
+}
+
+/// `method path` with `Authorization: Bearer token`.
+pub fn authorized(method: &str, path: &str, token: &str) -> http::Request<Body> {
+    http::Request::builder()
+        .method(method)
+        .uri(path)
+        .header("authorization", format!("Bearer {token}"))
+        .body(empty())
+        .expect("valid test request")
+}
+
 /// The usual minimal configuration: one upstream `echo`, one catch-all
 /// `/api/**` route without auth; `extra` is appended verbatim.
 pub fn api_config(upstream_url: &str, extra: &str) -> String {
-    format!(
-        r#"
-[upstreams.echo]
-url = "{upstream_url}"
-
-[[routes]]
-path = "/api/**"
-upstream = "echo"
-auth = "none"
-{extra}
-"#
-    )
+    GatewayConfig::open_api(upstream_url).raw(extra).render()
 }
+
 pub mod ops;

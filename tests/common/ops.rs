@@ -61,25 +61,13 @@ impl FileGateway {
         write_atomic(&path, toml);
         let config = Config::load(&path)
             .unwrap_or_else(|e| panic!("invalid test config:\n{e}\n---\n{toml}"));
-        let admin = match config.admin {
-            Some(_) => Some(TcpListener::bind("127.0.0.1:0").await.expect("bind admin")),
-            None => None,
-        };
-        let gateway = TcpListener::bind("127.0.0.1:0")
-            .await
-            .expect("bind gateway");
-        let addr = gateway.local_addr().expect("gateway addr");
-        let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
+        let (listeners, addr, admin_addr) = super::bind_listeners(&config).await;
         let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
         let shared = runtime::shared(rt);
         let (stop, stopped) = oneshot::channel::<()>();
-        let task = tokio::spawn(gateway::serve(
-            shared.clone(),
-            Listeners { gateway, admin },
-            async move {
-                let _ = stopped.await;
-            },
-        ));
+        let task = tokio::spawn(gateway::serve(shared.clone(), listeners, async move {
+            let _ = stopped.await;
+        }));
         FileGateway {
             dir,
             path,
@@ -142,6 +130,11 @@ impl FileGateway {
 
     pub async fn send(&self, client: &Client, req: http::Request<Body>) -> Reply {
         client.fetch(self.addr, req).await
+    }
+
+    /// `GET path` over HTTP/1.1 with `Authorization: Bearer token`.
+    pub async fn call(&self, path: &str, token: &str) -> Reply {
+        self.send(&Client::h1(), super::bearer(path, token)).await
     }
 
     /// Scrapes the admin listener's `/metrics`.
@@ -315,16 +308,9 @@ impl Default for TestCa {
 
 impl TestCa {
     pub fn new() -> TestCa {
-        tokengate::tls::install_default_provider();
-        let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, "tokengate ops test CA");
-        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let issuer = CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key"))
-            .expect("CA cert");
-        TestCa { issuer }
+        TestCa {
+            issuer: super::pki::self_signed_ca("tokengate ops test CA"),
+        }
     }
 
     /// A server certificate with common name `cn` and serial `serial`.
@@ -346,17 +332,7 @@ impl TestCa {
 
     /// A client trusting only this CA, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots
-            .add(self.issuer.der().clone())
-            .expect("CA into root store");
-        let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        super::pki::client_trusting(self.issuer.der().clone(), alpn)
     }
 
     /// Opens a TLS connection to `addr` and returns it with the leaf

@@ -11,6 +11,29 @@ use std::path::Path;
 use std::sync::Arc;
 use tempfile::TempDir;
 
+/// A self-signed CA with common name `cn`, its key generated here.
+pub fn self_signed_ca(cn: &str) -> CertifiedIssuer<'static, KeyPair> {
+    tokengate::tls::install_default_provider();
+    let mut params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
+    params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    params.distinguished_name.push(DnType::CommonName, cn);
+    params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
+    CertifiedIssuer::self_signed(params, KeyPair::generate().expect("CA key")).expect("CA cert")
+}
+
+/// A client trusting only `ca`, offering `alpn`.
+pub fn client_trusting(ca: CertificateDer<'static>, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
+    let mut roots = rustls::RootCertStore::empty();
+    roots.add(ca).expect("CA into root store");
+    let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
+        .with_safe_default_protocol_versions()
+        .expect("protocol versions")
+        .with_root_certificates(roots)
+        .with_no_client_auth();
+    config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Arc::new(config)
+}
+
 pub struct Pki {
     dir: TempDir,
     ca: CertificateDer<'static>,
@@ -20,15 +43,7 @@ pub struct Pki {
 
 impl Pki {
     pub fn generate() -> Pki {
-        tokengate::tls::install_default_provider();
-        let mut ca_params = CertificateParams::new(Vec::<String>::new()).expect("CA params");
-        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        ca_params
-            .distinguished_name
-            .push(DnType::CommonName, "tokengate test CA");
-        ca_params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign];
-        let ca = CertifiedIssuer::self_signed(ca_params, KeyPair::generate().expect("CA key"))
-            .expect("CA cert");
+        let ca = self_signed_ca("tokengate test CA");
 
         let mut params =
             CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
@@ -60,15 +75,7 @@ impl Pki {
 
     /// A client trusting only this CA, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
-        let mut roots = rustls::RootCertStore::empty();
-        roots.add(self.ca.clone()).expect("CA into root store");
-        let mut config = rustls::ClientConfig::builder_with_provider(tokengate::tls::provider())
-            .with_safe_default_protocol_versions()
-            .expect("protocol versions")
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        config.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
-        Arc::new(config)
+        client_trusting(self.ca.clone(), alpn)
     }
 
     /// A server presenting the `localhost` certificate, offering `alpn`.
