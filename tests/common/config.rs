@@ -132,6 +132,11 @@ impl GatewayConfig {
     pub async fn start_in(&self, dir: &Path) -> Gateway {
         Gateway::start_in(&self.render(), dir).await
     }
+
+    /// Starts the gateway on `clock` (see [`Gateway::start_on`]).
+    pub async fn start_on(&self, clock: &tokengate::clock::Clock) -> Gateway {
+        Gateway::start_on(&self.render(), Path::new("."), clock.clone()).await
+    }
 }
 
 /// One `[[routes]]` entry.

@@ -34,6 +34,7 @@ use tokio::net::TcpListener;
 use tokio::sync::oneshot;
 use tokio::task::JoinHandle;
 
+use tokengate::clock::Clock;
 use tokengate::config::Config;
 use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime};
@@ -47,6 +48,15 @@ pub async fn within<F: Future>(what: &str, fut: F) -> F::Output {
         Ok(out) => out,
         Err(_) => panic!("{what}: no result within {STEP_LIMIT:?}"),
     }
+}
+
+/// A manual clock standing at the next whole second: tokens minted now
+/// (whole-second `iat` and `exp`) are neither from its future nor expired.
+pub fn test_clock() -> Clock {
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock after 1970");
+    Clock::manual(now.as_secs_f64().ceil())
 }
 
 /// A port nothing listens on: bound, read, then released.
@@ -79,12 +89,19 @@ impl Gateway {
 
     /// Starts the gateway; relative paths in `toml` resolve against `dir`.
     pub async fn start_in(toml: &str, dir: &Path) -> Gateway {
+        Gateway::start_on(toml, dir, Clock::system()).await
+    }
+
+    /// Starts the gateway on `clock`: a test steps a [`test_clock`]
+    /// instead of sleeping until a token or a cache entry expires.
+    pub async fn start_on(toml: &str, dir: &Path, clock: Clock) -> Gateway {
         tokengate::tls::install_default_provider();
         let config = Config::from_toml(toml, dir, Vec::new())
             .unwrap_or_else(|e| panic!("invalid test config:\n{e}\n---\n{toml}"));
         let tls = config.server.tls.is_some();
         let (listeners, addr, admin_addr) = bind_listeners(&config).await;
-        let rt = Runtime::build(config).unwrap_or_else(|e| panic!("runtime: {e}"));
+        let rt =
+            Runtime::build_with_clock(config, clock).unwrap_or_else(|e| panic!("runtime: {e}"));
         let (stop, stopped) = oneshot::channel::<()>();
         let task = tokio::spawn(gateway::serve(runtime::shared(rt), listeners, async move {
             let _ = stopped.await;

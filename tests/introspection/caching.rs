@@ -24,7 +24,7 @@ async fn active_answers_are_cached_for_cache_ttl_then_asked_again() {
     );
     assert_eq!(s.upstream.hits(), 6);
 
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    s.k.advance(PAST_ONE_SECOND);
     let reply = s.call("/read/x", &token).await;
     assert_invalid_token(&reply, "after the TTL the revocation is seen");
     assert_eq!(s.idp.introspect_hits(), 2);
@@ -44,7 +44,7 @@ async fn active_answers_are_cached_no_longer_than_their_exp() {
 
     // The entry lived min(cache_ttl_s, exp - now): past exp the gateway asks
     // again, and the (unchanged) answer is now expired.
-    sleep_past(exp).await;
+    s.k.advance(Duration::from_secs_f64(exp as f64 - s.k.now() + 0.05));
     let reply = s.call("/read/x", &token).await;
     assert_invalid_token(&reply, "past exp");
     assert_eq!(s.idp.introspect_hits(), 2, "the cached entry ended at exp");
@@ -78,7 +78,7 @@ async fn inactive_answers_are_cached_for_negative_cache_ttl() {
     );
     assert_eq!(s.upstream.hits(), 0);
 
-    tokio::time::sleep(PAST_ONE_SECOND).await;
+    s.k.advance(PAST_ONE_SECOND);
     assert_forwarded(&s.call("/read/x", &token).await, "after the negative TTL");
     assert_eq!(s.idp.introspect_hits(), 2);
     assert_eq!(s.upstream.hits(), 1);

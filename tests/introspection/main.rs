@@ -6,8 +6,9 @@
 //! be consulted, and which issuer an opaque token is sent to.
 //!
 //! Every case asserts the gateway's answer, the upstream's hit count and the
-//! introspection endpoint's call count. The only sleeps let a 1 s cache TTL
-//! (or a token's `exp`) pass; every other wait is bounded.
+//! introspection endpoint's call count. The gateway runs on a manual clock
+//! (`Setup::k`): a cache TTL or a token's `exp` passes when a test steps it,
+//! never by sleeping; every other wait is bounded.
 
 mod answers;
 mod caching;
@@ -25,7 +26,8 @@ use http::Method;
 use serde_json::{json, Value};
 use std::net::SocketAddr;
 use std::path::Path;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+use tokengate::clock::Clock;
 use tokengate::config::Config;
 use tokio::task::JoinSet;
 
@@ -80,7 +82,8 @@ fn active(changes: Value) -> Value {
 /// upstream, and the routes `/read/**` (scope `read`), `/admin/**` (scope
 /// `admin`), `/optional/**` (`auth = "optional"`) and `/api/**` (any valid
 /// token).
-type Setup = common::Setup;
+/// `k` is the gateway's clock, which the cache tests step.
+type Setup = common::Setup<Clock>;
 
 impl Setup {
     /// `introspection` lines go into `corp`'s `[introspection]` table.
@@ -99,6 +102,7 @@ impl Setup {
     }
 
     async fn start_full(server: &str, issuer: &str, introspection: &str) -> Setup {
+        let clock = common::test_clock();
         let idp = TestIdp::start().await;
         let upstream = Upstream::echo().await;
         let gw = GatewayConfig::new()
@@ -110,13 +114,13 @@ impl Setup {
             .route(Route::new("/admin/**", "echo").scopes(&["admin"]))
             .route(Route::new("/optional/**", "echo").auth("optional"))
             .route(Route::new("/api/**", "echo"))
-            .start()
+            .start_on(&clock)
             .await;
         Setup {
             idp,
             upstream,
             gw,
-            k: (),
+            k: clock,
         }
     }
 
@@ -159,13 +163,4 @@ fn pairs(items: &[(&str, &str)]) -> Vec<(String, String)> {
             .map(|(n, v)| (n.to_string(), v.to_string()))
             .collect(),
     )
-}
-
-/// Sleeps until the wall clock is past `exp` (seconds since the epoch).
-async fn sleep_past(exp: i64) {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .expect("clock after 1970");
-    let target = Duration::from_secs(exp as u64) + Duration::from_millis(50);
-    tokio::time::sleep(target.saturating_sub(now)).await;
 }

@@ -20,6 +20,7 @@ use common::{
 };
 use http::Request;
 use serde_json::{json, Value};
+use tokengate::clock::Clock;
 
 const REALM: &str = "tokengate-test";
 /// The second audience the `corp` issuer accepts.
@@ -63,6 +64,16 @@ impl Setup {
 
     /// As [`Setup::start`], with `corp_extra` lines in the `corp` table.
     async fn start_with(server_extra: &str, corp_extra: &str, forward_extra: &str) -> Setup {
+        Setup::start_on(server_extra, corp_extra, forward_extra, &Clock::system()).await
+    }
+
+    /// As [`Setup::start_with`], the gateway on `clock`.
+    async fn start_on(
+        server_extra: &str,
+        corp_extra: &str,
+        forward_extra: &str,
+        clock: &Clock,
+    ) -> Setup {
         let k = Keys::new();
         let idp = TestIdp::with_keys(&k.all()).await;
         let upstream = Upstream::echo().await;
@@ -94,7 +105,7 @@ impl Setup {
             .route(Route::new("/admin/**", "echo").scopes(&["admin", "ops"]))
             .route(Route::new("/dead/**", "dead"))
             .route(Route::new("/api/**", "echo"))
-            .start()
+            .start_on(clock)
             .await;
         wait_ready(&gw).await;
         Setup {
