@@ -7,14 +7,10 @@ use std::io::IsTerminal;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-#[cfg(feature = "demo")]
-use std::sync::Arc;
 use tokio::net::TcpListener;
 use tracing_subscriber::EnvFilter;
 
 use tokengate::config::{Config, ConfigErrors};
-#[cfg(feature = "demo")]
-use tokengate::demo::issuer::Issuer;
 use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime};
 
@@ -25,8 +21,6 @@ use tokengate::runtime::{self, Runtime};
 static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
 
 const DEFAULT_CONFIG: &str = "config/tokengate.toml";
-#[cfg(feature = "demo")]
-const DEMO_CONFIG: &str = include_str!("../config/demo.toml");
 
 #[derive(Parser)]
 #[command(name = "tokengate", version, about = "OAuth 2.0 bearer-token gateway")]
@@ -266,125 +260,41 @@ fn no_demo() -> ExitCode {
 
 #[cfg(feature = "demo")]
 fn demo(port: u16) -> anyhow::Result<()> {
-    let (issuer_port, upstream_port) = match (port.checked_add(1), port.checked_add(2)) {
-        (Some(i), Some(u)) => (i, u),
-        _ => anyhow::bail!("--port is too high: the demo uses N, N+1 and N+2"),
-    };
+    use tokengate::demo::run::{self, DemoListeners, Ports};
+    let ports = Ports::from_gateway(port).map_err(anyhow::Error::msg)?;
     raise_open_file_limit();
-    let issuer_url = format!("http://127.0.0.1:{issuer_port}");
-    let env = vec![
-        (
-            "TOKENGATE_SERVER__LISTEN".to_string(),
-            format!("127.0.0.1:{port}"),
-        ),
-        (
-            "TOKENGATE_ISSUERS__DEMO__ISSUER".to_string(),
-            issuer_url.clone(),
-        ),
-        (
-            "TOKENGATE_ISSUERS__DEMO__JWKS_URI".to_string(),
-            format!("{issuer_url}/jwks"),
-        ),
-        (
-            "TOKENGATE_ISSUERS__DEMO__INTROSPECTION__ENDPOINT".to_string(),
-            format!("{issuer_url}/introspect"),
-        ),
-        (
-            "TOKENGATE_UPSTREAMS__ECHO__URL".to_string(),
-            format!("http://127.0.0.1:{upstream_port}"),
-        ),
-    ];
-    let config = Config::from_toml(DEMO_CONFIG, Path::new("."), env).map_err(|errors| {
+    let config = run::config(&ports).map_err(|errors| {
         print_config_errors(&errors);
         anyhow::anyhow!("the embedded demo configuration is invalid")
     })?;
-    let issuer =
-        Arc::new(Issuer::new(issuer_url).map_err(|e| anyhow::anyhow!("demo issuer: {e}"))?);
+    let rt = build(config)?;
     tokio_runtime(None)?.block_on(async move {
         let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
-        let issuer_listener = bind(loopback(issuer_port), "demo issuer").await?;
-        let upstream = bind(loopback(upstream_port), "demo upstream").await?;
-        tokio::spawn(tokengate::demo::issuer::serve(
-            issuer,
-            issuer_listener,
-            std::future::pending(),
-        ));
-        tokio::spawn(tokengate::demo::echo::serve(
-            upstream,
-            std::future::pending(),
-        ));
-        let rt = build(config)?;
-        let gateway = bind(rt.config.server.listen, "server.listen").await?;
-        let shared = runtime::shared(rt);
-        let serving = tokio::spawn(gateway::serve(
-            shared.clone(),
-            Listeners {
-                gateway,
-                admin: None,
-            },
-            shutdown_signal(),
-        ));
-        let ready = wait_ready(&shared).await;
-        if ready.is_ok() {
-            use std::io::Write;
-            let mut out = std::io::stdout().lock();
-            writeln!(out, "{}", demo_instructions(port)).context("cannot write to stdout")?;
-            out.flush().context("cannot write to stdout")?;
-        }
-        held_logs::release();
-        ready?;
-        serving.await.context("the gateway task failed")
+        let listeners = DemoListeners {
+            issuer: bind(loopback(ports.issuer), "demo issuer").await?,
+            upstream: bind(loopback(ports.upstream), "demo upstream").await?,
+            gateway: bind(rt.config.server.listen, "server.listen").await?,
+        };
+        let ready = |ready: bool| {
+            let printed = match ready {
+                true => print_instructions(port),
+                false => Ok(()),
+            };
+            held_logs::release();
+            printed.map_err(|e| format!("cannot write to stdout: {e}"))
+        };
+        run::serve(rt, &ports, listeners, shutdown_signal(), ready)
+            .await
+            .map_err(anyhow::Error::msg)
     })
 }
 
-/// Waits (bounded) until the gateway has the demo issuer's keys.
 #[cfg(feature = "demo")]
-async fn wait_ready(shared: &runtime::SharedRuntime) -> anyhow::Result<()> {
-    for _ in 0..200 {
-        if shared.load().not_ready().is_empty() {
-            return Ok(());
-        }
-        tokio::time::sleep(std::time::Duration::from_millis(25)).await;
-    }
-    anyhow::bail!("the demo issuer's keys could not be loaded")
-}
-
-#[cfg(feature = "demo")]
-fn demo_instructions(port: u16) -> String {
-    let gw = format!("http://127.0.0.1:{port}");
-    let idp = format!("http://127.0.0.1:{}", port + 1);
-    let token = |client: &str, secret: &str| {
-        format!(
-            "curl -s -u {client}:{secret} -d grant_type=client_credentials {idp}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/'"
-        )
-    };
-    format!(
-        "tokengate demo: gateway {gw}, development issuer {idp}, echo upstream on port {up}
-Development only. Paste these into another terminal:
-
-  # 1. get a token for client demo-reader (scope orders:read)
-  TOKEN=$({reader})
-  # expect 200: a route the token's scope allows; the upstream's echo shows x-auth-* headers
-  curl -i -w '\\n' -H \"Authorization: Bearer $TOKEN\" {gw}/api/orders/42
-  # expect 403 insufficient_scope: writing needs orders:write
-  curl -i -w '\\n' -X POST -H \"Authorization: Bearer $TOKEN\" {gw}/api/orders
-  # expect 401: no token
-  curl -i -w '\\n' {gw}/api/orders/42
-  # expect 401 invalid_token: a tampered token
-  curl -i -w '\\n' -H \"Authorization: Bearer ${{TOKEN}}x\" {gw}/api/orders/42
-  # 2. an opaque token (client demo-opaque), checked by introspection
-  OPAQUE=$({opaque})
-  # expect 200
-  curl -i -w '\\n' -H \"Authorization: Bearer $OPAQUE\" {gw}/api/reports/today
-  # expect 200: a public route
-  curl -i -w '\\n' {gw}/public/hello
-
-Other clients: demo-writer / writer-secret (orders:read orders:write).
-Press Ctrl-C to stop.",
-        up = port + 2,
-        reader = token("demo-reader", "reader-secret"),
-        opaque = token("demo-opaque", "opaque-secret"),
-    )
+fn print_instructions(port: u16) -> std::io::Result<()> {
+    use std::io::Write;
+    let mut out = std::io::stdout().lock();
+    writeln!(out, "{}", tokengate::demo::run::instructions(port))?;
+    out.flush()
 }
 
 /// Log output to stderr that can be held back in memory for a while (the
