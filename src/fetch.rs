@@ -25,6 +25,16 @@ pub enum FetchError {
     TooLarge,
     #[error("response is not JSON")]
     NotJson,
+    /// JSON, but not a JWK Set (an object with a `keys` array).
+    #[error("response is not a JWK Set")]
+    NotKeySet,
+    /// A discovery document whose `issuer` is not the configured one.
+    #[error("the discovery document names another issuer")]
+    IssuerMismatch,
+    /// A discovery document without a usable `jwks_uri` (absent, not a
+    /// URI, or neither https nor http to a loopback host).
+    #[error("the discovery document has no usable jwks_uri")]
+    BadDiscovery,
     #[error("request failed")]
     Failed,
 }
@@ -37,6 +47,9 @@ impl FetchError {
             FetchError::Status(_) => "bad_status",
             FetchError::TooLarge => "too_large",
             FetchError::NotJson => "not_json",
+            FetchError::NotKeySet => "not_key_set",
+            FetchError::IssuerMismatch => "issuer_mismatch",
+            FetchError::BadDiscovery => "bad_discovery",
             FetchError::Failed => "error",
         }
     }

@@ -54,6 +54,18 @@ async fn discovery_document_naming_another_issuer_is_refused() {
         "the key set of a mismatched document is never fetched"
     );
     assert_eq!(upstream.hits(), 0);
+    let failures = common::ops::scrape(gw.admin_addr()).await;
+    let mismatch = failures.samples.iter().any(|s| {
+        s.name == "tokengate_jwks_fetches_total"
+            && s.label("issuer") == Some("corp")
+            && s.label("result") == Some("issuer_mismatch")
+            && s.value >= 1.0
+    });
+    assert!(
+        mismatch,
+        "fetches counted as issuer_mismatch:\n{}",
+        failures.text
+    );
 
     idp.set_issuer(&ours);
     wait_ready(&gw).await;

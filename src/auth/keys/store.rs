@@ -126,7 +126,7 @@ impl KeyStore {
             self.discovered.store(Arc::new(None));
         }
         let (doc, fetched) = result?;
-        let set = KeySet::from_json(&doc).map_err(|_| FetchError::NotJson)?;
+        let set = KeySet::from_json(&doc).map_err(|_| FetchError::NotKeySet)?;
         let max_age = fetched
             .max_age()
             .filter(|a| (MAX_AGE_RANGE.0..=MAX_AGE_RANGE.1).contains(&a.as_secs()));
@@ -139,15 +139,14 @@ impl KeyStore {
             .get_json(doc_uri, settings.jwt.jwks_timeout, MAX_KEY_SET_BYTES)
             .await?;
         if doc.get("issuer").and_then(|v| v.as_str()) != Some(settings.issuer.as_str()) {
-            tracing::warn!(issuer = %settings.name, "discovery document names another issuer");
-            return Err(FetchError::NotJson);
+            return Err(FetchError::IssuerMismatch);
         }
         let uri: Uri = doc
             .get("jwks_uri")
             .and_then(|v| v.as_str())
             .and_then(|s| s.parse().ok())
-            .ok_or(FetchError::NotJson)?;
-        crate::config::fetch_scheme(&uri).map_err(|_| FetchError::NotJson)?;
+            .ok_or(FetchError::BadDiscovery)?;
+        crate::config::fetch_scheme(&uri).map_err(|_| FetchError::BadDiscovery)?;
         Ok(uri)
     }
 
