@@ -35,6 +35,17 @@ pub async fn serve(
     listeners: Listeners,
     shutdown: impl Future<Output = ()> + Send,
 ) {
+    start(shared, listeners, shutdown).await
+}
+
+/// [`serve`] in two steps: starts the snapshot's background work, the admin
+/// listener and the reload triggers (with the `SIGHUP` handler installed)
+/// now, and returns the server's future. Call it inside the tokio runtime.
+pub fn start(
+    shared: SharedRuntime,
+    listeners: Listeners,
+    shutdown: impl Future<Output = ()> + Send,
+) -> impl Future<Output = ()> + Send {
     shared.load().start();
     let phases = Shutdown::new();
     if let Some(admin) = listeners.admin {
@@ -44,5 +55,5 @@ pub async fn serve(
     tokio::spawn(crate::reload::triggers(shared.clone(), async move {
         reload_stop.until(Phase::Draining).await
     }));
-    crate::server::serve(shared, listeners.gateway, phases, shutdown).await;
+    crate::server::serve(shared, listeners.gateway, phases, shutdown)
 }

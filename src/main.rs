@@ -179,14 +179,14 @@ async fn serve(rt: Runtime) -> anyhow::Result<()> {
         Some(a) => Some(bind(a.listen, "admin.listen").await?),
         None => None,
     };
-    tracing::info!(
-        listen = %gateway.local_addr()?,
-        tls = rt.tls.is_some(),
-        routes = rt.routes.len(),
-        "tokengate serving"
-    );
-    let shared = runtime::shared(rt);
-    gateway::serve(shared, Listeners { gateway, admin }, shutdown_signal()).await;
+    let listen = gateway.local_addr()?;
+    let (tls, routes) = (rt.tls.is_some(), rt.routes.len());
+    // Signal handlers first: the log line below tells scripts the gateway
+    // serves, and a signal sent then must find them installed.
+    let stop = shutdown_signal();
+    let serving = gateway::start(runtime::shared(rt), Listeners { gateway, admin }, stop);
+    tracing::info!(%listen, tls, routes, "tokengate serving");
+    serving.await;
     Ok(())
 }
 
@@ -207,21 +207,28 @@ fn raise_open_file_limit() {
     }
 }
 
-async fn shutdown_signal() {
+/// Resolves on SIGTERM or Ctrl-C. The SIGTERM handler is installed when
+/// this is called (inside the tokio runtime), not when the future is first
+/// polled: a SIGTERM sent as soon as the gateway answers must not find the
+/// default action (termination without a drain) still in place.
+fn shutdown_signal() -> impl std::future::Future<Output = ()> + Send + 'static {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut term) = signal(SignalKind::terminate()) else {
-            return std::future::pending().await;
-        };
-        tokio::select! {
-            _ = term.recv() => {}
-            _ = tokio::signal::ctrl_c() => {}
+    let term = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+    async move {
+        #[cfg(unix)]
+        {
+            let Some(mut term) = term else {
+                return std::future::pending().await;
+            };
+            tokio::select! {
+                _ = term.recv() => {}
+                _ = tokio::signal::ctrl_c() => {}
+            }
         }
-    }
-    #[cfg(not(unix))]
-    {
-        let _ = tokio::signal::ctrl_c().await;
+        #[cfg(not(unix))]
+        {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

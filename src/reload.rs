@@ -62,30 +62,54 @@ pub async fn reload_logged(shared: &SharedRuntime, path: &Path, why: &str) {
 }
 
 /// For a configuration read from a file: reloads on `SIGHUP`, and on a
-/// change of the file's content while `server.watch_config` is on. Runs
-/// until `stop` resolves; does nothing for a configuration without a file.
-pub async fn triggers(shared: SharedRuntime, stop: impl Future<Output = ()>) {
-    let Some(path) = shared.load().config.source.clone() else {
-        return;
-    };
-    tokio::select! {
-        _ = on_sighup(&shared, &path) => {}
-        _ = watch_file(&shared, &path) => {}
-        _ = stop => {}
+/// change of the file's content while `server.watch_config` is on, until
+/// `stop` resolves; nothing for a configuration without a file. The
+/// `SIGHUP` handler is installed when this is called (inside the tokio
+/// runtime), so a signal sent as soon as the gateway serves is a reload,
+/// never the default action (termination).
+pub fn triggers(
+    shared: SharedRuntime,
+    stop: impl Future<Output = ()> + Send,
+) -> impl Future<Output = ()> + Send {
+    let path = shared.load().config.source.clone();
+    let hup = path.as_ref().and_then(|_| install_hangup());
+    async move {
+        let Some(path) = path else {
+            return;
+        };
+        tokio::select! {
+            _ = on_sighup(&shared, &path, hup) => {}
+            _ = watch_file(&shared, &path) => {}
+            _ = stop => {}
+        }
     }
 }
 
-async fn on_sighup(shared: &SharedRuntime, path: &Path) {
+/// The installed `SIGHUP` handler.
+#[cfg(unix)]
+type Hangup = tokio::signal::unix::Signal;
+#[cfg(not(unix))]
+type Hangup = ();
+
+#[cfg(unix)]
+fn install_hangup() -> Option<Hangup> {
+    tokio::signal::unix::signal(tokio::signal::unix::SignalKind::hangup()).ok()
+}
+
+#[cfg(not(unix))]
+fn install_hangup() -> Option<Hangup> {
+    None
+}
+
+async fn on_sighup(shared: &SharedRuntime, path: &Path, hup: Option<Hangup>) {
     #[cfg(unix)]
-    {
-        use tokio::signal::unix::{signal, SignalKind};
-        let Ok(mut hup) = signal(SignalKind::hangup()) else {
-            return std::future::pending().await;
-        };
+    if let Some(mut hup) = hup {
         while hup.recv().await.is_some() {
             reload_logged(shared, path, "SIGHUP").await;
         }
     }
+    #[cfg(not(unix))]
+    let _ = (shared, path, hup);
     std::future::pending().await
 }
 

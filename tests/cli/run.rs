@@ -260,6 +260,29 @@ fn run_sigterm_drains_and_exits_0() {
     assert_eq!(wait_exit(&mut child), Some(0));
 }
 
+/// The signal handlers are in place once `tokengate serving` is logged:
+/// a SIGHUP sent at once is a reload (the process keeps serving), and a
+/// SIGTERM sent at once drains and exits 0, never the default action.
+#[test]
+fn run_signals_sent_as_soon_as_serving_is_logged_are_handled() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = write_config(dir.path(), VALID);
+    for _ in 0..5 {
+        let (mut child, addr) = start(&path);
+        signal(&child, "-HUP");
+        assert_eq!(
+            get_status(&addr, "/nothing-here"),
+            404,
+            "serving after SIGHUP"
+        );
+        let (mut child2, _) = start(&path);
+        signal(&child2, "-TERM");
+        assert_eq!(wait_exit(&mut child2), Some(0), "SIGTERM at once");
+        signal(&child, "-TERM");
+        assert_eq!(wait_exit(&mut child), Some(0));
+    }
+}
+
 #[test]
 fn run_sighup_reloads_and_a_bad_reload_keeps_serving() {
     let dir = tempfile::tempdir().unwrap();
