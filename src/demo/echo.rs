@@ -7,32 +7,12 @@ use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Request, Response};
 use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
-use std::convert::Infallible;
 use std::future::Future;
 use tokio::net::TcpListener;
 
 /// Serves echo answers on `listener` until `shutdown` resolves.
 pub async fn serve(listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let accept = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            tokio::spawn(async move {
-                let svc = service_fn(|req| async move { Ok::<_, Infallible>(echo(req).await) });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
-    };
-    tokio::select! {
-        _ = accept => {}
-        _ = shutdown => {}
-    }
+    super::serve_with(listener, shutdown, echo).await
 }
 
 async fn echo(req: Request<Incoming>) -> Response<Full<Bytes>> {

@@ -7,11 +7,7 @@ use http::header::{CACHE_CONTROL, CONTENT_TYPE, PRAGMA, WWW_AUTHENTICATE};
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::service::service_fn;
-use hyper_util::rt::{TokioExecutor, TokioIo};
-use hyper_util::server::conn::auto;
 use serde_json::{json, Value};
-use std::convert::Infallible;
 use std::future::Future;
 use std::sync::Arc;
 use tokio::net::TcpListener;
@@ -79,25 +75,9 @@ fn error_response(e: &OAuthError) -> Response<Full<Bytes>> {
 
 /// Serves the issuer on `listener` (which must be loopback) until `shutdown`.
 pub async fn serve(issuer: Arc<Issuer>, listener: TcpListener, shutdown: impl Future<Output = ()>) {
-    let accept = async {
-        loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
-            };
-            let issuer = issuer.clone();
-            tokio::spawn(async move {
-                let svc = service_fn(move |req| {
-                    let issuer = issuer.clone();
-                    async move { Ok::<_, Infallible>(issuer.answer(req).await) }
-                });
-                let _ = auto::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(stream), svc)
-                    .await;
-            });
-        }
+    let answer = move |req| {
+        let issuer = issuer.clone();
+        async move { issuer.answer(req).await }
     };
-    tokio::select! {
-        _ = accept => {}
-        _ = shutdown => {}
-    }
+    crate::demo::serve_with(listener, shutdown, answer).await
 }
