@@ -45,6 +45,15 @@ pub enum Rejection {
     Upstream(#[from] UpstreamError),
 }
 
+/// What a challenge says besides the refusal: the realm, and for a route
+/// that protects a resource, its metadata URL (RFC 9728 section 5.1), sent
+/// with every 401 and 403 challenge.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Challenge<'a> {
+    pub realm: &'a str,
+    pub resource_metadata: Option<&'a str>,
+}
+
 /// Who is to blame, which decides the log level.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Blame {
@@ -55,7 +64,7 @@ pub enum Blame {
 
 /// The `WWW-Authenticate` challenge an answer carries (RFC 6750 section 3).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Challenge<'a> {
+enum Scheme<'a> {
     None,
     /// `Bearer realm=".."`: no credential was sent.
     Plain,
@@ -86,7 +95,7 @@ struct Answer<'a> {
     /// The JSON body's `error`; none for a missing token.
     code: Option<&'static str>,
     description: &'static str,
-    challenge: Challenge<'a>,
+    challenge: Scheme<'a>,
     extra: Extra<'a>,
 }
 
@@ -104,12 +113,12 @@ impl<'a> Answer<'a> {
             blame,
             code: Some(code),
             description,
-            challenge: Challenge::None,
+            challenge: Scheme::None,
             extra: Extra::None,
         }
     }
 
-    fn challenge(self, challenge: Challenge<'a>) -> Self {
+    fn challenge(self, challenge: Scheme<'a>) -> Self {
         Answer { challenge, ..self }
     }
 
@@ -197,8 +206,9 @@ impl Rejection {
         }
     }
 
-    /// Renders the answer. `realm` is validated at load to need no escaping.
-    pub fn into_response(self, realm: &str) -> Response<Full<Bytes>> {
+    /// Renders the answer. The realm and the metadata URL are validated at
+    /// load to need no escaping.
+    pub fn into_response(self, context: &Challenge) -> Response<Full<Bytes>> {
         let answer = self.answer();
         let body = match answer.code {
             Some(code) => {
@@ -211,7 +221,7 @@ impl Rejection {
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = challenge(&answer, realm) {
+        if let Some(challenge) = challenge(&answer, context) {
             if let Ok(v) = HeaderValue::from_str(&challenge) {
                 headers.insert(WWW_AUTHENTICATE, v);
             }
@@ -248,13 +258,14 @@ fn auth_answer(e: &AuthError) -> Answer<'_> {
                 "a bearer token is required",
             )
         }
-        .challenge(Challenge::Plain),
+        .challenge(Scheme::Plain),
         AuthError::InvalidRequest(d) => {
             Answer::new(400, "invalid_request", Client, "invalid_request", d)
-                .challenge(Challenge::Error)
+                .challenge(Scheme::Error)
         }
-        AuthError::InvalidToken(d) => Answer::new(401, "invalid_token", Client, "invalid_token", d)
-            .challenge(Challenge::Error),
+        AuthError::InvalidToken(d) => {
+            Answer::new(401, "invalid_token", Client, "invalid_token", d).challenge(Scheme::Error)
+        }
         AuthError::InsufficientScope(scopes) => Answer::new(
             403,
             "insufficient_scope",
@@ -262,7 +273,7 @@ fn auth_answer(e: &AuthError) -> Answer<'_> {
             "insufficient_scope",
             "the token lacks a scope the route requires",
         )
-        .challenge(Challenge::Scope(scopes)),
+        .challenge(Scheme::Scope(scopes)),
         AuthError::KeysUnusable { .. } => {
             Answer::unavailable(Upstream, ISSUER_UNAVAILABLE, RETRY_ISSUER_S)
         }
@@ -331,25 +342,39 @@ fn upstream_answer(e: &UpstreamError) -> Answer<'_> {
     }
 }
 
-/// The RFC 6750 challenge, if this answer carries one.
-fn challenge(answer: &Answer, realm: &str) -> Option<String> {
+/// The RFC 6750 challenge, if this answer carries one, with
+/// `resource_metadata` on a 401 or 403 of a route with a resource.
+fn challenge(answer: &Answer, context: &Challenge) -> Option<String> {
     let (code, description) = (answer.code.unwrap_or_default(), answer.description);
-    match answer.challenge {
-        Challenge::None => None,
-        Challenge::Plain => Some(format!("Bearer realm=\"{realm}\"")),
-        Challenge::Error => Some(format!(
+    let realm = context.realm;
+    let mut text = match answer.challenge {
+        Scheme::None => return None,
+        Scheme::Plain => format!("Bearer realm=\"{realm}\""),
+        Scheme::Error => format!(
             "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\""
-        )),
-        Challenge::Scope(scopes) => Some(format!(
+        ),
+        Scheme::Scope(scopes) => format!(
             "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\", scope=\"{scopes}\""
-        )),
+        ),
+    };
+    let status = answer.status.as_u16();
+    if let (Some(url), 401 | 403) = (context.resource_metadata, status) {
+        text.push_str(&format!(", resource_metadata=\"{url}\""));
     }
+    Some(text)
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::auth::keys::Unusable;
+
+    fn realm_r() -> Challenge<'static> {
+        Challenge {
+            realm: "r",
+            resource_metadata: None,
+        }
+    }
 
     fn unusable() -> Rejection {
         AuthError::KeysUnusable {
@@ -396,7 +421,7 @@ mod tests {
             (UpstreamError::BodyTimeout.into(), 408, None),
         ];
         for (rej, status, challenge) in cases {
-            let resp = rej.clone().into_response("r");
+            let resp = rej.clone().into_response(&realm_r());
             assert_eq!(resp.status().as_u16(), status, "{rej:?}");
             assert_eq!(
                 header(&resp, WWW_AUTHENTICATE).as_deref(),
@@ -413,18 +438,19 @@ mod tests {
 
     #[test]
     fn into_response_unavailable_has_retry_after_and_code() {
-        let resp = unusable().into_response("r");
+        let resp = unusable().into_response(&realm_r());
         assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("5"));
         let resp = Rejection::from(UpstreamError::Saturated {
             upstream: "u".into(),
         })
-        .into_response("r");
+        .into_response(&realm_r());
         assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("1"));
     }
 
     #[test]
     fn into_response_method_not_allowed_lists_allow() {
-        let resp = Rejection::MethodNotAllowed(vec![Method::GET, Method::HEAD]).into_response("r");
+        let resp =
+            Rejection::MethodNotAllowed(vec![Method::GET, Method::HEAD]).into_response(&realm_r());
         assert_eq!(header(&resp, ALLOW).as_deref(), Some("GET, HEAD"));
     }
 

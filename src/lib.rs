@@ -21,6 +21,7 @@
 //! | [`runtime`] | the immutable snapshot a request runs against (compiled routes, verifiers, upstreams), swapped whole on reload |
 //! | [`proxy`] | the upstream request, header hygiene, pooled connections, `UpstreamError`, tunnels |
 //! | [`auth`] | bearer extraction, JWT verification, key sets, introspection, `AuthError`, the verified principal |
+//! | [`metadata`] | RFC 9728 protected-resource metadata: the documents and their lookup |
 //! | [`policy`] | route scope rules |
 //! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
@@ -53,6 +54,7 @@ pub mod error;
 pub mod fetch;
 pub mod gateway;
 pub mod header_names;
+pub mod metadata;
 pub mod policy;
 pub mod proxy;
 pub mod reload;

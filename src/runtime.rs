@@ -21,6 +21,7 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ConfigErrors, KeySource, RouteConfig, ServerConfig};
 use crate::fetch::HttpFetcher;
+use crate::metadata::ResourceMetadata;
 use crate::proxy::Upstream;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
@@ -42,6 +43,8 @@ pub struct Runtime {
     pub identity_headers: Vec<HeaderName>,
     /// The metric handles of requests that matched no route.
     unrouted: RouteMetrics,
+    /// Every `[resources.NAME]` with its metadata document, in name order.
+    pub resources: Vec<Arc<ResourceMetadata>>,
 }
 
 /// One route, compiled once per snapshot: its configuration and everything
@@ -53,6 +56,9 @@ pub struct CompiledRoute {
     /// The required scopes, space-separated, for the 403 challenge.
     pub challenge: String,
     pub metrics: RouteMetrics,
+    /// The resource the route protects: its challenges name the metadata
+    /// URL, and its tokens must have the identifier in `aud`.
+    pub resource: Option<Arc<ResourceMetadata>>,
 }
 
 impl Runtime {
@@ -132,10 +138,16 @@ impl Runtime {
             .iter()
             .map(|(_, h)| h.clone())
             .collect();
+        let resources: Vec<Arc<ResourceMetadata>> = config
+            .resources
+            .iter()
+            .map(|r| Arc::new(ResourceMetadata::new(r.clone())))
+            .collect();
         let compiled = config
             .routes
             .iter()
             .map(|r| CompiledRoute {
+                resource: r.resource.map(|i| Arc::clone(&resources[i])),
                 config: r.clone(),
                 upstream: Arc::clone(&upstreams[r.upstream]),
                 challenge: crate::policy::challenge(r),
@@ -152,6 +164,7 @@ impl Runtime {
             fetcher,
             identity_headers,
             unrouted: RouteMetrics::new("-"),
+            resources,
             clock,
         })
     }

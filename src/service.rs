@@ -15,7 +15,8 @@ use crate::auth::bearer::{self, Credential};
 use crate::auth::AuthError;
 use crate::auth::Principal;
 use crate::config::AuthMode;
-use crate::error::Rejection;
+use crate::error::{Challenge, Rejection};
+use crate::metadata::{self, ResourceMetadata};
 use crate::policy;
 use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
 use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
@@ -59,14 +60,19 @@ pub async fn handle(
     let mut trace = Trace::default();
     let result = pipeline(rt, conn, req, request_id.clone(), &mut trace).await;
     let (mut resp, outcome) = match result {
-        Ok(resp) => (resp, "forwarded"),
+        Ok(resp) => (resp, trace.answered.unwrap_or("forwarded")),
         Err(rejection) => {
             rejection.log();
             let outcome = rejection.outcome();
+            let challenge = Challenge {
+                realm: &rt.config.server.realm,
+                resource_metadata: trace
+                    .route
+                    .and_then(|r| r.resource.as_deref())
+                    .map(|m| m.config.metadata_url.as_str()),
+            };
             (
-                rejection
-                    .into_response(&rt.config.server.realm)
-                    .map(Either::Right),
+                rejection.into_response(&challenge).map(Either::Right),
                 outcome,
             )
         }
@@ -101,6 +107,9 @@ struct Trace<'a> {
     route: Option<&'a CompiledRoute>,
     /// The verified identity, for its `sub` (else `client_id`).
     principal: Option<Arc<Principal>>,
+    /// The outcome of an answer the gateway gave itself without an error
+    /// (resource metadata); `None`: forwarded.
+    answered: Option<&'static str>,
 }
 
 async fn pipeline<'a>(
@@ -113,6 +122,10 @@ async fn pipeline<'a>(
     check_framing(&req)?;
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
     let path = normalize_path(req.uri().path()).map_err(Rejection::BadTarget)?;
+    if let Some(found) = metadata::find(&rt.resources, host.as_deref(), &path, req.uri().query()) {
+        trace.answered = Some("metadata");
+        return resource_metadata(found, &req);
+    }
     let compiled = match rt.routes.find(host.as_deref(), &path, req.method()) {
         Match::Found(i) => &rt.compiled[i],
         Match::NotFound => return Err(Rejection::NotFound),
@@ -190,7 +203,28 @@ async fn authenticate(
         (Credential::None, _) => return Err(AuthError::MissingToken),
     };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
+    if let Some(resource) = &compiled.resource {
+        let identifier = &resource.config.resource;
+        if !principal.audiences.iter().any(|a| a == identifier) {
+            return Err(AuthError::InvalidToken(
+                "token audience does not include the resource",
+            ));
+        }
+    }
     Ok(Some(principal))
+}
+
+/// `GET`/`HEAD` of a resource's metadata URL (RFC 9728), before routing and
+/// without authentication; 405 for another method. Other paths under the
+/// well-known prefix are routed like any path.
+fn resource_metadata(
+    found: &ResourceMetadata,
+    req: &Request<Incoming>,
+) -> Result<Response<ResponseBody>, Rejection> {
+    if req.method() != Method::GET && req.method() != Method::HEAD {
+        return Err(Rejection::MethodNotAllowed(vec![Method::GET, Method::HEAD]));
+    }
+    Ok(found.response().map(Either::Right))
 }
 
 /// Refuses a transfer coding other than `chunked` (RFC 9112 section 6.1:

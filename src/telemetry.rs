@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The `outcome` label values of `tokengate_requests_total`.
-pub const OUTCOMES: [&str; 10] = [
+pub const OUTCOMES: [&str; 11] = [
     "forwarded",
     "missing_token",
     "invalid_request",
@@ -32,6 +32,7 @@ pub const OUTCOMES: [&str; 10] = [
     "method_not_allowed",
     "upstream_error",
     "request_timeout",
+    "metadata",
 ];
 
 /// Latency buckets in seconds: 100 us to 10 s.

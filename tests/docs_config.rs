@@ -164,6 +164,10 @@ fn base() -> Vec<(&'static str, Vec<(String, String)>)> {
         ),
         ("[forward]", vec![]),
         (
+            "[resources.api]",
+            kv(&[("resource", "\"https://api.example.com\"")]),
+        ),
+        (
             "[[routes]]",
             kv(&[("path", "\"/orders/**\""), ("upstream", "\"orders\"")]),
         ),
@@ -175,6 +179,7 @@ fn base_header(doc_header: &str) -> String {
     doc_header
         .replace("issuers.NAME", "issuers.corp")
         .replace("upstreams.NAME", "upstreams.orders")
+        .replace("resources.NAME", "resources.api")
 }
 
 /// The base configuration with `key = value` set in `header`.

@@ -41,6 +41,19 @@ fn number(claims: &Map<String, Value>, name: &str) -> Result<Option<f64>, &'stat
     }
 }
 
+/// The strings of an `aud` claim: the string itself, or the strings of an
+/// array (other members are ignored here; [`validate`] refuses them).
+pub fn audience_values(aud: Option<&Value>) -> Vec<String> {
+    match aud {
+        Some(Value::String(a)) => vec![a.clone()],
+        Some(Value::Array(items)) => items
+            .iter()
+            .filter_map(|v| v.as_str().map(String::from))
+            .collect(),
+        _ => Vec::new(),
+    }
+}
+
 fn audience_ok(aud: Option<&Value>, audiences: &[String]) -> Result<(), &'static str> {
     let wanted = |a: &str| audiences.iter().any(|w| w == a);
     match aud {
@@ -141,6 +154,7 @@ pub fn validate(
         scopes,
         subject: text("sub"),
         client_id: text("client_id"),
+        audiences: audience_values(claims.get("aud")),
         forwarded: forward_claims
             .iter()
             .filter_map(|c| claims.get(c).map(|v| (c.clone(), v.clone())))

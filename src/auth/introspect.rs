@@ -299,6 +299,7 @@ impl Introspector {
             scopes: claims::scopes(doc, &self.scope_claims)?,
             subject: text("sub"),
             client_id: text("client_id"),
+            audiences: claims::audience_values(doc.get("aud")),
             forwarded: self
                 .forward_claims
                 .iter()

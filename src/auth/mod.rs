@@ -364,6 +364,7 @@ mod tests {
             scopes: Vec::new(),
             subject: None,
             client_id: None,
+            audiences: Vec::new(),
             forwarded: serde_json::Map::new(),
         };
         let expired = Err(AuthError::InvalidToken("token expired"));

@@ -15,6 +15,9 @@ pub struct Principal {
     pub scopes: Vec<String>,
     pub subject: Option<String>,
     pub client_id: Option<String>,
+    /// The token's `aud` values (a string, or the strings of an array), for
+    /// the audience binding of a route's resource (RFC 8707).
+    pub audiences: Vec<String>,
     /// The claims named in `forward.claims`, as found in the token.
     pub forwarded: Map<String, Value>,
 }

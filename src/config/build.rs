@@ -40,12 +40,14 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .map(|(name, u)| upstream(&mut b, name, u))
         .collect();
     let forward = forward(&mut b, &raw.forward);
-    let routes = raw
+    let resource_names: Vec<&String> = raw.resources.keys().collect();
+    let routes: Vec<RouteConfig> = raw
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| route(&mut b, i, r, &issuers, &upstreams))
+        .map(|(i, r)| route(&mut b, i, r, &issuers, &upstreams, &resource_names))
         .collect();
+    let resources = super::resources::resources(&mut b, &raw.resources, &issuers, &routes);
     b.finish(Config {
         server,
         admin,
@@ -53,6 +55,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         upstreams,
         forward,
         routes,
+        resources,
         source: None,
         source_digest: None,
     })
@@ -281,6 +284,7 @@ fn route(
     r: &RawRoute,
     issuers: &[IssuerConfig],
     upstreams: &[UpstreamConfig],
+    resources: &[&String],
 ) -> RouteConfig {
     let k = |field: &str| format!("routes[{i}].{field}");
     let path = Pattern::parse(&r.path).unwrap_or_else(|reason| {
@@ -383,7 +387,18 @@ fn route(
             );
         }
     }
+    let resource = r.resource.as_ref().and_then(|name| {
+        let found = resources.iter().position(|n| *n == name);
+        if found.is_none() {
+            b.err(
+                k("resource"),
+                format!("{name:?} names no [resources.{name}] table"),
+            );
+        }
+        found
+    });
     RouteConfig {
+        resource,
         host,
         path,
         methods,

@@ -16,6 +16,7 @@ mod builder;
 mod issuers;
 mod load;
 mod raw;
+mod resources;
 mod suggest;
 
 use http::{HeaderName, Method, Uri};
@@ -30,6 +31,7 @@ use crate::route::Pattern;
 
 pub use builder::fetch_scheme;
 pub use load::{env_overrides, file_digest, ConfigError, ConfigErrors};
+pub use resources::WELL_KNOWN;
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -43,6 +45,8 @@ pub struct Config {
     pub forward: ForwardConfig,
     /// Routes in file order: the first match wins.
     pub routes: Vec<RouteConfig>,
+    /// Protected resources in name order; routes refer to them by index.
+    pub resources: Vec<ResourceConfig>,
     /// The file this configuration came from, if any (reload re-reads it).
     pub source: Option<PathBuf>,
     /// SHA-256 of that file's bytes, so a watcher can tell a real change.
@@ -289,6 +293,27 @@ pub struct RouteConfig {
     /// that fold case; default `true` (the contract). The forwarded path is
     /// never folded.
     pub case_sensitive: bool,
+    /// Index into [`Config::resources`]: the resource this route protects.
+    pub resource: Option<usize>,
+}
+
+/// A protected resource (RFC 9728), with every default resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ResourceConfig {
+    pub name: String,
+    /// The resource identifier, as configured.
+    pub resource: String,
+    /// Where its metadata is served: the path (and query) of the
+    /// RFC 9728 section 3.1 well-known URL.
+    pub metadata_path: String,
+    /// The whole metadata URL, for `resource_metadata` in challenges.
+    pub metadata_url: String,
+    /// The lower-case host of the resource identifier.
+    pub host: String,
+    pub authorization_servers: Vec<String>,
+    pub scopes_supported: Vec<String>,
+    pub resource_name: Option<String>,
+    pub resource_documentation: Option<String>,
 }
 
 #[cfg(test)]

@@ -59,6 +59,33 @@ pub struct RawConfig {
     /// Routes in file order, first match wins (`[[routes]]`); default none.
     #[serde(default)]
     pub routes: Vec<RawRoute>,
+    /// Protected resources whose RFC 9728 metadata the gateway serves
+    /// (`[resources.NAME]`); default none.
+    #[serde(default)]
+    pub resources: BTreeMap<String, RawResource>,
+}
+
+/// `[resources.NAME]`: one protected resource (RFC 9728).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawResource {
+    /// The resource identifier; required; an https URL without fragment.
+    pub resource: String,
+    /// Issuer identifiers clients may get tokens from; default empty (every
+    /// configured issuer's `issuer`).
+    #[serde(default)]
+    pub authorization_servers: Vec<String>,
+    /// Scopes the resource uses; default empty (the scopes and any_scopes of
+    /// the routes that name this resource, in file order).
+    #[serde(default)]
+    pub scopes_supported: Vec<String>,
+    /// A human-readable name; default empty (not served).
+    #[serde(default)]
+    pub resource_name: String,
+    /// A URL of documentation for developers; default empty (not served);
+    /// an http or https URL.
+    #[serde(default)]
+    pub resource_documentation: String,
 }
 
 /// `[server]`: the client-facing listener.
@@ -400,6 +427,10 @@ pub struct RawRoute {
     /// never folded when forwarded).
     #[serde(default = "default_case_sensitive")]
     pub case_sensitive: bool,
+    /// Name of the `[resources.NAME]` this route protects; default none; must
+    /// exist. Its challenges carry `resource_metadata`, and its tokens must
+    /// have the resource identifier in `aud`.
+    pub resource: Option<String>,
 }
 
 fn default_auth() -> Keyword<AuthMode> {
