@@ -2,15 +2,15 @@
 //! routes a public one catches the misses of, unused upstreams and issuers.
 //! They never change the exit code.
 
-use crate::config::{AuthMode, Config, RouteConfig};
+use crate::config::{AuthMode, ClientCertAuth, Config, RouteConfig, TokenBinding};
 use crate::route::FallThrough;
 use crate::runtime::Runtime;
 
 /// One lint finding; never changes the exit code.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Warning {
-    /// `shadowed_route`, `fall_through`, `unused_upstream`, `unused_issuer`
-    /// or `issuer_without_route`.
+    /// `shadowed_route`, `fall_through`, `unused_upstream`, `unused_issuer`,
+    /// `issuer_without_route` or `no_client_certificate`.
     pub kind: &'static str,
     pub message: String,
 }
@@ -36,7 +36,28 @@ pub(super) fn warnings(rt: &Runtime) -> Vec<Warning> {
         message: fall_through_warning(c, f),
     }));
     out.extend(usage_warnings(c));
+    out.extend(binding_warnings(c));
     out
+}
+
+/// Routes that demand certificate-bound tokens where no client certificate
+/// can ever arrive: every request to them is refused.
+fn binding_warnings(c: &Config) -> Vec<Warning> {
+    let certs = &c.server.client_certs;
+    if certs.tls == ClientCertAuth::Optional || certs.header.is_some() {
+        return Vec::new();
+    }
+    c.routes
+        .iter()
+        .enumerate()
+        .filter(|(_, r)| r.token_binding == TokenBinding::Mtls)
+        .map(|(i, _)| Warning {
+            kind: "no_client_certificate",
+            message: format!(
+                "routes[{i}] accepts certificate-bound tokens only, but no client certificate can arrive: set server.tls_client_auth = \"optional\" or server.client_cert_header"
+            ),
+        })
+        .collect()
 }
 
 /// Upstreams no route forwards to; issuers no token-checking route can use.

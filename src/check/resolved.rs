@@ -8,8 +8,8 @@ use std::time::Duration;
 use super::render::{Item, Table};
 use super::MASK;
 use crate::config::{
-    AuthMode, ClientAuthMethod, Config, IssuerConfig, KeySource, Profile, RouteConfig, Scheme,
-    UpstreamConfig,
+    AuthMode, ClientAuthMethod, ClientCertAuth, Config, IssuerConfig, KeySource, Profile,
+    ResourceConfig, RouteConfig, Scheme, TokenBinding, UpstreamConfig,
 };
 
 fn ms(d: Duration) -> Value {
@@ -24,7 +24,7 @@ fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Value {
     Value::from(items.into_iter().map(|s| s.to_string()).collect::<Vec<_>>())
 }
 
-/// `server`, `admin`, `issuers`, `upstreams`, `forward`.
+/// `server`, `admin`, `issuers`, `upstreams`, `forward`, `dpop`, `resources`.
 pub(super) fn config(c: &Config) -> Table {
     let s = &c.server;
     let server = Table::default()
@@ -60,6 +60,29 @@ pub(super) fn config(c: &Config) -> Table {
         .with(
             "h2_max_local_error_reset_streams",
             s.h2.max_local_error_reset_streams,
+        )
+        .with(
+            "tls_client_auth",
+            match s.client_certs.tls {
+                ClientCertAuth::None => "none",
+                ClientCertAuth::Optional => "optional",
+            },
+        )
+        .with_option(
+            "tls_client_ca",
+            s.client_certs
+                .ca
+                .as_ref()
+                .map(|p| Value::from(p.display().to_string())),
+            "not set: any client certificate is accepted by the handshake",
+        )
+        .with_option(
+            "client_cert_header",
+            s.client_certs
+                .header
+                .as_ref()
+                .map(|h| Value::from(h.as_str())),
+            "not set: client certificates come from the TLS handshake only",
         );
     let mut root = Table::default().with_table("server", server);
     root = match &c.admin {
@@ -90,9 +113,47 @@ pub(super) fn config(c: &Config) -> Table {
     let forward = Table::default()
         .with("claims", Value::Object(claims))
         .with("strip_authorization", c.forward.strip_authorization);
-    root.with_table("issuers", issuers)
+    let root = root
+        .with_table("issuers", issuers)
         .with_table("upstreams", upstreams)
-        .with_table("forward", forward)
+        .with_table("forward", forward);
+    let root = match &c.dpop {
+        Some(d) => root.with_table(
+            "dpop",
+            Table::default()
+                .with("algorithms", strings(d.algorithms.iter().map(|a| a.name())))
+                .with("max_age_s", secs(d.max_age))
+                .with("leeway_s", secs(d.leeway))
+                .with("require_nonce", d.require_nonce)
+                .with("nonce_ttl_s", secs(d.nonce_ttl))
+                .with("replay_cache_size", d.replay_cache_size),
+        ),
+        None => root.with_unset("dpop", "not configured: DPoP is off"),
+    };
+    let resources = Table(
+        c.resources
+            .iter()
+            .map(|r| (r.name.clone(), Item::Table(resource(r))))
+            .collect(),
+    );
+    root.with_table("resources", resources)
+}
+
+fn resource(r: &ResourceConfig) -> Table {
+    Table::default()
+        .with("resource", r.resource.clone())
+        .with("authorization_servers", strings(&r.authorization_servers))
+        .with("scopes_supported", strings(&r.scopes_supported))
+        .with_option(
+            "resource_name",
+            r.resource_name.clone().map(Value::from),
+            "not set",
+        )
+        .with_option(
+            "resource_documentation",
+            r.resource_documentation.clone().map(Value::from),
+            "not set",
+        )
 }
 
 fn issuer(i: &IssuerConfig) -> Table {
@@ -223,4 +284,18 @@ pub(super) fn route(c: &Config, r: &RouteConfig) -> Table {
             "not set: the path is forwarded whole",
         )
         .with("case_sensitive", r.case_sensitive)
+        .with_option(
+            "resource",
+            r.resource.map(|i| Value::from(c.resources[i].name.clone())),
+            "not set: no resource metadata, no resource audience",
+        )
+        .with(
+            "token_binding",
+            match r.token_binding {
+                TokenBinding::Any => "any",
+                TokenBinding::Dpop => "dpop",
+                TokenBinding::Mtls => "mtls",
+                TokenBinding::Bound => "bound",
+            },
+        )
 }
