@@ -16,7 +16,9 @@ use http::header::{
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
 
+use crate::auth::dpop::DPOP_NONCE;
 use crate::auth::error::{AuthError, IntrospectionFailure};
+use crate::config::TokenBinding;
 use crate::proxy::error::UpstreamError;
 use crate::target::TargetError;
 
@@ -45,13 +47,28 @@ pub enum Rejection {
     Upstream(#[from] UpstreamError),
 }
 
-/// What a challenge says besides the refusal: the realm, and for a route
-/// that protects a resource, its metadata URL (RFC 9728 section 5.1), sent
-/// with every 401 and 403 challenge.
+/// What a challenge says besides the refusal: the realm, for a route that
+/// protects a resource its metadata URL (RFC 9728 section 5.1, sent with
+/// every 401 and 403 challenge), and with `[dpop]` what decides the DPoP
+/// challenge.
 #[derive(Debug, Clone, Copy, Default)]
 pub struct Challenge<'a> {
     pub realm: &'a str,
     pub resource_metadata: Option<&'a str>,
+    pub dpop: Option<DpopChallenge<'a>>,
+}
+
+/// The DPoP side of challenges (extensions section 9).
+#[derive(Debug, Clone, Copy)]
+pub struct DpopChallenge<'a> {
+    /// `dpop.algorithms`, space-separated.
+    pub algs: &'a str,
+    /// The matched route's `token_binding`, if a route matched.
+    pub route: Option<TokenBinding>,
+    /// The request's credential used the DPoP scheme.
+    pub used_dpop: bool,
+    /// A fresh server nonce, sent as `DPoP-Nonce` with `use_dpop_nonce`.
+    pub nonce: Option<&'a HeaderValue>,
 }
 
 /// Who is to blame, which decides the log level.
@@ -83,6 +100,8 @@ enum Extra<'a> {
     /// The exchange cannot continue on this connection: a failed upgrade,
     /// or a body left half-read.
     Close,
+    /// `DPoP-Nonce` with the fresh nonce of the context.
+    DpopNonce,
 }
 
 /// Everything an answer is made of.
@@ -221,9 +240,9 @@ impl Rejection {
         let headers = resp.headers_mut();
         headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
-        if let Some(challenge) = challenge(&answer, context) {
+        for challenge in challenges(&answer, context) {
             if let Ok(v) = HeaderValue::from_str(&challenge) {
-                headers.insert(WWW_AUTHENTICATE, v);
+                headers.append(WWW_AUTHENTICATE, v);
             }
         }
         match answer.extra {
@@ -239,6 +258,11 @@ impl Rejection {
             }
             Extra::Close => {
                 headers.insert(CONNECTION, HeaderValue::from_static("close"));
+            }
+            Extra::DpopNonce => {
+                if let Some(nonce) = context.dpop.and_then(|d| d.nonce) {
+                    headers.insert(&DPOP_NONCE, nonce.clone());
+                }
             }
         }
         resp
@@ -266,6 +290,19 @@ fn auth_answer(e: &AuthError) -> Answer<'_> {
         AuthError::InvalidToken(d) => {
             Answer::new(401, "invalid_token", Client, "invalid_token", d).challenge(Scheme::Error)
         }
+        AuthError::InvalidDpopProof(d) => {
+            Answer::new(401, "invalid_token", Client, "invalid_dpop_proof", d)
+                .challenge(Scheme::Error)
+        }
+        AuthError::UseDpopNonce => Answer::new(
+            401,
+            "invalid_token",
+            Client,
+            "use_dpop_nonce",
+            "the DPoP proof must carry the server's nonce",
+        )
+        .challenge(Scheme::Error)
+        .extra(Extra::DpopNonce),
         AuthError::InsufficientScope(scopes) => Answer::new(
             403,
             "insufficient_scope",
@@ -342,26 +379,54 @@ fn upstream_answer(e: &UpstreamError) -> Answer<'_> {
     }
 }
 
-/// The RFC 6750 challenge, if this answer carries one, with
+/// The auth schemes an answer challenges with (extensions section 9):
+/// Bearer alone without `[dpop]`; with it, a request without a credential
+/// is offered what its route accepts (DPoP on a `dpop` route, Bearer on an
+/// `mtls` route, both otherwise), and any other refusal answers in the
+/// scheme the request used, always DPoP on a `dpop` route.
+fn schemes(answer: &Answer, context: &Challenge) -> &'static [&'static str] {
+    const BEARER: &[&str] = &["Bearer"];
+    const DPOP: &[&str] = &["DPoP"];
+    let Some(dpop) = context.dpop else {
+        return BEARER;
+    };
+    match (answer.challenge, dpop.route) {
+        (_, Some(TokenBinding::Dpop)) => DPOP,
+        (_, _) if dpop.used_dpop => DPOP,
+        (Scheme::Plain, Some(TokenBinding::Any | TokenBinding::Bound)) => &["Bearer", "DPoP"],
+        _ => BEARER,
+    }
+}
+
+/// The `WWW-Authenticate` challenges (RFC 6750 section 3, RFC 9449 section
+/// 7.1), if this answer carries any, with `algs` in a DPoP challenge and
 /// `resource_metadata` on a 401 or 403 of a route with a resource.
-fn challenge(answer: &Answer, context: &Challenge) -> Option<String> {
+fn challenges(answer: &Answer, context: &Challenge) -> Vec<String> {
     let (code, description) = (answer.code.unwrap_or_default(), answer.description);
     let realm = context.realm;
-    let mut text = match answer.challenge {
-        Scheme::None => return None,
-        Scheme::Plain => format!("Bearer realm=\"{realm}\""),
-        Scheme::Error => format!(
-            "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\""
-        ),
+    let params = match answer.challenge {
+        Scheme::None => return Vec::new(),
+        Scheme::Plain => format!("realm=\"{realm}\""),
+        Scheme::Error => {
+            format!("realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\"")
+        }
         Scheme::Scope(scopes) => format!(
-            "Bearer realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\", scope=\"{scopes}\""
+            "realm=\"{realm}\", error=\"{code}\", error_description=\"{description}\", scope=\"{scopes}\""
         ),
     };
     let status = answer.status.as_u16();
-    if let (Some(url), 401 | 403) = (context.resource_metadata, status) {
-        text.push_str(&format!(", resource_metadata=\"{url}\""));
-    }
-    Some(text)
+    let metadata = match (context.resource_metadata, status) {
+        (Some(url), 401 | 403) => format!(", resource_metadata=\"{url}\""),
+        _ => String::new(),
+    };
+    let algs = context.dpop.map(|d| d.algs).unwrap_or_default();
+    schemes(answer, context)
+        .iter()
+        .map(|scheme| match *scheme {
+            "DPoP" => format!("DPoP {params}, algs=\"{algs}\"{metadata}"),
+            other => format!("{other} {params}{metadata}"),
+        })
+        .collect()
 }
 
 #[cfg(test)]
@@ -373,6 +438,7 @@ mod tests {
         Challenge {
             realm: "r",
             resource_metadata: None,
+            dpop: None,
         }
     }
 
@@ -496,5 +562,96 @@ mod tests {
         for (rejection, blame) in cases {
             assert_eq!(rejection.blame(), blame, "{rejection:?}");
         }
+    }
+
+    fn challenges_of(resp: &Response<Full<Bytes>>) -> Vec<String> {
+        resp.headers()
+            .get_all(WWW_AUTHENTICATE)
+            .iter()
+            .map(|v| v.to_str().unwrap().to_string())
+            .collect()
+    }
+
+    /// Extensions section 9: which scheme each refusal challenges with,
+    /// on each kind of route, with `algs` in every DPoP challenge.
+    #[test]
+    fn dpop_challenge_table() {
+        use TokenBinding::*;
+        const B: &str = "Bearer realm=\"r\"";
+        const D: &str = "DPoP realm=\"r\", algs=\"ES256 EdDSA\"";
+        const B_INVALID: &str =
+            "Bearer realm=\"r\", error=\"invalid_token\", error_description=\"x\"";
+        const D_INVALID: &str = "DPoP realm=\"r\", error=\"invalid_token\", error_description=\"x\", algs=\"ES256 EdDSA\"";
+        let missing = || Rejection::from(AuthError::MissingToken);
+        let invalid = || Rejection::from(AuthError::InvalidToken("x"));
+        let proof = || Rejection::from(AuthError::InvalidDpopProof("p"));
+        let cases: Vec<(Rejection, Option<TokenBinding>, bool, Vec<&str>)> = vec![
+            (missing(), Some(Any), false, vec![B, D]),
+            (missing(), Some(Bound), false, vec![B, D]),
+            (missing(), Some(Dpop), false, vec![D]),
+            (missing(), Some(Mtls), false, vec![B]),
+            (invalid(), Some(Any), false, vec![B_INVALID]),
+            (invalid(), Some(Any), true, vec![D_INVALID]),
+            (invalid(), Some(Dpop), false, vec![D_INVALID]),
+            (invalid(), Some(Mtls), false, vec![B_INVALID]),
+            (invalid(), Some(Mtls), true, vec![D_INVALID]),
+            (
+                proof(),
+                Some(Any),
+                true,
+                vec!["DPoP realm=\"r\", error=\"invalid_dpop_proof\", error_description=\"p\", algs=\"ES256 EdDSA\""],
+            ),
+            (
+                AuthError::InsufficientScope("a".into()).into(),
+                Some(Any),
+                true,
+                vec!["DPoP realm=\"r\", error=\"insufficient_scope\", error_description=\"the token lacks a scope the route requires\", scope=\"a\", algs=\"ES256 EdDSA\""],
+            ),
+            (
+                AuthError::InvalidRequest("m").into(),
+                Some(Any),
+                true,
+                vec!["DPoP realm=\"r\", error=\"invalid_request\", error_description=\"m\", algs=\"ES256 EdDSA\""],
+            ),
+            (Rejection::NotFound, None, true, vec![]),
+            (unusable(), Some(Dpop), true, vec![]),
+        ];
+        for (i, (rejection, route, used_dpop, want)) in cases.into_iter().enumerate() {
+            let context = Challenge {
+                dpop: Some(DpopChallenge {
+                    algs: "ES256 EdDSA",
+                    route,
+                    used_dpop,
+                    nonce: None,
+                }),
+                ..realm_r()
+            };
+            let resp = rejection.into_response(&context);
+            assert_eq!(challenges_of(&resp), want, "case {i}");
+        }
+    }
+
+    #[test]
+    fn use_dpop_nonce_carries_a_fresh_nonce_and_resource_metadata() {
+        let nonce = HeaderValue::from_static("n0nce");
+        let context = Challenge {
+            resource_metadata: Some("https://a/.well-known/oauth-protected-resource"),
+            dpop: Some(DpopChallenge {
+                algs: "ES256",
+                route: Some(TokenBinding::Any),
+                used_dpop: true,
+                nonce: Some(&nonce),
+            }),
+            ..realm_r()
+        };
+        let resp = Rejection::from(AuthError::UseDpopNonce).into_response(&context);
+        assert_eq!(resp.status().as_u16(), 401);
+        assert_eq!(
+            challenges_of(&resp),
+            vec!["DPoP realm=\"r\", error=\"use_dpop_nonce\", error_description=\"the DPoP proof must carry the server's nonce\", algs=\"ES256\", resource_metadata=\"https://a/.well-known/oauth-protected-resource\""]
+        );
+        assert_eq!(header(&resp, DPOP_NONCE.clone()).as_deref(), Some("n0nce"));
+        let other = Rejection::from(AuthError::InvalidToken("x")).into_response(&context);
+        assert_eq!(header(&other, DPOP_NONCE.clone()), None);
     }
 }

@@ -18,6 +18,7 @@
 //! | [`tools`] | `tokengate init`, `jwks`, `token`, `dev-cert`: tools around the gateway, never in a request's path |
 //! | [`demo`] | `tokengate demo`: a development issuer and an echo upstream, outside the request path |
 //! | [`error`] | every refusal → status, challenge, JSON body, log level; the one log line of a failure |
+//! | [`evidence`] | what a request shows about its sender: the DPoP target URI, the client certificate |
 //! | [`runtime`] | the immutable snapshot a request runs against (compiled routes, verifiers, upstreams), swapped whole on reload |
 //! | [`proxy`] | the upstream request, header hygiene, pooled connections, `UpstreamError`, tunnels |
 //! | [`auth`] | bearer extraction, JWT verification, key sets, introspection, `AuthError`, the verified principal |
@@ -51,6 +52,7 @@ pub mod config;
 #[cfg(feature = "demo")]
 pub mod demo;
 pub mod error;
+pub mod evidence;
 pub mod fetch;
 pub mod gateway;
 pub mod header_names;

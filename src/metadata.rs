@@ -9,7 +9,7 @@ use http::Response;
 use http_body_util::Full;
 use serde_json::{json, Value};
 
-use crate::config::ResourceConfig;
+use crate::config::{ClientCertAuth, Config, ResourceConfig, TokenBinding};
 
 /// One resource: its configuration and its metadata document, serialised.
 #[derive(Debug)]
@@ -18,9 +18,44 @@ pub struct ResourceMetadata {
     body: Bytes,
 }
 
+/// What the gateway enforces for a resource: the part of the document
+/// that comes from `[dpop]`, `[server]` and the resource's routes.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Enforced {
+    /// `dpop.algorithms`, when a route of the resource accepts DPoP.
+    pub dpop_algs: Option<Vec<String>>,
+    /// Every route of the resource (at least one) is `token_binding = "dpop"`.
+    pub dpop_required: bool,
+    /// `server.tls_client_auth = "optional"`.
+    pub tls_bound: bool,
+}
+
+impl Enforced {
+    /// What `config` enforces for resource `index`.
+    pub fn of(config: &Config, index: usize) -> Enforced {
+        let bindings: Vec<TokenBinding> = config
+            .routes
+            .iter()
+            .filter(|r| r.resource == Some(index))
+            .map(|r| r.token_binding)
+            .collect();
+        let accepts_dpop = bindings.iter().any(|b| *b != TokenBinding::Mtls);
+        Enforced {
+            dpop_algs: config
+                .dpop
+                .as_ref()
+                .filter(|_| accepts_dpop)
+                .map(|d| d.algorithms.iter().map(|a| a.name().to_string()).collect()),
+            dpop_required: !bindings.is_empty()
+                && bindings.iter().all(|b| *b == TokenBinding::Dpop),
+            tls_bound: config.server.client_certs.tls == ClientCertAuth::Optional,
+        }
+    }
+}
+
 impl ResourceMetadata {
-    pub fn new(config: ResourceConfig) -> ResourceMetadata {
-        let body = Bytes::from(document(&config).to_string());
+    pub fn new(config: ResourceConfig, enforced: &Enforced) -> ResourceMetadata {
+        let body = Bytes::from(document(&config, enforced).to_string());
         ResourceMetadata { config, body }
     }
 
@@ -33,19 +68,21 @@ impl ResourceMetadata {
     }
 }
 
-/// The metadata document of section 2. The DPoP and certificate-binding
-/// members say what this gateway enforces for the resource: no route binds
-/// tokens to a DPoP key or a client certificate, so both are `false` and no
-/// DPoP algorithms are listed.
-fn document(c: &ResourceConfig) -> Value {
+/// The metadata document of RFC 9728 section 2, with the members and
+/// defaults of extensions section 10; the DPoP and certificate-binding
+/// members say what this gateway enforces for the resource.
+fn document(c: &ResourceConfig, enforced: &Enforced) -> Value {
     let mut doc = json!({
         "resource": c.resource,
         "authorization_servers": c.authorization_servers,
         "scopes_supported": c.scopes_supported,
         "bearer_methods_supported": ["header"],
-        "dpop_bound_access_tokens_required": false,
-        "tls_client_certificate_bound_access_tokens": false,
+        "dpop_bound_access_tokens_required": enforced.dpop_required,
+        "tls_client_certificate_bound_access_tokens": enforced.tls_bound,
     });
+    if let Some(algs) = &enforced.dpop_algs {
+        doc["dpop_signing_alg_values_supported"] = json!(algs);
+    }
     if let Some(name) = &c.resource_name {
         doc["resource_name"] = json!(name);
     }
@@ -94,8 +131,9 @@ mod tests {
         let config = Config::from_toml(&text, Path::new("."), Vec::new()).expect("config");
         config
             .resources
-            .into_iter()
-            .map(|r| Arc::new(ResourceMetadata::new(r)))
+            .iter()
+            .enumerate()
+            .map(|(i, r)| Arc::new(ResourceMetadata::new(r.clone(), &Enforced::of(&config, i))))
             .collect()
     }
 

@@ -39,7 +39,8 @@ pub struct Runtime {
     /// The clock of token times, shared with `auth`.
     pub clock: Clock,
     fetcher: HttpFetcher,
-    /// Headers named in `forward.claims`: stripped from every request.
+    /// Headers stripped from every request: those named in
+    /// `forward.claims`, `DPoP`, and `server.client_cert_header`.
     pub identity_headers: Vec<HeaderName>,
     /// The metric handles of requests that matched no route.
     unrouted: RouteMetrics,
@@ -90,7 +91,11 @@ impl Runtime {
     ) -> Result<Runtime, ConfigErrors> {
         let mut errors = Vec::new();
         let tls = match &config.server.tls {
-            Some(files) => match crate::tls::server_config(&files.cert, &files.key) {
+            Some(files) => match crate::tls::server_config(
+                &files.cert,
+                &files.key,
+                &config.server.client_certs,
+            ) {
                 Ok(c) => Some(TlsAcceptor::from(c)),
                 Err(reason) => {
                     errors.push(ConfigError::new("server.tls_cert", reason));
@@ -137,11 +142,17 @@ impl Runtime {
             .claims
             .iter()
             .map(|(_, h)| h.clone())
+            .chain([crate::auth::dpop::DPOP.clone()])
+            .chain(config.server.client_certs.header.clone())
             .collect();
         let resources: Vec<Arc<ResourceMetadata>> = config
             .resources
             .iter()
-            .map(|r| Arc::new(ResourceMetadata::new(r.clone())))
+            .enumerate()
+            .map(|(i, r)| {
+                let enforced = crate::metadata::Enforced::of(&config, i);
+                Arc::new(ResourceMetadata::new(r.clone(), &enforced))
+            })
             .collect();
         let compiled = config
             .routes

@@ -12,10 +12,13 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use crate::auth::bearer::{self, Credential};
+use crate::auth::binding::{self, Evidence};
+use crate::auth::dpop::DPOP_NONCE;
 use crate::auth::AuthError;
 use crate::auth::Principal;
 use crate::config::AuthMode;
-use crate::error::{Challenge, Rejection};
+use crate::error::{Challenge, DpopChallenge, Rejection};
+use crate::evidence;
 use crate::metadata::{self, ResourceMetadata};
 use crate::policy;
 use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
@@ -32,6 +35,9 @@ pub struct ConnInfo {
     /// The peer's address as an `X-Forwarded-For` element, made once per
     /// connection.
     pub peer_ip: HeaderValue,
+    /// The thumbprint of the client certificate of this TLS connection's
+    /// handshake (base64url SHA-256 of its DER), if one was presented.
+    pub client_cert: Option<Arc<str>>,
 }
 
 impl ConnInfo {
@@ -41,6 +47,7 @@ impl ConnInfo {
             peer,
             tls,
             peer_ip: HeaderValue::from_str(&ip).expect("an IP address is a header value"),
+            client_cert: None,
         }
     }
 }
@@ -60,16 +67,33 @@ pub async fn handle(
     let mut trace = Trace::default();
     let result = pipeline(rt, conn, req, request_id.clone(), &mut trace).await;
     let (mut resp, outcome) = match result {
-        Ok(resp) => (resp, trace.answered.unwrap_or("forwarded")),
+        Ok(mut resp) => {
+            if let (true, Some(d)) = (trace.used_dpop, &rt.auth.dpop) {
+                if d.config.require_nonce {
+                    resp.headers_mut().insert(&DPOP_NONCE, d.nonce());
+                }
+            }
+            (resp, trace.answered.unwrap_or("forwarded"))
+        }
         Err(rejection) => {
             rejection.log();
             let outcome = rejection.outcome();
+            let nonce = match (&rejection, &rt.auth.dpop) {
+                (Rejection::Auth(AuthError::UseDpopNonce), Some(d)) => Some(d.nonce()),
+                _ => None,
+            };
             let challenge = Challenge {
                 realm: &rt.config.server.realm,
                 resource_metadata: trace
                     .route
                     .and_then(|r| r.resource.as_deref())
                     .map(|m| m.config.metadata_url.as_str()),
+                dpop: rt.auth.dpop.as_ref().map(|d| DpopChallenge {
+                    algs: &d.algs,
+                    route: trace.route.map(|r| r.config.token_binding),
+                    used_dpop: trace.used_dpop,
+                    nonce: nonce.as_ref(),
+                }),
             };
             (
                 rejection.into_response(&challenge).map(Either::Right),
@@ -110,6 +134,8 @@ struct Trace<'a> {
     /// The outcome of an answer the gateway gave itself without an error
     /// (resource metadata); `None`: forwarded.
     answered: Option<&'static str>,
+    /// The credential used the DPoP scheme (with `[dpop]`).
+    used_dpop: bool,
 }
 
 async fn pipeline<'a>(
@@ -133,7 +159,17 @@ async fn pipeline<'a>(
     };
     let route = &compiled.config;
     trace.route = Some(compiled);
-    let principal = authenticate(rt, compiled, &req).await?;
+    let server = &rt.config.server;
+    let peer_trusted = !server.trusted_proxies.is_empty()
+        && proxy::is_trusted(&server.trusted_proxies, conn.peer.ip().to_canonical());
+    trace.used_dpop = rt.auth.dpop.is_some() && bearer::uses_dpop_scheme(req.headers());
+    let sender = Sender {
+        conn,
+        peer_trusted,
+        host: original_host.as_ref(),
+        path: &path,
+    };
+    let principal = authenticate(rt, compiled, &req, &sender).await?;
     // Known from here on, also when the scope check refuses the request.
     trace.principal = principal.clone();
     if let Some(p) = &principal {
@@ -148,10 +184,7 @@ async fn pipeline<'a>(
     let upgrade = (req.version() == Version::HTTP_11 && req.method() == Method::GET)
         .then(|| websocket_upgrade(req.headers()))
         .flatten();
-    let server = &rt.config.server;
     let path = path.into_owned();
-    let peer_trusted = !server.trusted_proxies.is_empty()
-        && proxy::is_trusted(&server.trusted_proxies, conn.peer.ip().to_canonical());
     let fwd = Forwarded {
         peer: conn.peer,
         peer_ip: &conn.peer_ip,
@@ -179,30 +212,77 @@ async fn pipeline<'a>(
     Ok(Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await?)
 }
 
+/// What the request shows about its sender, for bound tokens.
+struct Sender<'a> {
+    conn: &'a ConnInfo,
+    peer_trusted: bool,
+    /// The `Host` (or h2 `:authority`) as sent.
+    host: Option<&'a HeaderValue>,
+    /// The normalised path.
+    path: &'a str,
+}
+
 /// Applies the route's `auth` mode: `none` forwards without a look at the
 /// credential; `optional` forwards anonymously without one but rejects a bad
-/// one exactly like `required`. The caller checks the verified principal
-/// against the route's scopes.
+/// one exactly like `required`. A DPoP credential's proof is checked before
+/// the token (it needs no network), and the token's binding and the route's
+/// `token_binding` after it, on every request, cached identity or not. The
+/// caller checks the verified principal against the route's scopes.
 async fn authenticate(
     rt: &Runtime,
     compiled: &CompiledRoute,
     req: &Request<Incoming>,
+    sender: &Sender<'_>,
 ) -> Result<Option<Arc<Principal>>, AuthError> {
     let route = &compiled.config;
     if route.auth == AuthMode::None {
         return Ok(None);
     }
-    let credential = bearer::extract(
+    let dpop = rt.auth.dpop.as_ref();
+    let credential = bearer::extract_with(
         req.headers(),
         req.uri().query(),
         rt.config.server.max_token_bytes,
+        dpop.is_some(),
     )?;
-    let token = match (credential, route.auth) {
-        (Credential::Bearer(token), _) => token,
+    let (token, used_dpop) = match (credential, route.auth) {
+        (Credential::Bearer(token), _) => (token, false),
+        (Credential::Dpop(token), _) => (token, true),
         (Credential::None, AuthMode::Optional) => return Ok(None),
         (Credential::None, _) => return Err(AuthError::MissingToken),
     };
+    let proof = match dpop.filter(|_| used_dpop) {
+        Some(d) => {
+            let target = evidence::target_uri(
+                sender.conn.tls,
+                req.headers(),
+                sender.peer_trusted,
+                sender.host,
+                sender.path,
+            );
+            Some(d.verify(req.headers(), req.method(), &target, token)?)
+        }
+        None => None,
+    };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
+    let bound_to_cert = principal.binding.as_ref().is_some_and(|b| b.x5t.is_some());
+    let cert = bound_to_cert
+        .then(|| {
+            evidence::client_cert(
+                sender.conn.client_cert.as_deref(),
+                req.headers(),
+                rt.config.server.client_certs.header.as_ref(),
+                sender.peer_trusted,
+            )
+        })
+        .flatten();
+    let shown = Evidence {
+        dpop_on: dpop.is_some(),
+        used_dpop,
+        proof_jkt: proof.as_ref().map(|p| p.thumbprint.as_str()),
+        cert: cert.as_deref(),
+    };
+    binding::check(principal.binding.as_ref(), &shown, route.token_binding)?;
     if let Some(resource) = &compiled.resource {
         let identifier = &resource.config.resource;
         if !principal.audiences.iter().any(|a| a == identifier) {
@@ -210,6 +290,9 @@ async fn authenticate(
                 "token audience does not include the resource",
             ));
         }
+    }
+    if let (Some(d), Some(proof)) = (dpop, &proof) {
+        d.remember(proof)?;
     }
     Ok(Some(principal))
 }

@@ -163,6 +163,7 @@ fn base() -> Vec<(&'static str, Vec<(String, String)>)> {
             kv(&[("url", "\"http://127.0.0.1:8081\"")]),
         ),
         ("[forward]", vec![]),
+        ("[dpop]", vec![]),
         (
             "[resources.api]",
             kv(&[("resource", "\"https://api.example.com\"")]),

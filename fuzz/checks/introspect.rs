@@ -80,10 +80,19 @@ pub fn check_introspect(data: &[u8]) {
         Some(Value::Array(items)) => assert!(items.iter().any(aud_ok)),
         Some(a) => assert!(aud_ok(a), "audience {a} accepted"),
     }
+    let dpop_bound = p.binding.as_ref().is_some_and(|b| b.jkt.is_some());
     assert!(doc
         .get("token_type")
-        .is_none_or(|t| t.as_str().is_some_and(|t| t.eq_ignore_ascii_case("bearer"))));
-    assert!(!doc.contains_key("cnf"), "cnf-bound answer accepted");
+        .is_none_or(|t| t
+            .as_str()
+            .is_some_and(|t| t.eq_ignore_ascii_case("bearer")
+                || (dpop_bound && t.eq_ignore_ascii_case("dpop")))));
+    // A cnf is accepted only as a binding, proven per request.
+    assert_eq!(
+        Ok(p.binding.clone()),
+        tokengate::auth::binding::from_cnf(doc.get("cnf")),
+        "cnf not read as the answer's binding"
+    );
     check_scopes(&doc, &p.scopes);
     assert_eq!(p.subject.as_deref(), doc.get("sub").and_then(Value::as_str));
     assert_eq!(

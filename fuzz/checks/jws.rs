@@ -160,7 +160,12 @@ pub(super) fn check_claims(claims: &Map<String, Value>) {
     for name in ["iss", "sub", "jti", "client_id"] {
         assert!(claims.get(name).is_none_or(Value::is_string));
     }
-    assert!(!claims.contains_key("cnf"), "cnf-bound token accepted");
+    // A cnf is accepted only as a binding, proven per request.
+    assert_eq!(
+        Ok(p.binding.clone()),
+        tokengate::auth::binding::from_cnf(claims.get("cnf")),
+        "cnf not read as the token's binding"
+    );
     let scope_claims = SCOPE_CLAIMS.map(String::from);
     assert_eq!(
         claims::scopes(claims, &scope_claims).as_ref(),

@@ -8,6 +8,10 @@
 //! `access_token` query parameter next to the header is a malformed request.
 //! An `access_token` query parameter alone is ignored (the gateway never
 //! accepts tokens in URLs); another scheme is no credential at all.
+//!
+//! With `[dpop]`, `Authorization: DPoP <token>` (RFC 9449 section 7.1) is
+//! read by the same rules: the scheme case-insensitive, the same token
+//! grammar; without it, `DPoP` is just another scheme.
 
 use http::header::AUTHORIZATION;
 use http::HeaderMap;
@@ -20,6 +24,8 @@ use super::error::AuthError;
 pub enum Credential<'a> {
     None,
     Bearer(&'a str),
+    /// A token presented with the DPoP scheme.
+    Dpop(&'a str),
 }
 
 /// Extracts the bearer token; `query` is the raw query string.
@@ -27,6 +33,45 @@ pub fn extract<'a>(
     headers: &'a HeaderMap,
     query: Option<&str>,
     max_token_bytes: usize,
+) -> Result<Credential<'a>, AuthError> {
+    extract_with(headers, query, max_token_bytes, false)
+}
+
+/// The scheme at the start of a credential, and its length: `Bearer`, or
+/// with `dpop_on` also `DPoP`; followed by a space, a tab or nothing.
+fn scheme(bytes: &[u8], dpop_on: bool) -> Option<(bool, usize)> {
+    let named = |name: &[u8]| {
+        bytes.len() >= name.len()
+            && bytes[..name.len()].eq_ignore_ascii_case(name)
+            && bytes
+                .get(name.len())
+                .is_none_or(|&b| b == b' ' || b == b'\t')
+    };
+    if named(b"bearer") {
+        Some((false, 6))
+    } else if dpop_on && named(b"dpop") {
+        Some((true, 4))
+    } else {
+        None
+    }
+}
+
+/// Whether the request's (first) `Authorization` header uses the DPoP
+/// scheme, well-formed or not: its refusals are answered with the DPoP
+/// challenge.
+pub fn uses_dpop_scheme(headers: &HeaderMap) -> bool {
+    headers
+        .get(AUTHORIZATION)
+        .and_then(|v| scheme(v.as_bytes(), true))
+        .is_some_and(|(dpop, _)| dpop)
+}
+
+/// Extracts a Bearer or (with `dpop_on`) DPoP credential.
+pub fn extract_with<'a>(
+    headers: &'a HeaderMap,
+    query: Option<&str>,
+    max_token_bytes: usize,
+    dpop_on: bool,
 ) -> Result<Credential<'a>, AuthError> {
     let mut values = headers.get_all(AUTHORIZATION).iter();
     let Some(value) = values.next() else {
@@ -41,31 +86,31 @@ pub fn extract<'a>(
         ));
     }
     let bytes = value.as_bytes();
-    const SCHEME: &[u8] = b"bearer";
-    let is_bearer = bytes.len() >= SCHEME.len()
-        && bytes[..SCHEME.len()].eq_ignore_ascii_case(SCHEME)
-        && bytes
-            .get(SCHEME.len())
-            .is_none_or(|&b| b == b' ' || b == b'\t');
-    if !is_bearer {
+    let Some((dpop, scheme_len)) = scheme(bytes, dpop_on) else {
         return Ok(Credential::None);
-    }
-    let rest = &bytes[SCHEME.len()..];
+    };
+    let rest = &bytes[scheme_len..];
+    let malformed = AuthError::InvalidRequest(if dpop {
+        "malformed DPoP credential"
+    } else {
+        "malformed bearer credential"
+    });
     let token_start = rest.iter().position(|&b| b != b' ').unwrap_or(rest.len());
     if token_start == 0 || token_start == rest.len() {
-        return Err(AuthError::InvalidRequest("malformed bearer credential"));
+        return Err(malformed);
     }
     let token = &rest[token_start..];
     if !is_b64token(token) {
-        return Err(AuthError::InvalidRequest("malformed bearer credential"));
+        return Err(malformed);
     }
     if token.len() > max_token_bytes {
         return Err(AuthError::InvalidToken("token too long"));
     }
     // is_b64token admits ASCII only, so this cannot fail.
     match std::str::from_utf8(token) {
+        Ok(t) if dpop => Ok(Credential::Dpop(t)),
         Ok(t) => Ok(Credential::Bearer(t)),
-        Err(_) => Err(AuthError::InvalidRequest("malformed bearer credential")),
+        Err(_) => Err(malformed),
     }
 }
 

@@ -1,8 +1,8 @@
 //! Claim validation (docs/behavior.md section 4, RFC 7519 section 4.1,
 //! RFC 9068 for the `rfc9068` profile): every known claim must have the
 //! right type (a string `exp` fails, it is not skipped), `exp` is required,
-//! `aud` must name one of the issuer's audiences, and `cnf` (proof of
-//! possession, which the gateway does not verify yet) is refused.
+//! `aud` must name one of the issuer's audiences, and a `cnf` must be one
+//! [`super::binding`] understands (its proof is checked per request).
 //!
 //! `now` is an input (seconds since the epoch) so tests pin time.
 
@@ -130,9 +130,7 @@ pub fn validate(
     if number(claims, "iat")?.is_some_and(|iat| iat > now + leeway) {
         return Err("token issued in the future");
     }
-    if claims.contains_key("cnf") {
-        return Err("sender-constrained tokens are not supported");
-    }
+    let binding = super::binding::from_cnf(claims.get("cnf"))?;
     if rules.profile == Profile::Rfc9068
         && RFC9068_REQUIRED.iter().any(|c| !claims.contains_key(*c))
     {
@@ -155,6 +153,7 @@ pub fn validate(
         subject: text("sub"),
         client_id: text("client_id"),
         audiences: audience_values(claims.get("aud")),
+        binding,
         forwarded: forward_claims
             .iter()
             .filter_map(|c| claims.get(c).map(|v| (c.clone(), v.clone())))
@@ -262,9 +261,16 @@ mod tests {
                 json!({"iat": true}),
                 Err("token time claim is not a number"),
             ),
+            // A cnf is read here and proven per request (auth::binding).
+            (json!({"cnf": {"jkt": "x"}}), ok),
+            (json!({"cnf": {"x5t#S256": "x"}}), ok),
             (
-                json!({"cnf": {"jkt": "x"}}),
-                Err("sender-constrained tokens are not supported"),
+                json!({"cnf": {"jwk": {}}}),
+                Err("token confirmation (cnf) is malformed"),
+            ),
+            (
+                json!({"cnf": {"jkt": 5}}),
+                Err("token confirmation (cnf) is malformed"),
             ),
             (json!({"sub": 5}), Err("token claim has the wrong type")),
             (

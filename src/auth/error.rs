@@ -19,6 +19,14 @@ pub enum AuthError {
     /// A well-formed token that is not valid here (401 `invalid_token`).
     #[error("invalid token: {0}")]
     InvalidToken(&'static str),
+    /// The DPoP proof is missing, malformed or does not fit this request
+    /// (401 `invalid_dpop_proof`, RFC 9449 section 7.1).
+    #[error("invalid DPoP proof: {0}")]
+    InvalidDpopProof(&'static str),
+    /// The DPoP proof lacks a live server nonce (401 `use_dpop_nonce`, with
+    /// a fresh `DPoP-Nonce`).
+    #[error("DPoP proof without a live server nonce")]
+    UseDpopNonce,
     /// The verified token lacks a scope; the route's required scopes,
     /// space-separated.
     #[error("insufficient scope")]

@@ -283,13 +283,13 @@ impl Introspector {
             Some(a) if audience_ok(a) => {}
             Some(_) => return Err("token audience is not accepted"),
         }
+        let binding = super::binding::from_cnf(doc.get("cnf"))?;
+        let dpop_bound = binding.as_ref().is_some_and(|b| b.jkt.is_some());
         match doc.get("token_type") {
             None => {}
             Some(Value::String(t)) if t.eq_ignore_ascii_case("Bearer") => {}
+            Some(Value::String(t)) if t.eq_ignore_ascii_case("DPoP") && dpop_bound => {}
             Some(_) => return Err("token type is not accepted"),
-        }
-        if doc.contains_key("cnf") {
-            return Err("sender-constrained tokens are not supported");
         }
         let text = |name: &str| doc.get(name).and_then(Value::as_str).map(String::from);
         Ok(Principal {
@@ -300,6 +300,7 @@ impl Introspector {
             subject: text("sub"),
             client_id: text("client_id"),
             audiences: claims::audience_values(doc.get("aud")),
+            binding,
             forwarded: self
                 .forward_claims
                 .iter()
@@ -395,9 +396,20 @@ mod tests {
                 Err("token type is not accepted"),
             ),
             (json!({"active": true, "token_type": "bearer"}), Ok(vec![])),
+            // A cnf binds an opaque token as it binds a JWT; `DPoP` as the
+            // token_type needs cnf.jkt.
+            (json!({"active": true, "cnf": {"jkt": "x"}}), Ok(vec![])),
             (
-                json!({"active": true, "cnf": {"jkt": "x"}}),
-                Err("sender-constrained tokens are not supported"),
+                json!({"active": true, "token_type": "dpop", "cnf": {"jkt": "x"}}),
+                Ok(vec![]),
+            ),
+            (
+                json!({"active": true, "token_type": "DPoP", "cnf": {"x5t#S256": "x"}}),
+                Err("token type is not accepted"),
+            ),
+            (
+                json!({"active": true, "cnf": {}}),
+                Err("token confirmation (cnf) is malformed"),
             ),
         ];
         for (doc, want) in cases {

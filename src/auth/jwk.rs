@@ -40,6 +40,8 @@ mod der;
 mod fixtures;
 mod parse;
 
+pub(crate) use parse::{proof_key, ProofKey};
+
 pub(crate) use der::modulus_bits;
 
 /// The RSA modulus sizes the verifier supports (`RSA_*_2048_8192_*`).

@@ -48,8 +48,21 @@ fn decode_segment(segment: &str) -> Result<Vec<u8>, &'static str> {
         .map_err(|_| "malformed token encoding")
 }
 
-/// Checks the structure and header; the error is the client-facing reason.
-pub fn parse(token: &str) -> Result<Jwt<'_>, &'static str> {
+/// A compact JWS split and decoded, before any header rule.
+#[derive(Debug)]
+pub struct Decoded<'a> {
+    pub header: Map<String, Value>,
+    pub claims: Map<String, Value>,
+    /// `header.payload`, the JWS signing input.
+    pub signing_input: &'a str,
+    /// The base64url signature segment.
+    pub signature: &'a str,
+}
+
+/// Splits a compact JWS into its JSON header and claims (both objects with
+/// unique names) and its signature segment; the error is the client-facing
+/// reason, written for an access token.
+pub fn decode(token: &str) -> Result<Decoded<'_>, &'static str> {
     let mut parts = token.split('.');
     let (Some(header_b64), Some(payload_b64), Some(signature), None) =
         (parts.next(), parts.next(), parts.next(), parts.next())
@@ -73,17 +86,27 @@ pub fn parse(token: &str) -> Result<Jwt<'_>, &'static str> {
     }
     let header = json::parse_object(&decode_segment(header_b64)?)
         .ok_or("token header is not a JSON object with unique names")?;
-    let (alg, kid, typ) = check_header(&header)?;
     let claims = json::parse_object(&decode_segment(payload_b64)?)
         .ok_or("token claims are not a JSON object with unique names")?;
-    let signing_input = &token[..header_b64.len() + 1 + payload_b64.len()];
+    Ok(Decoded {
+        header,
+        claims,
+        signing_input: &token[..header_b64.len() + 1 + payload_b64.len()],
+        signature,
+    })
+}
+
+/// Checks the structure and header; the error is the client-facing reason.
+pub fn parse(token: &str) -> Result<Jwt<'_>, &'static str> {
+    let d = decode(token)?;
+    let (alg, kid, typ) = check_header(&d.header)?;
     Ok(Jwt {
         alg,
         kid,
         typ,
-        claims,
-        signing_input,
-        signature,
+        claims: d.claims,
+        signing_input: d.signing_input,
+        signature: d.signature,
     })
 }
 

@@ -2,7 +2,9 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | [`bearer`] | the `Authorization` header grammar (RFC 6750) |
+//! | [`bearer`] | the `Authorization` header grammar (RFC 6750, and the DPoP scheme) |
+//! | [`binding`] | what a token is bound to (`cnf`) and the per-request check of it |
+//! | [`dpop`] | DPoP proofs (RFC 9449): verification, replay cache, nonces |
 //! | [`jws`] | JWT structure and header rules, before any crypto |
 //! | [`json`] | strict JSON (no duplicate names) |
 //! | [`claims`] | claim types and values, scopes |
@@ -20,7 +22,9 @@
 //! the issuer's latest key set. Failures are never cached.
 
 pub mod bearer;
+pub mod binding;
 pub mod claims;
+pub mod dpop;
 pub mod error;
 pub mod introspect;
 pub mod json;
@@ -59,6 +63,8 @@ pub struct Authenticator {
     cache_size: u64,
     cache_counters: crate::telemetry::CacheCounters,
     forward_claims: Vec<String>,
+    /// DPoP proof state, when `[dpop]` is configured.
+    pub dpop: Option<dpop::Dpop>,
     clock: Clock,
 }
 
@@ -160,7 +166,12 @@ impl Authenticator {
                     .build()
             })
         });
+        let dpop = config
+            .dpop
+            .as_ref()
+            .map(|d| dpop::Dpop::new(d, previous.and_then(|p| p.dpop.as_ref()), clock));
         Ok(Authenticator {
+            dpop,
             issuers: config.issuers.clone(),
             keys,
             introspectors,
@@ -365,6 +376,7 @@ mod tests {
             subject: None,
             client_id: None,
             audiences: Vec::new(),
+            binding: None,
             forwarded: serde_json::Map::new(),
         };
         let expired = Err(AuthError::InvalidToken("token expired"));

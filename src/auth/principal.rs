@@ -18,6 +18,8 @@ pub struct Principal {
     /// The token's `aud` values (a string, or the strings of an array), for
     /// the audience binding of a route's resource (RFC 8707).
     pub audiences: Vec<String>,
+    /// What the token is bound to (`cnf`); `None` for a bearer token.
+    pub binding: Option<super::binding::Binding>,
     /// The claims named in `forward.claims`, as found in the token.
     pub forwarded: Map<String, Value>,
 }

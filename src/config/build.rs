@@ -15,6 +15,7 @@ use crate::route::Pattern;
 pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErrors> {
     let mut b = Builder::new(base_dir);
     let server = server(&mut b, &raw.server);
+    let dpop = super::binding::dpop(&mut b, raw.dpop.as_ref());
     let admin = raw.admin.as_ref().map(|a| AdminConfig {
         listen: b.addr("admin.listen", &a.listen),
     });
@@ -45,7 +46,15 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         .routes
         .iter()
         .enumerate()
-        .map(|(i, r)| route(&mut b, i, r, &issuers, &upstreams, &resource_names))
+        .map(|(i, r)| {
+            let names = Names {
+                issuers: &issuers,
+                upstreams: &upstreams,
+                resources: &resource_names,
+                dpop_on: dpop.is_some(),
+            };
+            route(&mut b, i, r, &names)
+        })
         .collect();
     let resources = super::resources::resources(&mut b, &raw.resources, &issuers, &routes);
     b.finish(Config {
@@ -56,6 +65,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         forward,
         routes,
         resources,
+        dpop,
         source: None,
         source_digest: None,
     })
@@ -105,7 +115,13 @@ fn server(b: &mut Builder, s: &RawServer) -> ServerConfig {
                 .ok()
         })
         .collect();
+    let client_certs = super::binding::client_certs(b, s, tls.is_some(), |name| {
+        RESERVED_HEADERS.contains(&name.as_str())
+            || crate::header_names::is_hop_by_hop(name)
+            || crate::header_names::is_routing_override(name)
+    });
     ServerConfig {
+        client_certs,
         listen: b.addr("server.listen", &s.listen),
         realm: s.realm.clone(),
         tls,
@@ -237,6 +253,7 @@ const RESERVED_HEADERS: &[&str] = &[
     "x-forwarded-host",
     "x-request-id",
     "forwarded",
+    "dpop",
 ];
 
 fn forward(b: &mut Builder, f: &RawForward) -> ForwardConfig {
@@ -278,14 +295,21 @@ fn scope_list(b: &mut Builder, key: &str, scopes: &[String]) {
     }
 }
 
-fn route(
-    b: &mut Builder,
-    i: usize,
-    r: &RawRoute,
-    issuers: &[IssuerConfig],
-    upstreams: &[UpstreamConfig],
-    resources: &[&String],
-) -> RouteConfig {
+/// What a route may refer to.
+struct Names<'a> {
+    issuers: &'a [IssuerConfig],
+    upstreams: &'a [UpstreamConfig],
+    resources: &'a [&'a String],
+    dpop_on: bool,
+}
+
+fn route(b: &mut Builder, i: usize, r: &RawRoute, names: &Names) -> RouteConfig {
+    let Names {
+        issuers,
+        upstreams,
+        resources,
+        ..
+    } = *names;
     let k = |field: &str| format!("routes[{i}].{field}");
     let path = Pattern::parse(&r.path).unwrap_or_else(|reason| {
         b.err(k("path"), format!("{:?}: {reason}", r.path));
@@ -397,7 +421,15 @@ fn route(
         }
         found
     });
+    let token_binding = super::binding::token_binding(
+        b,
+        &k("token_binding"),
+        &r.token_binding,
+        names.dpop_on,
+        auth,
+    );
     RouteConfig {
+        token_binding,
         resource,
         host,
         path,

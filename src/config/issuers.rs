@@ -11,7 +11,7 @@ use super::builder::Builder;
 use super::raw::{Keyword, RawIntrospection, RawIssuer};
 use super::*;
 
-fn algorithm(b: &mut Builder, key: &str, alg: &Keyword<Algorithm>) -> Option<Algorithm> {
+pub(super) fn algorithm(b: &mut Builder, key: &str, alg: &Keyword<Algorithm>) -> Option<Algorithm> {
     let name = match alg {
         Keyword::Known(alg) => return Some(*alg),
         Keyword::Unknown(name) => name,

@@ -11,6 +11,7 @@
 //! issuer's JWT and introspection settings exist only when it uses them
 //! ([`IssuerConfig::jwt`], [`IssuerConfig::introspection`]).
 
+mod binding;
 mod build;
 mod builder;
 mod issuers;
@@ -47,6 +48,8 @@ pub struct Config {
     pub routes: Vec<RouteConfig>,
     /// Protected resources in name order; routes refer to them by index.
     pub resources: Vec<ResourceConfig>,
+    /// DPoP proof rules; `None`: DPoP is off.
+    pub dpop: Option<DpopConfig>,
     /// The file this configuration came from, if any (reload re-reads it).
     pub source: Option<PathBuf>,
     /// SHA-256 of that file's bytes, so a watcher can tell a real change.
@@ -74,6 +77,60 @@ pub struct ServerConfig {
     pub watch_config: bool,
     pub allow_underscore_headers: bool,
     pub h2: H2Limits,
+    /// Client certificates (RFC 8705): asked for in TLS handshakes, and
+    /// read from a trusted proxy's header.
+    pub client_certs: ClientCerts,
+}
+
+/// `server.tls_client_auth`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum ClientCertAuth {
+    None,
+    Optional,
+}
+
+/// Where a request's client certificate can come from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ClientCerts {
+    pub tls: ClientCertAuth,
+    /// CA certificates a handshake certificate must chain to.
+    pub ca: Option<PathBuf>,
+    /// RFC 9440 header, trusted only from `trusted_proxies`.
+    pub header: Option<http::HeaderName>,
+}
+
+/// `[dpop]` with every default resolved.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DpopConfig {
+    pub algorithms: Vec<Algorithm>,
+    pub max_age: Duration,
+    pub leeway: Duration,
+    pub require_nonce: bool,
+    pub nonce_ttl: Duration,
+    pub replay_cache_size: u64,
+}
+
+impl DpopConfig {
+    /// `algs` of DPoP challenges: the algorithms, space-separated.
+    pub fn algs(&self) -> String {
+        let names: Vec<&str> = self.algorithms.iter().map(|a| a.name()).collect();
+        names.join(" ")
+    }
+}
+
+/// `routes[].token_binding`: which kinds of token a route accepts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TokenBinding {
+    /// Bearer or bound tokens.
+    Any,
+    /// DPoP-bound tokens, presented with the DPoP scheme.
+    Dpop,
+    /// Certificate-bound tokens.
+    Mtls,
+    /// DPoP- or certificate-bound tokens.
+    Bound,
 }
 
 /// HTTP/2 limits set explicitly rather than inherited from library defaults.
@@ -295,6 +352,7 @@ pub struct RouteConfig {
     pub case_sensitive: bool,
     /// Index into [`Config::resources`]: the resource this route protects.
     pub resource: Option<usize>,
+    pub token_binding: TokenBinding,
 }
 
 /// A protected resource (RFC 9728), with every default resolved.

@@ -11,7 +11,7 @@ use serde::de::{value::StrDeserializer, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::{Algorithm, AuthMode, ClientAuthMethod, Profile};
+use super::{Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Profile, TokenBinding};
 
 /// A keyword as written: the variant of `T` it names (by `T`'s serde
 /// name), or the text when it names none. Any other type (a number, a
@@ -63,6 +63,52 @@ pub struct RawConfig {
     /// (`[resources.NAME]`); default none.
     #[serde(default)]
     pub resources: BTreeMap<String, RawResource>,
+    /// DPoP proof rules (`[dpop]`, RFC 9449); absent: the `DPoP` scheme is
+    /// not accepted and DPoP-bound tokens are refused.
+    pub dpop: Option<RawDpop>,
+}
+
+/// `[dpop]`: how DPoP proofs are checked.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawDpop {
+    /// Proof algorithms accepted; default `["ES256", "EdDSA", "RS256",
+    /// "PS256"]`; non-empty, never `none` or HS*.
+    pub algorithms: Vec<Keyword<Algorithm>>,
+    /// A proof's `iat` must be within `max_age_s + leeway_s` of now, in both
+    /// directions; default 300; 1 to 86400.
+    pub max_age_s: u64,
+    /// Clock skew allowed on top of `max_age_s`; default 5; at most 300.
+    pub leeway_s: u64,
+    /// Whether proofs must carry a server nonce (RFC 9449 section 9);
+    /// default false.
+    pub require_nonce: bool,
+    /// How long a server nonce stays usable; default 300; 1 to 86400.
+    pub nonce_ttl_s: u64,
+    /// Accepted proofs' `jti` values remembered to refuse replays; default
+    /// 100000; 1 to 100000000.
+    pub replay_cache_size: u64,
+}
+
+impl Default for RawDpop {
+    fn default() -> Self {
+        Self {
+            algorithms: [
+                Algorithm::ES256,
+                Algorithm::EdDSA,
+                Algorithm::RS256,
+                Algorithm::PS256,
+            ]
+            .into_iter()
+            .map(Keyword::Known)
+            .collect(),
+            max_age_s: 300,
+            leeway_s: 5,
+            require_nonce: false,
+            nonce_ttl_s: 300,
+            replay_cache_size: 100_000,
+        }
+    }
 }
 
 /// `[resources.NAME]`: one protected resource (RFC 9728).
@@ -150,6 +196,18 @@ pub struct RawServer {
     /// HTTP/2 streams the gateway may reset for protocol errors before closing
     /// the connection; default 1024; 1 to 1048576.
     pub h2_max_local_error_reset_streams: u64,
+    /// Whether TLS handshakes ask for a client certificate: `none` or
+    /// `optional` (asked, never required); default `none`; `optional` only
+    /// with `tls_cert`.
+    pub tls_client_auth: Keyword<ClientCertAuth>,
+    /// PEM CA certificates a presented client certificate must chain to;
+    /// default empty (any certificate is accepted by the handshake); a file
+    /// that exists; only with `tls_client_auth = "optional"`.
+    pub tls_client_ca: String,
+    /// Header in which a trusted proxy passes the client certificate
+    /// (RFC 9440, `:base64(DER):`); default empty (none); a valid header
+    /// name the gateway does not manage.
+    pub client_cert_header: String,
 }
 
 impl Default for RawServer {
@@ -175,6 +233,9 @@ impl Default for RawServer {
             h2_max_concurrent_streams: 200,
             h2_max_pending_accept_reset_streams: 20,
             h2_max_local_error_reset_streams: 1024,
+            tls_client_auth: Keyword::Known(ClientCertAuth::None),
+            tls_client_ca: String::new(),
+            client_cert_header: String::new(),
         }
     }
 }
@@ -431,10 +492,19 @@ pub struct RawRoute {
     /// exist. Its challenges carry `resource_metadata`, and its tokens must
     /// have the resource identifier in `aud`.
     pub resource: Option<String>,
+    /// Which tokens the route accepts: `any` (bearer or bound), `dpop`,
+    /// `mtls` or `bound` (DPoP or mTLS); default `any`; `dpop` needs a
+    /// `[dpop]` table.
+    #[serde(default = "default_token_binding")]
+    pub token_binding: Keyword<TokenBinding>,
 }
 
 fn default_auth() -> Keyword<AuthMode> {
     Keyword::Known(AuthMode::Required)
+}
+
+fn default_token_binding() -> Keyword<TokenBinding> {
+    Keyword::Known(TokenBinding::Any)
 }
 
 fn default_case_sensitive() -> bool {

@@ -56,7 +56,16 @@ async fn tls_connection(
 ) {
     let timeout = rt.config.server.tls_handshake_timeout;
     match tokio::time::timeout(timeout, acceptor.accept(stream)).await {
-        Ok(Ok(tls)) => drive(rt, shared, tls, ConnInfo::new(peer, true), stop).await,
+        Ok(Ok(tls)) => {
+            let mut info = ConnInfo::new(peer, true);
+            info.client_cert = tls
+                .get_ref()
+                .1
+                .peer_certificates()
+                .and_then(|chain| chain.first())
+                .map(|leaf| Arc::from(crate::tls::cert_thumbprint(leaf)));
+            drive(rt, shared, tls, info, stop).await
+        }
         Ok(Err(e)) => tracing::debug!(%peer, error = %e, "TLS handshake failed"),
         Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
     }

@@ -102,6 +102,66 @@ pub(super) fn parse_key(jwk: &Value) -> Option<VerifyKey> {
     })
 }
 
+/// A DPoP proof's public key, parsed for the proof's one algorithm, and its
+/// RFC 7638 thumbprint (base64url of SHA-256 over the required members in
+/// lexicographic order, without white space).
+pub struct ProofKey {
+    pub key: ParsedPublicKey,
+    pub thumbprint: String,
+}
+
+/// The `jwk` header of a DPoP proof → a key for `alg` only: a JSON object
+/// with string members, no private member, a kty (and curve) that fits
+/// `alg`, and a valid point or modulus. Parsing once for one algorithm is
+/// what keeps a proof to one key parse.
+pub(crate) fn proof_key(jwk: &Value, alg: Algorithm) -> Result<ProofKey, &'static str> {
+    const BAD: &str = "proof key is not a usable public JWK";
+    let object = jwk.as_object().ok_or(BAD)?;
+    if PRIVATE_MEMBERS.iter().any(|m| object.contains_key(*m)) {
+        return Err("proof key has private members");
+    }
+    let text = |name: &str| object.get(name).and_then(Value::as_str).ok_or(BAD);
+    let (material, canonical) = match text("kty")? {
+        "RSA" => {
+            let (n, e) = (text("n")?, text("e")?);
+            (
+                rsa_material(n, e),
+                format!(r#"{{"e":"{e}","kty":"RSA","n":"{n}"}}"#),
+            )
+        }
+        "EC" => {
+            let (crv, x, y) = (text("crv")?, text("x")?, text("y")?);
+            let curve = match crv {
+                "P-256" => EllipticCurve::P256,
+                "P-384" => EllipticCurve::P384,
+                _ => return Err(BAD),
+            };
+            let canonical = format!(r#"{{"crv":"{crv}","kty":"EC","x":"{x}","y":"{y}"}}"#);
+            (ec_material(&curve, x, y), canonical)
+        }
+        "OKP" => {
+            let (crv, x) = (text("crv")?, text("x")?);
+            let curve = match crv {
+                "Ed25519" => EllipticCurve::Ed25519,
+                _ => return Err(BAD),
+            };
+            let canonical = format!(r#"{{"crv":"{crv}","kty":"OKP","x":"{x}"}}"#);
+            (ed25519_material(&curve, x), canonical)
+        }
+        _ => return Err(BAD),
+    };
+    let (kind, public, _) = material.ok_or(BAD)?;
+    if !kind.fits(alg) {
+        return Err("proof key does not fit the proof algorithm");
+    }
+    let key = ParsedPublicKey::new(verification_algorithm(alg), &public).map_err(|_| BAD)?;
+    let digest = aws_lc_rs::digest::digest(&SHA256, canonical.as_bytes());
+    Ok(ProofKey {
+        key,
+        thumbprint: URL_SAFE_NO_PAD.encode(digest.as_ref()),
+    })
+}
+
 /// The algorithms we verify, by their JWK `alg` name; `None` for the rest.
 fn algorithm(alg: KeyAlgorithm) -> Option<Algorithm> {
     use KeyAlgorithm as K;
