@@ -15,10 +15,23 @@
 //
 // Clients:
 //   svc / svc-secret                  client_credentials, client_secret_basic
+//   svc-dpop / svc-dpop-secret        client_credentials, DPoP-bound tokens only
+//                                     (dpop_bound_access_tokens: a proof is required)
+//   svc-mtls / svc-mtls-secret        client_credentials, certificate-bound tokens
+//                                     (tls_client_certificate_bound_access_tokens)
 //   tokengate / gateway-secret        introspection caller, client_secret_basic
 //   tokengate-post / gateway-post-secret  introspection caller, client_secret_post
 //   spa (public, PKCE)                authorization_code + refresh_token,
 //                                     redirect_uri http://127.0.0.1:9/cb (nothing listens there)
+//
+// Sender-constrained tokens: DPoP (RFC 9449) is on, without server nonces;
+// a DPoP proof at the token endpoint binds the token to its key (cnf.jkt).
+// Certificate-bound tokens (RFC 8705 section 3) are on. The provider speaks
+// plain HTTP, so it learns the client certificate the way it would behind
+// a TLS-terminating proxy: from the `Client-Cert` request header (RFC 9440,
+// `:base64(DER):`), which the tests set as that proxy would. The provider
+// copies the certificate's SHA-256 thumbprint into cnf["x5t#S256"]; proving
+// possession of its key is then tokengate's job, in its own TLS handshake.
 //
 // Control API (outside the Provider, on the same listener):
 //   GET  /test/stats   {"hits": {"jwks": N, "introspection": N, "token": N, "revocation": N},
@@ -34,7 +47,7 @@
 // adapter keeps its storage at module level, so grants, codes and tokens
 // issued by the old instance stay valid across the swap.
 
-import { generateKeyPairSync } from 'node:crypto';
+import { generateKeyPairSync, X509Certificate } from 'node:crypto';
 import { createServer } from 'node:http';
 import Provider, { errors } from 'oidc-provider';
 
@@ -87,6 +100,18 @@ async function getResourceServerInfo(_ctx, resourceIndicator) {
   }
 }
 
+// The client certificate a TLS-terminating proxy passed on (RFC 9440), or
+// undefined when there is none or it does not parse.
+function clientCertificate(ctx) {
+  const match = /^:([A-Za-z0-9+/]+={0,2}):$/.exec(ctx.get('client-cert').trim());
+  if (!match) return undefined;
+  try {
+    return new X509Certificate(Buffer.from(match[1], 'base64'));
+  } catch {
+    return undefined;
+  }
+}
+
 function configuration(keys) {
   return {
     jwks: { keys },
@@ -98,6 +123,24 @@ function configuration(keys) {
         response_types: [],
         redirect_uris: [],
         token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: 'svc-dpop',
+        client_secret: 'svc-dpop-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        dpop_bound_access_tokens: true,
+      },
+      {
+        client_id: 'svc-mtls',
+        client_secret: 'svc-mtls-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+        tls_client_certificate_bound_access_tokens: true,
       },
       {
         client_id: 'tokengate',
@@ -130,6 +173,12 @@ function configuration(keys) {
       clientCredentials: { enabled: true },
       introspection: { enabled: true },
       revocation: { enabled: true },
+      dPoP: { enabled: true },
+      mTLS: {
+        enabled: true,
+        certificateBoundAccessTokens: true,
+        getCertificate: clientCertificate,
+      },
       resourceIndicators: {
         enabled: true,
         defaultResource: async () => undefined,

@@ -11,11 +11,15 @@
 //! | `authorization_code_with_pkce_yields_an_accepted_token` | RFC 6749 4.1 + RFC 7636 through the provider's devInteractions |
 //! | `refresh_token_rotation` | RFC 6749 6 with rotation: new token works, old refresh token refused |
 //! | `provider_key_rotation_costs_exactly_one_key_set_fetch` | unknown kid → one refetch |
+//! | `dpop_bound_token_needs_a_fresh_proof_of_its_key` | RFC 9449: `cnf.jkt` token, proofs by the `dpop` package; replay, wrong key, Bearer scheme |
+//! | `certificate_bound_token_needs_its_certificate_in_the_handshake` | RFC 8705: `cnf["x5t#S256"]` token, rcgen certificates over TLS |
+//! | `unbound_token_on_a_dpop_route_gets_a_dpop_challenge` | `token_binding = "dpop"` refuses a Bearer token |
 //!
 //! Setup, once per test binary: `node` must be on PATH (else the tests
 //! print a skip line and pass, unless `REQUIRE_OIDC_E2E=1`, which
-//! makes that a failure); when `tests/e2e/node_modules` lacks
-//! oidc-provider, `npm ci` installs it from the lockfile. Every wait is
+//! makes that a failure); when `tests/e2e/node_modules` lacks a package
+//! of `package.json` (oidc-provider, dpop), `npm ci` installs them from the
+//! lockfile. Every wait is
 //! bounded; the provider is killed through its `Child` handle when the
 //! test ends (and exits by itself when its stdin closes, so a test process
 //! that dies cannot leave it behind).
@@ -26,6 +30,9 @@ mod provider;
 mod support;
 use provider::*;
 use support::*;
+mod bound_tokens;
+mod client_cert;
+mod dpop_key;
 mod service_tokens;
 mod user_tokens;
 
@@ -53,6 +60,10 @@ const API: &str = "https://api.test";
 const OPAQUE: &str = "https://opaque.test";
 /// Client credentials, as registered in provider.mjs.
 const SVC: (&str, &str) = ("svc", "svc-secret");
+/// Its tokens are DPoP-bound: the provider insists on a proof.
+const SVC_DPOP: (&str, &str) = ("svc-dpop", "svc-dpop-secret");
+/// Its tokens are bound to the client certificate it names.
+const SVC_MTLS: (&str, &str) = ("svc-mtls", "svc-mtls-secret");
 const GATEWAY_BASIC: (&str, &str) = ("tokengate", "gateway-secret");
 const GATEWAY_POST: (&str, &str) = ("tokengate-post", "gateway-post-secret");
 const SPA: &str = "spa";

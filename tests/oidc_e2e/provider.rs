@@ -85,16 +85,31 @@ pub(crate) fn tool_version(tool: &str) -> Result<String, Unavailable> {
     }
 }
 
-/// Checks for node and installs the npm packages when they are missing.
+/// The packages `tests/e2e/package.json` depends on.
+pub(crate) fn npm_dependencies(dir: &Path) -> Result<Vec<String>, Unavailable> {
+    let path = dir.join("package.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| Unavailable::Broken(format!("{}: {e}", path.display())))?;
+    let manifest: Value = serde_json::from_str(&text)
+        .map_err(|e| Unavailable::Broken(format!("{}: {e}", path.display())))?;
+    Ok(manifest["dependencies"]
+        .as_object()
+        .map(|deps| deps.keys().cloned().collect())
+        .unwrap_or_default())
+}
+
+/// Checks for node and installs the npm packages when any is missing (a
+/// checkout whose node_modules predates a newly added package included).
 pub(crate) fn prepare() -> Result<(), Unavailable> {
     let node = tool_version("node")?;
     let dir = e2e_dir();
-    if dir
-        .join("node_modules")
-        .join("oidc-provider")
-        .join("package.json")
-        .is_file()
-    {
+    let installed = |name: &String| {
+        dir.join("node_modules")
+            .join(name)
+            .join("package.json")
+            .is_file()
+    };
+    if npm_dependencies(&dir)?.iter().all(installed) {
         return Ok(());
     }
     let npm = tool_version("npm")?;
@@ -268,12 +283,27 @@ impl Provider {
         basic: Option<(&str, &str)>,
         form: &[(&str, &str)],
     ) -> Reply {
+        self.post_form_with(path, basic, &[], form).await
+    }
+
+    /// [`Provider::post_form`] with more request headers (a `DPoP` proof,
+    /// a `Client-Cert`).
+    pub(crate) async fn post_form_with(
+        &self,
+        path: &str,
+        basic: Option<(&str, &str)>,
+        headers: &[(&str, &str)],
+        form: &[(&str, &str)],
+    ) -> Reply {
         let mut req = Request::post(path)
             .header("content-type", "application/x-www-form-urlencoded")
             .header("accept", "application/json");
         if let Some((id, secret)) = basic {
             let credentials = STANDARD.encode(format!("{}:{}", pct(id), pct(secret)));
             req = req.header("authorization", format!("Basic {credentials}"));
+        }
+        for (name, value) in headers {
+            req = req.header(*name, *value);
         }
         let req = req.body(full(form_encode(form))).expect("form request");
         Client::h1().fetch(self.addr, req).await
