@@ -299,8 +299,12 @@ fn demo(port: u16) -> anyhow::Result<()> {
 #[cfg(feature = "demo")]
 fn print_instructions(port: u16) -> std::io::Result<()> {
     use std::io::Write;
+    // The printed DPoP commands run this very binary.
+    let exe = std::env::current_exe()
+        .map(|p| p.to_string_lossy().into_owned())
+        .unwrap_or_else(|_| "tokengate".into());
     let mut out = std::io::stdout().lock();
-    writeln!(out, "{}", tokengate::demo::run::instructions(port))?;
+    writeln!(out, "{}", tokengate::demo::run::instructions(port, &exe))?;
     out.flush()
 }
 
@@ -369,6 +373,13 @@ enum Tool {
     /// `tokengate jwks from-pem`) and iss/aud match that issuer. The token is
     /// printed on stdout.
     Token(Box<TokenArgs>),
+    /// A DPoP proof (RFC 9449) for one request, printed on stdout.
+    ///
+    /// Signed by the private key in --key (PEM); a file that does not exist
+    /// is created with a new EC P-256 key first. Send it as the `DPoP`
+    /// header, with `Authorization: DPoP TOKEN` (--token TOKEN) or with a
+    /// token request (no --token). A proof is good for one request.
+    DpopProof(DpopProofArgs),
     /// DEVELOPMENT ONLY: write a local test CA and a server certificate.
     ///
     /// DEVELOPMENT ONLY. Writes ca.pem (a test CA whose key is discarded),
@@ -400,6 +411,27 @@ enum JwksCommand {
         #[arg(long, default_value = "RS256", value_parser = tokengate::tools::jwks::parse_alg)]
         alg: tokengate::config::Algorithm,
     },
+}
+
+#[derive(clap::Args)]
+struct DpopProofArgs {
+    /// Private key PEM (PRIVATE KEY, RSA PRIVATE KEY or EC PRIVATE KEY);
+    /// created with a new P-256 key when the file does not exist.
+    #[arg(long, value_name = "FILE")]
+    key: PathBuf,
+    /// The request method (`htm`), e.g. GET; POST for a token request.
+    #[arg(long)]
+    method: String,
+    /// The request URL (`htu`; query and fragment are left out).
+    #[arg(long)]
+    url: String,
+    /// The access token the request carries (`ath`); leave out for a
+    /// token request.
+    #[arg(long)]
+    token: Option<String>,
+    /// A server nonce, from the `DPoP-Nonce` header of an earlier answer.
+    #[arg(long)]
+    nonce: Option<String>,
 }
 
 #[derive(clap::Args)]
@@ -441,7 +473,7 @@ struct TokenArgs {
 
 impl Tool {
     fn run(self) -> anyhow::Result<()> {
-        use tokengate::tools::{devcert, jwks, token};
+        use tokengate::tools::{devcert, dpop_proof, jwks, token};
         match self {
             Tool::Jwks(JwksCommand::FromPem { files, alg }) => {
                 print!("{}", jwks::from_pem_files(&files, Some(alg))?);
@@ -463,11 +495,20 @@ impl Tool {
                     typ: a.typ,
                     claims: a.claims,
                 };
-                let now = std::time::SystemTime::now()
-                    .duration_since(std::time::UNIX_EPOCH)
-                    .context("the clock is before 1970")?
-                    .as_secs();
-                println!("{}", token::mint(&spec, &key, now)?);
+                println!("{}", token::mint(&spec, &key, unix_now()?)?);
+            }
+            Tool::DpopProof(a) => {
+                let (key, created) = dpop_proof::load_or_create_key(&a.key)?;
+                if created {
+                    eprintln!("wrote a new P-256 key to {}", a.key.display());
+                }
+                let spec = dpop_proof::ProofSpec {
+                    method: a.method,
+                    url: a.url,
+                    token: a.token,
+                    nonce: a.nonce,
+                };
+                println!("{}", dpop_proof::proof(&spec, &key, unix_now()?)?);
             }
             Tool::DevCert { dir, names, force } => {
                 eprintln!("warning: {}", devcert::DEVELOPMENT_ONLY);
@@ -479,4 +520,12 @@ impl Tool {
         }
         Ok(())
     }
+}
+
+/// Seconds since the Unix epoch, for `iat`.
+fn unix_now() -> anyhow::Result<u64> {
+    Ok(std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .context("the clock is before 1970")?
+        .as_secs())
 }

@@ -1,6 +1,8 @@
 //! `tokengate demo` as a new user meets it: start it on free ports, paste
 //! the printed commands into a shell, and get the answers it promises.
 
+use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+use base64::Engine;
 use std::io::{BufRead, BufReader};
 use std::net::TcpListener;
 use std::process::{Child, Command, Stdio};
@@ -86,11 +88,18 @@ fn demo_printed_commands_behave_as_printed() {
         .filter_map(|l| l.trim().strip_prefix("# expect "))
         .map(|rest| rest[..3].parse().unwrap())
         .collect();
-    assert_eq!(expected, vec![200, 403, 401, 401, 200, 200], "{lines:#?}");
+    assert_eq!(
+        expected,
+        vec![200, 403, 401, 401, 200, 200, 200, 401],
+        "{lines:#?}"
+    );
+    // The DPoP commands create their key file in the shell's directory.
+    let dir = tempfile::tempdir().unwrap();
     let script = format!("set -e\n{}\n", commands.join("\n"));
     let out = Command::new("bash")
         .arg("-c")
         .arg(&script)
+        .current_dir(dir.path())
         .output()
         .unwrap();
     assert!(
@@ -120,6 +129,19 @@ fn demo_printed_commands_behave_as_printed() {
         !stdout.contains("\"authorization\""),
         "the demo strips the token upstream: {stdout}"
     );
+    assert!(
+        stdout.contains("\"path\":\"/api/dpop/42\""),
+        "the DPoP call reached the upstream: {stdout}"
+    );
+    assert!(
+        !stdout.contains("\"dpop\""),
+        "the proof is not forwarded: {stdout}"
+    );
+    assert!(
+        stdout.contains("DPoP realm=\"tokengate-demo\", error=\"invalid_token\""),
+        "the DPoP-bound token as a bearer token: {stdout}"
+    );
+    assert!(dir.path().join("demo-dpop-key.pem").exists());
 
     let status = Command::new("kill")
         .args(["-INT", &demo.0.id().to_string()])
@@ -229,6 +251,72 @@ fn demo_token_endpoint_errors_follow_rfc6749() {
             );
         }
     }
+}
+
+/// A token request with a proof from `tokengate dpop-proof` gets a token
+/// bound to that key: `cnf.jkt` is the key's RFC 7638 thumbprint, the kid
+/// `tokengate jwks from-pem` gives it. The same proof twice is a replay.
+#[test]
+fn demo_issuer_binds_a_token_to_the_proof_key() {
+    if Command::new("curl").arg("--version").output().is_err() {
+        eprintln!("skipped: curl is not installed");
+        return;
+    }
+    let port = free_port_triple();
+    let (_demo, _) = start_demo(port);
+    let dir = tempfile::tempdir().unwrap();
+    let key = dir.path().join("key.pem");
+    let key = key.to_str().unwrap();
+    let token_url = format!("http://127.0.0.1:{}/token", port + 1);
+    let run = |program: &str, args: &[&str]| {
+        let out = Command::new(program).args(args).output().unwrap();
+        assert!(out.status.success(), "{program} {args:?}: {out:?}");
+        String::from_utf8(out.stdout).unwrap()
+    };
+    let proof = run(
+        BIN,
+        &[
+            "dpop-proof",
+            "--key",
+            key,
+            "--method",
+            "POST",
+            "--url",
+            &token_url,
+        ],
+    );
+    let header = format!("DPoP: {}", proof.trim());
+    let request = || {
+        run(
+            "curl",
+            &[
+                "-s",
+                "-u",
+                "demo-reader:reader-secret",
+                "-d",
+                "grant_type=client_credentials",
+                "-H",
+                &header,
+                &token_url,
+            ],
+        )
+    };
+    let answer: serde_json::Value = serde_json::from_str(&request()).unwrap();
+    assert_eq!(answer["token_type"], "DPoP", "{answer}");
+    let payload = answer["access_token"]
+        .as_str()
+        .and_then(|t| t.split('.').nth(1))
+        .unwrap();
+    let claims: serde_json::Value =
+        serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+    let jwks: serde_json::Value =
+        serde_json::from_str(&run(BIN, &["jwks", "from-pem", key])).unwrap();
+    assert_eq!(claims["cnf"]["jkt"], jwks["keys"][0]["kid"], "{claims}");
+    let replay = request();
+    assert!(
+        replay.contains("\"error\":\"invalid_dpop_proof\""),
+        "{replay}"
+    );
 }
 
 /// With stdout and stderr in one file (as `tokengate demo > log 2>&1`, or a

@@ -106,6 +106,29 @@ impl Dpop {
         target: &str,
         token: &str,
     ) -> Result<Proof, AuthError> {
+        self.check(headers, method, target, Some(token))
+    }
+
+    /// Checks a proof sent to a token endpoint (RFC 9449 section 5), as the
+    /// demo issuer does: every check of [`Dpop::verify`] but `ath`, since
+    /// no access token exists yet.
+    pub fn verify_token_request(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        target: &str,
+    ) -> Result<Proof, AuthError> {
+        self.check(headers, method, target, None)
+    }
+
+    /// The checks of both; `ath` only with a `token`.
+    fn check(
+        &self,
+        headers: &HeaderMap,
+        method: &Method,
+        target: &str,
+        token: Option<&str>,
+    ) -> Result<Proof, AuthError> {
         let bad = AuthError::InvalidDpopProof;
         let mut values = headers.get_all(&DPOP).iter();
         let text = values.next().ok_or(bad("a DPoP proof is required"))?;
@@ -207,7 +230,7 @@ impl Dpop {
         claims: &'c Map<String, Value>,
         method: &Method,
         target: &str,
-        token: &str,
+        token: Option<&str>,
     ) -> Result<&'c str, AuthError> {
         let bad = AuthError::InvalidDpopProof;
         let text = |name: &str| claims.get(name).and_then(Value::as_str);
@@ -228,9 +251,11 @@ impl Dpop {
         if (self.clock.now() - iat).abs() > self.window() {
             return Err(bad("DPoP proof iat is outside the accepted window"));
         }
-        let ath = URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()));
-        if text("ath") != Some(ath.as_str()) {
-            return Err(bad("DPoP proof ath does not match the access token"));
+        if let Some(token) = token {
+            let ath = URL_SAFE_NO_PAD.encode(digest(&SHA256, token.as_bytes()));
+            if text("ath") != Some(ath.as_str()) {
+                return Err(bad("DPoP proof ath does not match the access token"));
+            }
         }
         Ok(jti)
     }

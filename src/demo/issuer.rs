@@ -2,12 +2,15 @@
 //! an OAuth 2.0 token endpoint for the `client_credentials` grant (RFC 6749
 //! section 4.4) issuing ES256 JWT access tokens in the RFC 9068 shape, opaque
 //! tokens for one client with an RFC 7662 introspection endpoint, a
-//! discovery document and the JWKS. Development only: fixed demo clients, an
-//! in-memory token store, a key generated at start, loopback only.
+//! discovery document and the JWKS. A token request with a DPoP proof gets a
+//! DPoP-bound token (RFC 9449 section 5). Development only: fixed demo
+//! clients, an in-memory token store, a key generated at start, loopback
+//! only.
 //!
 //! This module holds the issuer's state and its two endpoints' logic;
-//! [`clients`] authenticates a client, [`form`] reads form bodies and
-//! [`wire`] answers requests and serves them.
+//! [`clients`] authenticates a client, [`form`] reads form bodies,
+//! [`proof`] checks DPoP proofs and [`wire`] answers requests and serves
+//! them.
 
 use aws_lc_rs::rand::SystemRandom;
 use aws_lc_rs::signature::{EcdsaKeyPair, KeyPair, ECDSA_P256_SHA256_FIXED_SIGNING};
@@ -19,8 +22,11 @@ use serde_json::{json, Value};
 use std::collections::HashMap;
 use std::sync::Mutex;
 
+use crate::config::DpopConfig;
+
 mod clients;
 mod form;
+mod proof;
 mod wire;
 
 pub use clients::{Client, CLIENTS};
@@ -35,6 +41,8 @@ struct OpaqueToken {
     scope: String,
     iat: u64,
     exp: u64,
+    /// The DPoP key's thumbprint, for a bound token.
+    jkt: Option<String>,
 }
 
 /// The issuer's state: its signing key and the opaque tokens it issued.
@@ -46,6 +54,7 @@ pub struct Issuer {
     public: Vec<u8>,
     kid: String,
     opaque: Mutex<HashMap<String, OpaqueToken>>,
+    proofs: proof::TokenProofs,
 }
 
 /// An RFC 6749 section 5.2 error.
@@ -80,15 +89,39 @@ fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
+/// The scope a token gets: the `requested` one when the client may have
+/// all of it, else everything the client may have.
+fn granted_scope(client: &Client, requested: Option<&String>) -> Result<String, OAuthError> {
+    let allowed = client.scopes.ok_or(oauth_error(
+        "unauthorized_client",
+        "this client may not obtain tokens",
+    ))?;
+    let Some(requested) = requested else {
+        return Ok(allowed.to_string());
+    };
+    let ok = requested
+        .split(' ')
+        .all(|s| !s.is_empty() && allowed.split(' ').any(|a| a == s));
+    if !ok {
+        return Err(oauth_error(
+            "invalid_scope",
+            "a requested scope is not allowed for this client",
+        ));
+    }
+    Ok(requested.clone())
+}
+
 impl Issuer {
-    /// A new issuer whose URLs start with `base_url` (no trailing `/`).
-    pub fn new(base_url: String) -> Result<Issuer, String> {
+    /// A new issuer whose URLs start with `base_url` (no trailing `/`),
+    /// accepting DPoP proofs as `dpop` says (without nonces).
+    pub fn new(base_url: String, dpop: &DpopConfig) -> Result<Issuer, String> {
         let rng = SystemRandom::new();
         let pkcs8 = EcdsaKeyPair::generate_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, &rng)
             .map_err(|e| e.to_string())?;
         let pair = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_FIXED_SIGNING, pkcs8.as_ref())
             .map_err(|e| e.to_string())?;
         Ok(Issuer {
+            proofs: proof::TokenProofs::new(dpop, format!("{base_url}/token")),
             base_url,
             key: EncodingKey::from_ec_der(pkcs8.as_ref()),
             public: pair.public_key().as_ref()[1..].to_vec(),
@@ -120,20 +153,30 @@ impl Issuer {
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": ["orders:read", "orders:write"],
+            "dpop_signing_alg_values_supported": self.proofs.algorithms(),
         })
     }
 
-    fn sign_jwt(&self, client: &Client, scope: &str) -> Result<String, OAuthError> {
+    /// A JWT access token; bound to the DPoP key `jkt` when given.
+    fn sign_jwt(
+        &self,
+        client: &Client,
+        scope: &str,
+        jkt: Option<&str>,
+    ) -> Result<String, OAuthError> {
         let iat = now();
         let header = Header {
             typ: Some("at+jwt".into()),
             kid: Some(self.kid.clone()),
             ..Header::new(jsonwebtoken::Algorithm::ES256)
         };
-        let claims = json!({
+        let mut claims = json!({
             "iss": self.base_url, "aud": AUDIENCE, "sub": client.id, "client_id": client.id,
             "scope": scope, "iat": iat, "exp": iat + TOKEN_LIFETIME_S, "jti": random_b64(16),
         });
+        if let Some(jkt) = jkt {
+            claims["cnf"] = json!({ "jkt": jkt });
+        }
         jsonwebtoken::encode(&header, &claims, &self.key)
             .map_err(|_| oauth_error("server_error", "signing failed"))
     }
@@ -153,48 +196,40 @@ impl Issuer {
                 "only client_credentials is supported",
             ));
         }
-        let allowed = client.scopes.ok_or(oauth_error(
-            "unauthorized_client",
-            "this client may not obtain tokens",
-        ))?;
-        let scope = match form.get("scope") {
-            None => allowed.to_string(),
-            Some(requested) => {
-                let ok = requested
-                    .split(' ')
-                    .all(|s| !s.is_empty() && allowed.split(' ').any(|a| a == s));
-                if !ok {
-                    return Err(oauth_error(
-                        "invalid_scope",
-                        "a requested scope is not allowed for this client",
-                    ));
-                }
-                requested.clone()
-            }
-        };
-        let access_token = if client.opaque {
-            let token = random_b64(32);
-            let iat = now();
-            let record = OpaqueToken {
-                client_id: client.id,
-                scope: scope.clone(),
-                iat,
-                exp: iat + TOKEN_LIFETIME_S,
-            };
-            if let Ok(mut store) = self.opaque.lock() {
-                store.retain(|_, t| t.exp > iat);
-                store.insert(token.clone(), record);
-            }
-            token
-        } else {
-            self.sign_jwt(client, &scope)?
+        let scope = granted_scope(client, form.get("scope"))?;
+        let proof = self.proofs.check(headers)?;
+        if let Some(proof) = &proof {
+            self.proofs.remember(proof)?;
+        }
+        let jkt = proof.as_ref().map(|p| p.jkt());
+        let access_token = match client.opaque {
+            true => self.store_opaque(client, &scope, jkt),
+            false => self.sign_jwt(client, &scope, jkt)?,
         };
         Ok(json!({
             "access_token": access_token,
-            "token_type": "Bearer",
+            "token_type": if jkt.is_some() { "DPoP" } else { "Bearer" },
             "expires_in": TOKEN_LIFETIME_S,
             "scope": scope,
         }))
+    }
+
+    /// A new opaque token, kept for introspection until it expires.
+    fn store_opaque(&self, client: &Client, scope: &str, jkt: Option<&str>) -> String {
+        let token = random_b64(32);
+        let iat = now();
+        let record = OpaqueToken {
+            client_id: client.id,
+            scope: scope.to_string(),
+            iat,
+            exp: iat + TOKEN_LIFETIME_S,
+            jkt: jkt.map(str::to_string),
+        };
+        if let Ok(mut store) = self.opaque.lock() {
+            store.retain(|_, t| t.exp > iat);
+            store.insert(token.clone(), record);
+        }
+        token
     }
 
     fn introspect(
@@ -216,14 +251,36 @@ impl Issuer {
             .opaque
             .lock()
             .map_err(|_| oauth_error("server_error", "store unavailable"))?;
-        Ok(match store.get(token).filter(|t| t.exp > now()) {
-            Some(t) => json!({
-                "active": true, "scope": t.scope, "client_id": t.client_id, "sub": t.client_id,
-                "iss": self.base_url, "aud": AUDIENCE, "iat": t.iat, "exp": t.exp, "token_type": "Bearer",
-            }),
-            None => json!({"active": false}),
-        })
+        let Some(t) = store.get(token).filter(|t| t.exp > now()) else {
+            return Ok(json!({"active": false}));
+        };
+        let mut answer = json!({
+            "active": true, "scope": t.scope, "client_id": t.client_id, "sub": t.client_id,
+            "iss": self.base_url, "aud": AUDIENCE, "iat": t.iat, "exp": t.exp, "token_type": "Bearer",
+        });
+        if let Some(jkt) = &t.jkt {
+            answer["token_type"] = "DPoP".into();
+            answer["cnf"] = json!({ "jkt": jkt });
+        }
+        Ok(answer)
     }
+}
+
+/// An issuer at a made-up loopback URL, for unit tests.
+#[cfg(test)]
+fn test_issuer() -> Issuer {
+    use crate::config::Algorithm;
+    use std::time::Duration;
+    let dpop = DpopConfig {
+        algorithms: vec![Algorithm::ES256, Algorithm::EdDSA],
+        max_age: Duration::from_secs(300),
+        leeway: Duration::from_secs(5),
+        // Ignored: the issuer issues no nonces.
+        require_nonce: true,
+        nonce_ttl: Duration::from_secs(300),
+        replay_cache_size: 100,
+    };
+    Issuer::new("http://127.0.0.1:1".into(), &dpop).unwrap()
 }
 
 #[cfg(test)]
@@ -251,7 +308,7 @@ mod tests {
 
     #[test]
     fn token_error_table() {
-        let issuer = Issuer::new("http://127.0.0.1:1".into()).unwrap();
+        let issuer = test_issuer();
         let cc = ("grant_type", "client_credentials");
         let cases: Vec<(HeaderMap, HashMap<String, String>, &str)> = vec![
             (
@@ -294,7 +351,7 @@ mod tests {
 
     #[test]
     fn token_form_authentication_and_scope() {
-        let issuer = Issuer::new("http://127.0.0.1:1".into()).unwrap();
+        let issuer = test_issuer();
         let f = form(&[
             ("grant_type", "client_credentials"),
             ("client_id", "demo-writer"),
@@ -309,7 +366,7 @@ mod tests {
 
     #[test]
     fn introspect_knows_opaque_tokens_only_while_valid() {
-        let issuer = Issuer::new("http://127.0.0.1:1".into()).unwrap();
+        let issuer = test_issuer();
         let f = form(&[("grant_type", "client_credentials")]);
         let token = issuer
             .token(&basic("demo-opaque", "opaque-secret"), &f)

@@ -83,8 +83,13 @@ pub async fn serve(
     shutdown: impl Future<Output = ()> + Send + 'static,
     ready: impl FnOnce(bool) -> Result<(), String>,
 ) -> Result<(), String> {
+    let dpop = rt
+        .config
+        .dpop
+        .as_ref()
+        .ok_or("the demo configuration has no [dpop] table")?;
     let issuer =
-        Arc::new(Issuer::new(ports.issuer_url()).map_err(|e| format!("demo issuer: {e}"))?);
+        Arc::new(Issuer::new(ports.issuer_url(), dpop).map_err(|e| format!("demo issuer: {e}"))?);
     tokio::spawn(super::issuer::serve(
         issuer,
         listeners.issuer,
@@ -124,14 +129,17 @@ async fn wait_ready(shared: &SharedRuntime) -> bool {
     false
 }
 
-/// What to paste into another terminal, for a gateway on `port`.
-pub fn instructions(port: u16) -> String {
+/// What to paste into another terminal, for a gateway on `port`; `exe` is
+/// this binary, which makes the DPoP proofs (`tokengate dpop-proof`).
+pub fn instructions(port: u16, exe: &str) -> String {
     let gw = format!("http://127.0.0.1:{port}");
     let idp = format!("http://127.0.0.1:{}", port + 1);
+    let access_token = r#"sed -E 's/.*"access_token":"([^"]+)".*/\1/'"#;
     let token = |client: &str, secret: &str| {
-        format!(
-            "curl -s -u {client}:{secret} -d grant_type=client_credentials {idp}/token | sed -E 's/.*\"access_token\":\"([^\"]+)\".*/\\1/'"
-        )
+        format!("curl -s -u {client}:{secret} -d grant_type=client_credentials {idp}/token | {access_token}")
+    };
+    let proof = |method: &str, url: &str, token: &str| {
+        format!("$(\"$TG\" dpop-proof --key {DPOP_KEY_FILE} --method {method} --url {url}{token})")
     };
     format!(
         "tokengate demo: gateway {gw}, development issuer {idp}, echo upstream on port {up}
@@ -153,11 +161,58 @@ Development only. Paste these into another terminal:
   curl -i -w '\\n' -H \"Authorization: Bearer $OPAQUE\" {gw}/api/reports/today
   # expect 200: a public route
   curl -i -w '\\n' {gw}/public/hello
+  # 3. a DPoP-bound token (RFC 9449): every request proves the key the token is bound to.
+  #    This binary makes the proofs, one per request; its key is created in {DPOP_KEY_FILE}.
+  TG={tg}
+  DPOP_TOKEN=$(curl -s -u demo-reader:reader-secret -d grant_type=client_credentials -H \"DPoP: {token_proof}\" {idp}/token | {access_token})
+  # expect 200: Authorization: DPoP with a fresh proof for this request and token
+  curl -i -w '\\n' -H \"Authorization: DPoP $DPOP_TOKEN\" -H \"DPoP: {call_proof}\" {gw}/api/dpop/42
+  # expect 401 invalid_token: the same token as a bearer token
+  curl -i -w '\\n' -H \"Authorization: Bearer $DPOP_TOKEN\" {gw}/api/dpop/42
 
 Other clients: demo-writer / writer-secret (orders:read orders:write).
 Press Ctrl-C to stop.",
         up = port + 2,
         reader = token("demo-reader", "reader-secret"),
         opaque = token("demo-opaque", "opaque-secret"),
+        tg = shell_word(exe),
+        token_proof = proof("POST", &format!("{idp}/token"), ""),
+        call_proof = proof(
+            "GET",
+            &format!("{gw}/api/dpop/42"),
+            " --token \"$DPOP_TOKEN\""
+        ),
     )
+}
+
+/// The key file of the printed DPoP commands, in the shell's directory.
+const DPOP_KEY_FILE: &str = "demo-dpop-key.pem";
+
+/// `text` as one shell word: as it is when it has only safe characters,
+/// else in single quotes.
+fn shell_word(text: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+:@%,=".contains(c);
+    if !text.is_empty() && text.chars().all(safe) {
+        text.to_string()
+    } else {
+        format!("'{}'", text.replace('\'', r"'\''"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shell_word_quotes_only_what_needs_it() {
+        let cases = [
+            ("/usr/local/bin/tokengate", "/usr/local/bin/tokengate"),
+            ("/home/a b/tokengate", "'/home/a b/tokengate'"),
+            ("/x/it's", r"'/x/it'\''s'"),
+            ("", "''"),
+        ];
+        for (text, want) in cases {
+            assert_eq!(shell_word(text), want, "{text}");
+        }
+    }
 }

@@ -113,17 +113,21 @@ pub fn mint(spec: &TokenSpec, key: &PemKey, now: u64) -> Result<String, TokenErr
     let mut header = Header::new(jose_alg(alg));
     header.typ = Some(spec.typ.clone());
     header.kid = Some(spec.kid.clone().unwrap_or_else(|| key.public.thumbprint()));
-    let encoding = match signing {
-        SigningDer::RsaPkcs1(der) => EncodingKey::from_rsa_der(der),
-        SigningDer::EcPkcs8(der) => EncodingKey::from_ec_der(der),
-        SigningDer::Ed25519Pkcs8(der) => EncodingKey::from_ed_der(der),
-    };
     let jti = format!("{:032x}", rand::random::<u128>());
-    jsonwebtoken::encode(&header, &claims(spec, now, &jti), &encoding)
+    jsonwebtoken::encode(&header, &claims(spec, now, &jti), &encoding_key(signing))
         .map_err(|e| TokenError::Sign(e.to_string()))
 }
 
-fn jose_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
+/// The key jsonwebtoken signs with (also `tokengate dpop-proof`'s).
+pub(crate) fn encoding_key(signing: &SigningDer) -> EncodingKey {
+    match signing {
+        SigningDer::RsaPkcs1(der) => EncodingKey::from_rsa_der(der),
+        SigningDer::EcPkcs8(der) => EncodingKey::from_ec_der(der),
+        SigningDer::Ed25519Pkcs8(der) => EncodingKey::from_ed_der(der),
+    }
+}
+
+pub(crate) fn jose_alg(alg: Algorithm) -> jsonwebtoken::Algorithm {
     use jsonwebtoken::Algorithm as J;
     match alg {
         Algorithm::RS256 => J::RS256,
