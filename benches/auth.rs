@@ -25,6 +25,15 @@
 //!   checked against the route's issuers (all of them; the token names the
 //!   last), and the scope check. The difference between the two is what a
 //!   large configuration adds per request; `benches/peers/run.sh` reports it.
+//! * `dpop/{verify_es256,es256_signature}`: one ES256 DPoP proof (RFC 9449)
+//!   made by `tokengate dpop-proof`'s library function. `verify_es256` is
+//!   [`Dpop::verify`] on it: the JWS structure, the header, the `jwk` parsed
+//!   for ES256 and its thumbprint, the signature, the claims (`htm`, `htu`
+//!   normalised twice, `iat`, `ath` over the token); not the replay-cache
+//!   insert, which a repeated proof would turn into a refusal.
+//!   `es256_signature` is the signature check alone, under the key parsed
+//!   once: "one ES256 verify" of the DPoP CPU target that
+//!   `benches/peers/run.sh` reports.
 //!
 //! The fixtures come from the tests' token minter: one RSA-2048, one P-256
 //! and one Ed25519 key, published as a JWK Set in a file the issuer's
@@ -36,6 +45,7 @@
 //! this and read it.
 //!
 //! [`Authenticator::authenticate`]: tokengate::auth::Authenticator::authenticate
+//! [`Dpop::verify`]: tokengate::auth::dpop::Dpop::verify
 
 #[path = "../tests/common/mint.rs"]
 #[allow(dead_code)]
@@ -67,6 +77,7 @@ fn main() -> Result<(), BoxError> {
     verify(&mut c, &bed)?;
     rs256(&mut c, &bed)?;
     config_growth(&mut c, &bed)?;
+    dpop(&mut c)?;
     c.final_summary();
     Ok(())
 }
@@ -375,6 +386,84 @@ fn config_growth(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
             })
         });
     }
+    group.finish();
+    Ok(())
+}
+
+fn dpop(c: &mut Criterion) -> Result<(), BoxError> {
+    use aws_lc_rs::signature::{ParsedPublicKey, ECDSA_P256_SHA256_FIXED};
+    use base64::engine::general_purpose::URL_SAFE_NO_PAD;
+    use base64::Engine;
+    use tokengate::auth::dpop::{Dpop, DPOP};
+    use tokengate::clock::Clock;
+    use tokengate::config::{Algorithm, DpopConfig};
+    use tokengate::tools::dpop_proof::{load_or_create_key, proof, ProofSpec};
+    use tokengate::tools::jwks::PublicJwk;
+
+    const URL: &str = "http://127.0.0.1:8080/svc9/ping";
+    // An access token of the usual size (the proof's `ath` covers it).
+    let token = Key::es256("dpop").token(&with(&claims(ISS, AUD), json!({ "exp": now() + 3_600 })));
+    let dir = tempfile::tempdir()?;
+    let (key, _) = load_or_create_key(&dir.path().join("dpop.pem"))?;
+    let spec = ProofSpec {
+        method: "GET".into(),
+        url: URL.into(),
+        token: Some(token.clone()),
+        nonce: None,
+    };
+    // `iat` now: valid for `max_age_s + leeway_s`, far longer than the group runs.
+    let made = proof(&spec, &key, now() as u64)?;
+    let mut headers = http::HeaderMap::new();
+    headers.insert(&DPOP, http::HeaderValue::from_str(&made)?);
+    let config = DpopConfig {
+        algorithms: vec![
+            Algorithm::ES256,
+            Algorithm::EdDSA,
+            Algorithm::RS256,
+            Algorithm::PS256,
+        ],
+        max_age: Duration::from_secs(300),
+        leeway: Duration::from_secs(5),
+        require_nonce: false,
+        nonce_ttl: Duration::from_secs(300),
+        replay_cache_size: 100_000,
+    };
+    let gateway = Dpop::new(&config, None, &Clock::system());
+    let verify = || gateway.verify(black_box(&headers), &Method::GET, URL, &token);
+    verify().map_err(|e| format!("dpop fixture: {e:?}"))?;
+
+    let PublicJwk::Ec { x, y, .. } = &key.public else {
+        return Err("dpop fixture: not an EC key".into());
+    };
+    let point = [&[4u8][..], x, y].concat();
+    let parsed = ParsedPublicKey::new(&ECDSA_P256_SHA256_FIXED, &point)?;
+    let (input, signature) = made
+        .rsplit_once('.')
+        .ok_or("dpop fixture: the proof has no signature segment")?;
+    let signature = URL_SAFE_NO_PAD.decode(signature)?;
+    let signature_ok = || {
+        parsed
+            .verify_sig(input.as_bytes(), black_box(&signature))
+            .is_ok()
+    };
+    if !signature_ok() {
+        return Err("dpop fixture: the signature does not verify".into());
+    }
+
+    let mut group = c.benchmark_group("dpop");
+    group
+        .throughput(Throughput::Elements(1))
+        .warm_up_time(Duration::from_secs(2))
+        .measurement_time(Duration::from_secs(5));
+    group.bench_function("verify_es256", |b| {
+        b.iter(|| match verify() {
+            Ok(proof) => proof,
+            Err(e) => panic!("dpop/verify_es256: {e:?}"),
+        })
+    });
+    group.bench_function("es256_signature", |b| {
+        b.iter(|| assert!(signature_ok(), "dpop/es256_signature refused"))
+    });
     group.finish();
     Ok(())
 }

@@ -59,6 +59,14 @@ pub(crate) struct TargetArgs {
     /// Bearer tokens, one a line, used in turn; none: no Authorization.
     #[arg(long, value_name = "FILE")]
     pub(crate) tokens: Option<PathBuf>,
+    /// DPoP (RFC 9449): send the one token of --tokens as `DPoP`, each
+    /// request with its own proof signed by this P-256 key (PKCS#8 PEM).
+    #[arg(long, value_name = "FILE", requires = "tokens")]
+    pub(crate) dpop_key: Option<PathBuf>,
+    /// Proofs signed before the run, one per request: more than the run
+    /// sends, or the gateway refuses the reused ones as replays.
+    #[arg(long, default_value_t = 1)]
+    pub(crate) dpop_proofs: usize,
 }
 
 #[derive(Args)]

@@ -4,7 +4,7 @@
 
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONNECTION, HOST};
-use http::{HeaderValue, Request, Response, StatusCode, Uri};
+use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
 use http_body_util::{BodyExt, Empty};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
@@ -30,8 +30,10 @@ pub(crate) struct Target {
     pub(crate) request_uri: Uri,
     pub(crate) h2: bool,
     pub(crate) tls: Option<(TlsConnector, ServerName<'static>)>,
-    /// `Bearer ...` values, used in turn.
+    /// `Bearer ...` values, used in turn; with DPoP, one `DPoP ...` value.
     pub(crate) tokens: Vec<HeaderValue>,
+    /// DPoP proofs, one per request, used in turn.
+    pub(crate) proofs: Vec<HeaderValue>,
 }
 
 impl Target {
@@ -72,6 +74,18 @@ impl Target {
             Some(path) => read_tokens(path)?,
             None => Vec::new(),
         };
+        let (scheme, proofs) = match (&args.dpop_key, tokens.as_slice()) {
+            (None, _) => ("Bearer", Vec::new()),
+            (Some(key), [token]) => {
+                let proofs = crate::dpop::proofs(key, &args.url, token, args.dpop_proofs.max(1))?;
+                ("DPoP", proofs)
+            }
+            (Some(_), _) => return Err("--dpop-key needs exactly one token in --tokens".into()),
+        };
+        let tokens = tokens
+            .iter()
+            .map(|t| HeaderValue::from_str(&format!("{scheme} {t}")))
+            .collect::<Result<Vec<_>, _>>()?;
         Ok(Target {
             addr,
             authority,
@@ -79,6 +93,7 @@ impl Target {
             h2: args.h2,
             tls,
             tokens,
+            proofs,
         })
     }
 
@@ -97,20 +112,26 @@ impl Target {
         if !self.tokens.is_empty() {
             headers.insert(AUTHORIZATION, self.tokens[n % self.tokens.len()].clone());
         }
+        if !self.proofs.is_empty() {
+            headers.insert(&DPOP, self.proofs[n % self.proofs.len()].clone());
+        }
         req
     }
 }
 
-pub(crate) fn read_tokens(path: &Path) -> Result<Vec<HeaderValue>, BoxError> {
+/// The `DPoP` request header.
+static DPOP: HeaderName = HeaderName::from_static("dpop");
+
+/// The tokens of `path`, one a line.
+pub(crate) fn read_tokens(path: &Path) -> Result<Vec<String>, BoxError> {
     let text = std::fs::read_to_string(path)
         .map_err(|e| format!("cannot read {}: {e}", path.display()))?;
-    let tokens = text
+    let tokens: Vec<String> = text
         .lines()
         .map(str::trim)
         .filter(|l| !l.is_empty())
-        .map(|t| HeaderValue::from_str(&format!("Bearer {t}")))
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("{}: not a header value: {e}", path.display()))?;
+        .map(str::to_string)
+        .collect();
     if tokens.is_empty() {
         return Err(format!("no token in {}", path.display()).into());
     }

@@ -7,6 +7,10 @@ use std::time::Instant;
 
 use crate::{mint, BoxError, ISS, ISS_PATTERN, KEYS_MIN_LEFT_S, MANY_ISSUERS, TOKEN_LIFETIME_S};
 
+/// The DPoP client key (P-256, PKCS#8 PEM) and the token bound to it.
+const DPOP_KEY: &str = "dpop-key.pem";
+const DPOP_TOKEN: &str = "token-dpop.txt";
+
 pub(crate) fn write(dir: &Path, name: &str, contents: impl AsRef<[u8]>) -> Result<(), BoxError> {
     let path = dir.join(name);
     std::fs::write(&path, contents).map_err(|e| format!("cannot write {}: {e}", path.display()))?;
@@ -24,6 +28,7 @@ pub(crate) fn keys_fresh(dir: &Path, pool: usize) -> bool {
     };
     stamp["exp"].as_i64().unwrap_or(0) > mint::now() + KEYS_MIN_LEFT_S
         && stamp["pool"].as_u64().unwrap_or(0) >= pool as u64
+        && dir.join(DPOP_TOKEN).exists()
 }
 
 pub(crate) fn keys_command(dir: &Path, pool: usize) -> Result<bool, BoxError> {
@@ -46,6 +51,7 @@ pub(crate) fn keys_command(dir: &Path, pool: usize) -> Result<bool, BoxError> {
     write(dir, "rs256.pem", rs.spki_pem())?;
     write(dir, "token-rs256.txt", rs.token(&claims(ISS)) + "\n")?;
     write(dir, "token-es256.txt", es.token(&claims(ISS)) + "\n")?;
+    write_dpop(dir, &rs, &claims(ISS))?;
     let last_issuer = ISS_PATTERN.replace("{}", &(MANY_ISSUERS - 1).to_string());
     write(
         dir,
@@ -110,6 +116,15 @@ pub(crate) fn keys_command(dir: &Path, pool: usize) -> Result<bool, BoxError> {
         started.elapsed().as_secs_f64()
     );
     Ok(true)
+}
+
+/// The DPoP client key, created by `tokengate dpop-proof`'s library
+/// function (kept when it exists), and an RS256 token bound to it
+/// (`cnf.jkt`, RFC 9449 section 6.1).
+fn write_dpop(dir: &Path, rs: &mint::Key, claims: &Value) -> Result<(), BoxError> {
+    let (key, _) = tokengate::tools::dpop_proof::load_or_create_key(&dir.join(DPOP_KEY))?;
+    let cnf = json!({ "cnf": { "jkt": key.public.thumbprint() } });
+    write(dir, DPOP_TOKEN, rs.token(&mint::with(claims, cnf)) + "\n")
 }
 
 /// A throwaway CA and a P-256 certificate for `localhost` and 127.0.0.1:

@@ -8,6 +8,7 @@
 //! cargo bench --bench loadgen -- run --url ... --rate 5000            # open loop
 //! cargo bench --bench loadgen -- run --url https://... --tls-ca ca.pem --h2
 //! cargo bench --bench loadgen -- run --url https://... --tls-ca ca.pem --handshakes
+//! cargo bench --bench loadgen -- run --url ... --tokens dpop.txt --dpop-key dpop-key.pem --dpop-proofs 200000
 //! cargo bench --bench loadgen -- upstream --listen 127.0.0.1:18001
 //! cargo bench --bench loadgen -- keys --dir DIR --pool 50000
 //! cargo bench --bench loadgen -- hold --url ... --connections 10000
@@ -17,9 +18,9 @@
 //!
 //! | mode | does |
 //! |---|---|
-//! | `run` | closed loop (each connection sends its next request when the previous answer is read) or, with `--rate`, open loop: request `i` is due at `start + i / rate` and its latency is counted from that due time whenever every connection was busy then, so a slow server's queueing shows instead of being hidden (coordinated omission). HTTP/1.1 keep-alive or h2, plain or TLS, or `--handshakes`: a new TLS connection per request. One JSON line on stdout: throughput, error counts, HdrHistogram percentiles (p50 ... max) and a percentile curve, and the CPU time the processes named by `--proxy-pid` and `--side-pid` spent in the measured window. |
+//! | `run` | closed loop (each connection sends its next request when the previous answer is read) or, with `--rate`, open loop: request `i` is due at `start + i / rate` and its latency is counted from that due time whenever every connection was busy then, so a slow server's queueing shows instead of being hidden (coordinated omission). HTTP/1.1 keep-alive or h2, plain or TLS, or `--handshakes`: a new TLS connection per request. One JSON line on stdout: throughput, error counts, HdrHistogram percentiles (p50 ... max) and a percentile curve, and the CPU time the processes named by `--proxy-pid` and `--side-pid` spent in the measured window. With `--dpop-key`, the token goes in `Authorization: DPoP` and every request carries its own ES256 proof, from a pool of `--dpop-proofs` signed before the run (`dpop`). |
 //! | `upstream` | the fast upstream: a current-thread hyper HTTP/1.1 server answering `200 pong` to everything, and an RFC 7662 introspection answer (`active`) to `POST /introspect` |
-//! | `keys` | an RS256 and an ES256 key, the JWK Set tokengate reads, the RS256 public key as PEM for HAProxy, signed tokens (one of each kind, a tampered one, a pool of distinct RS256 tokens), an opaque token, and a throwaway CA and `localhost` certificate |
+//! | `keys` | an RS256 and an ES256 key, the JWK Set tokengate reads, the RS256 public key as PEM for HAProxy, signed tokens (one of each kind, a tampered one, a pool of distinct RS256 tokens, one bound to a DPoP key), the DPoP key, an opaque token, and a throwaway CA and `localhost` certificate |
 //! | `hold` | opens N keep-alive connections, one request on each, then holds them idle (for resident-memory measurements) |
 //! | `check` | one request, exit status 1 unless the answer has the expected status |
 //!
@@ -34,6 +35,7 @@ mod mint;
 
 mod cli;
 mod client;
+mod dpop;
 mod keys;
 mod load;
 mod probe;
@@ -123,6 +125,8 @@ fn smoke() -> Result<bool, BoxError> {
         h2: false,
         tls_ca: None,
         tokens: None,
+        dpop_key: None,
+        dpop_proofs: 1,
     };
     for rate in [None, Some(500.0)] {
         let args = RunArgs {

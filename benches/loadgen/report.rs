@@ -154,6 +154,7 @@ pub(crate) async fn measure(args: &RunArgs, target: Target) -> Result<Value, Box
     let other_cpu =
         (cpu1.machine.saturating_sub(cpu0.machine) as f64 / 1e9 - proxy_cpu - client_cpu).max(0.0);
     let pool = shared.target.tokens.len();
+    let proofs = shared.target.proofs.len();
     let used = shared.token.load(Ordering::Relaxed);
     let tags: serde_json::Map<String, Value> = args
         .tag
@@ -194,6 +195,8 @@ pub(crate) async fn measure(args: &RunArgs, target: Target) -> Result<Value, Box
         "tokens": pool,
         "tokens_wrapped": pool > 1 && used > pool,
         "tokens_in_window": used.saturating_sub(tokens0),
+        "dpop_proofs": proofs,
+        "proofs_wrapped": proofs > 0 && used > proofs,
     });
     eprintln!(
         "{:>28} {:>9.0} req/s  p50 {:>8.1} µs  p99 {:>8.1} µs  p99.9 {:>8.1} µs  max {:>9.1} µs  errors {}/{}  proxy cpu {:>3.0}%  client cpu {:>3.0}%  other {:>3.0}%",

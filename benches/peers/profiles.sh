@@ -90,7 +90,7 @@ template, out, port, upstream, iss, aud, keys = sys.argv[1:]
 routes = "".join('\n[[routes]]\npath = "/svc%d/**"\nupstream = "up"\n' % i for i in range(1, 10))
 text = open(template).read()
 for name, value in (("PORT", port), ("CACHE_SIZE", "100000"), ("UPSTREAM_PORT", upstream),
-                    ("ISS", iss), ("AUD", aud), ("KEYS", keys), ("TLS", ""),
+                    ("ISS", iss), ("AUD", aud), ("KEYS", keys), ("TLS", ""), ("DPOP", ""),
                     ("MORE_ISSUERS", ""), ("ROUTES", routes)):
     text = text.replace("@%s@" % name, value)
 open(out, "w").write(text)

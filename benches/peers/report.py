@@ -34,6 +34,7 @@ TARGETS = {
     "direct": "direct to the upstream (baseline)",
     "tokengate-public": "tokengate, public route (no token)",
     "tokengate-rs256": "tokengate, RS256 JWT (identity cache hit)",
+    "tokengate-dpop": "tokengate, DPoP-bound RS256 JWT (identity cache hit), a fresh ES256 proof per request",
     "tokengate-es256": "tokengate, ES256 JWT (identity cache hit)",
     "tokengate-opaque": "tokengate, opaque token (introspection cache hit)",
     "tokengate-many": "tokengate, RS256 JWT, 1,000 routes and 20 issuers",
@@ -87,7 +88,7 @@ def summarise(runs):
         s["requests"] = sum(r["requests"] for r in rs)
         s["rounds"] = len(rs)
         s["first_error"] = next((r["first_error"] for r in rs if r.get("first_error")), None)
-        s["wrapped"] = any(r.get("tokens_wrapped") for r in rs)
+        s["wrapped"] = any(r.get("tokens_wrapped") or r.get("proofs_wrapped") for r in rs)
         s["rate"] = rs[0].get("rate")
         rps = [r["rps"] for r in rs]
         s["rps_spread"] = (max(rps) - min(rps)) / s["rps"] if s["rps"] else 0.0
@@ -151,7 +152,7 @@ def get(stats, scenario, target):
     return stats.get((scenario, target))
 
 
-def targets(stats, growth=None):
+def targets(stats, growth=None, dpop=None):
     """The issue's targets: (target, measured, met) rows."""
     rows = []
 
@@ -205,6 +206,18 @@ def targets(stats, growth=None):
         row("1,000 routes and 20 issuers add < 1 µs per request (vs 10 routes, 1 issuer)",
             f"{d_cpu:+.2f} µs proxy CPU per request (rounds of the 10-route run alone spread "
             f"over {ten['cpu_spread']:.1f} µs)", d_cpu < 1.0)
+    bearer, bound = get(stats, "c64", "tokengate-rs256"), get(stats, "c64", "tokengate-dpop")
+    if bearer and bound and dpop:
+        sig = dpop["es256_signature"]["median_ns"] / 1e3
+        whole = dpop["verify_es256"]["median_ns"] / 1e3
+        added = bound["proxy_cpu_us_per_req"] - bearer["proxy_cpu_us_per_req"]
+        row("DPoP (a fresh ES256 proof per request, cached token), 64 connections: "
+            "CPU per request ≤ cached bearer + one ES256 signature check + 3 µs",
+            f"{bound['proxy_cpu_us_per_req']:.1f} vs {bearer['proxy_cpu_us_per_req']:.1f} µs = "
+            f"{added:+.1f} µs, against {sig:.1f} + 3 µs (one ES256 signature check, criterion on the "
+            f"proxy's core; the whole `Dpop::verify` of one proof {whole:.1f} µs); rounds spread over "
+            f"{bound['cpu_spread']:.1f} and {bearer['cpu_spread']:.1f} µs",
+            added <= sig + 3.0)
     d, t, n = get(stats, "c1", "direct"), get(stats, "c1", "tokengate-rs256"), get(stats, "c1", "nginx")
     if d and t and n:
         at, an = t["p50_us"] - d["p50_us"], n["p50_us"] - d["p50_us"]
@@ -313,6 +326,7 @@ def main():
     ap.add_argument("--memory", required=True)
     ap.add_argument("--machine", required=True)
     ap.add_argument("--growth", help="config_growth medians from benches/auth.rs (JSON)")
+    ap.add_argument("--dpop", help="dpop group medians from benches/auth.rs (JSON)")
     ap.add_argument("--readme", help="a Markdown file whose block between the peers "
                     "summary markers is replaced by this run's summary")
     ap.add_argument("--out", required=True)
@@ -323,7 +337,8 @@ def main():
     mem_md, mem = memory_table(args.memory)
 
     md = ["# tokengate against nginx and HAProxy: latency under load", "",
-          f"Produced by `{machine['command']}` on {machine['cpu']} ({machine['cores']} cores, "
+          f"Produced{' on ' + machine['date'] if machine.get('date') else ''} by `{machine['command']}` "
+          f"on {machine['cpu']} ({machine['cores']} cores, "
           f"{machine['memory_gib']} GiB{', ' + machine['virtualization'] if machine.get('virtualization') else ''}), "
           f"{machine['os']}, Linux {machine['kernel']}; {machine['rustc']}; tokengate {machine['tokengate']}; "
           f"nginx {machine['nginx']}; {machine['haproxy']}.", "",
@@ -336,7 +351,8 @@ def main():
           "## Targets", "",
           "| target | measured | |", "|---|---|---|"]
     growth = json.loads(Path(args.growth).read_text()) if args.growth else None
-    for name, measured, verdict in targets(stats, growth):
+    dpop = json.loads(Path(args.dpop).read_text()) if args.dpop else None
+    for name, measured, verdict in targets(stats, growth, dpop):
         md.append(f"| {name} | {measured} | {verdict} |")
     md += ["", "## Results", ""]
     for scenario in SCENARIOS:
@@ -352,7 +368,8 @@ def main():
            "and as a share of its one core.", "",
            "† the load generator's core was saturated while the proxy's was not: the throughput is a "
            "floor of the proxy's; compare CPU µs per request.", "",
-           "‡ the token pool ran out and tokens were used again (some requests hit the cache).", "",
+           "‡ the token pool ran out and tokens were used again (some requests hit the cache), "
+           "or the DPoP run's proofs did (the reused ones are refused as replays).", "",
            "§ other work (processes outside this benchmark, or the hypervisor) used a tenth of a "
            "core or more during every round of this row.", ""]
     if mem_md:
@@ -373,7 +390,7 @@ def main():
         md += [""]
     (out / "results.md").write_text("\n".join(md))
     if args.readme:
-        splice_summary(Path(args.readme), summary(stats, growth, machine, mem))
+        splice_summary(Path(args.readme), summary(stats, growth, dpop, machine, mem))
     svg_plot(stats, [
         ("c64", "closed loop, 64 connections (HTTP/1.1)",
          ["direct", "tokengate-rs256", "tokengate-nocache", "nginx", "haproxy-jwt"]),
@@ -386,16 +403,17 @@ README_BEGIN = "<!-- peers summary: written by benches/peers/run.sh -->"
 README_END = "<!-- end of peers summary -->"
 
 
-def summary(stats, growth, machine, mem):
+def summary(stats, growth, dpop, machine, mem):
     """The README's excerpt: machine, targets, the 64-connection table, memory."""
-    md = [f"From `{machine['command']}` at tokengate {machine['tokengate']} on {machine['cpu']} "
+    md = [f"From `{machine['command']}`{' (' + machine['date'] + ')' if machine.get('date') else ''} "
+          f"at tokengate {machine['tokengate']} on {machine['cpu']} "
           f"({machine['cores']} cores, {machine['memory_gib']} GiB"
           f"{', ' + machine['virtualization'] if machine.get('virtualization') else ''}), "
           f"{machine['os']}, nginx {machine['nginx'].replace('nginx/', '')}, "
           f"{machine['haproxy'].split(' - ')[0].replace('HAProxy version ', 'HAProxy ')}; "
           f"{machine['rounds']} rounds, medians.", "",
           "| target (one proxy core each, same run) | measured | |", "|---|---|---|"]
-    md += [f"| {n} | {m} | {v} |" for n, m, v in targets(stats, growth)]
+    md += [f"| {n} | {m} | {v} |" for n, m, v in targets(stats, growth, dpop)]
     md += ["", "64 connections, HTTP/1.1 keep-alive, closed loop (medians):", "",
            "| | req/s | p50 µs | p99 µs | proxy CPU µs/request |", "|---|--:|--:|--:|--:|"]
     for target in TARGETS:

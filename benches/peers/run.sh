@@ -17,7 +17,8 @@
 # in target/release/deps). Environment:
 # PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18000), OPEN_RATE (requests/s of
 # the open-loop runs, 8000), HOLD_CONNECTIONS (10000), QUIET_WAIT (seconds
-# to wait before a run for other work on the machine to stop, 10).
+# to wait before a run for other work on the machine to stop, 10),
+# DPOP_RATE (requests/s the DPoP run's pool of proofs is sized for, 40000).
 #
 # Installs Debian's haproxy and nginx with apt-get when they are missing.
 # Only 127.0.0.1 is used. Every process started here is stopped by its pid
@@ -46,7 +47,7 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,23p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -57,6 +58,9 @@ P="${PORT_BASE:-18000}"
 OPEN_RATE="${OPEN_RATE:-8000}"
 HOLD="${HOLD_CONNECTIONS:-10000}"
 [ "$QUICK" = 1 ] && HOLD="${HOLD_CONNECTIONS:-2000}"
+# One proof per request of the DPoP run (warm-up included), signed before it.
+DPOP_POOL=$(python3 -c 'import math, sys; print(math.ceil(float(sys.argv[1]) * (float(sys.argv[2]) + float(sys.argv[3]))))' \
+    "${DPOP_RATE:-40000}" "$WARMUP" "$DURATION")
 
 # shellcheck source=benches/peers/procs.sh
 . "$ROOT/benches/peers/procs.sh"
@@ -191,17 +195,20 @@ routes 999 >"$RUN/routes-1000"
 : >"$RUN/issuers-1"
 more_issuers $((MANY_ISSUERS - 1)) >"$RUN/issuers-20"
 
-# tokengate_config NAME PORT CACHE_SIZE ROUTES ISSUERS TLS(0|1)
+# tokengate_config NAME PORT CACHE_SIZE ROUTES ISSUERS TLS(0|1) DPOP(0|1)
 tokengate_config() {
-    local tls=""
+    local tls="" dpop=""
     [ "$6" = 1 ] && tls="tls_cert = \"$KEYS/server.pem\"
 tls_key = \"$KEYS/server.key\""
+    [ "$7" = 1 ] && dpop="
+[dpop]"
     fill "$PEERS/tokengate.toml.in" "$RUN/$1.toml.tmp" \
         "PORT=$2" "CACHE_SIZE=$3" "UPSTREAM_PORT=$((P + 1))" "ISS=$ISS" "AUD=$AUD" "KEYS=$KEYS"
-    python3 - "$RUN/$1.toml.tmp" "$RUN/$1.toml" "$tls" "$RUN/$5" "$RUN/$4" <<'PY'
+    python3 - "$RUN/$1.toml.tmp" "$RUN/$1.toml" "$tls" "$RUN/$5" "$RUN/$4" "$dpop" <<'PY'
 import sys
 text = open(sys.argv[1]).read()
 text = text.replace("@TLS@", sys.argv[3])
+text = text.replace("@DPOP@", sys.argv[6])
 text = text.replace("@MORE_ISSUERS@", open(sys.argv[4]).read())
 text = text.replace("@ROUTES@", open(sys.argv[5]).read())
 open(sys.argv[2], "w").write(text)
@@ -211,13 +218,13 @@ PY
         die "tokengate rejects $RUN/$1.toml: $(cat "$RUN/$1.check.log")"
 }
 
-#                name      port      cache   routes      issuers   tls
-tokengate_config tg        $((P+10)) 100000  routes-10   issuers-1  0
-tokengate_config tg-nocache $((P+11)) 0      routes-10   issuers-1  0
-tokengate_config tg-fresh  $((P+12)) 100000  routes-10   issuers-1  0
-tokengate_config tg-many   $((P+13)) 100000  routes-1000 issuers-20 0
-tokengate_config tg-tls    $((P+14)) 100000  routes-10   issuers-1  1
-tokengate_config tg-mem    $((P+40)) 100000  routes-10   issuers-1  0
+#                name      port      cache   routes      issuers   tls dpop
+tokengate_config tg        $((P+10)) 100000  routes-10   issuers-1  0   1
+tokengate_config tg-nocache $((P+11)) 0      routes-10   issuers-1  0   0
+tokengate_config tg-fresh  $((P+12)) 100000  routes-10   issuers-1  0   0
+tokengate_config tg-many   $((P+13)) 100000  routes-1000 issuers-20 0   0
+tokengate_config tg-tls    $((P+14)) 100000  routes-10   issuers-1  1   0
+tokengate_config tg-mem    $((P+40)) 100000  routes-10   issuers-1  0   0
 
 mkdir -p "$RUN/nginx/tmp" "$RUN/nginx-mem/tmp"
 fill "$PEERS/nginx.conf.in" "$RUN/nginx/nginx.conf" "RUN=$RUN/nginx" \
@@ -259,6 +266,8 @@ TOK_OPAQUE="$KEYS/token-opaque.txt"
 TOK_MANY="$KEYS/token-many.txt"
 TOK_POOL="$KEYS/tokens-rs256-pool.txt"
 TOK_BAD="$KEYS/token-bad.txt"
+TOK_DPOP="$KEYS/token-dpop.txt"
+DPOP_KEY=(--dpop-key "$KEYS/dpop-key.pem")
 
 # Every target answers as expected before anything is measured, and the
 # enforcing ones refuse a token signed by another key.
@@ -271,6 +280,8 @@ check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_ES"
 check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_OPAQUE"
 check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_BAD" --expect 401
 check --url "$U:$((P + 10))/svc9/ping" --expect 401
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_DPOP" "${DPOP_KEY[@]}"
+check --url "$U:$((P + 10))/svc9/ping" --tokens "$TOK_DPOP" --expect 401
 check --url "$U:$((P + 11))/svc9/ping" --tokens "$TOK_RS"
 check --url "$U:$((P + 13))/svc999/ping" --tokens "$TOK_MANY"
 check --url "$S:$((P + 14))/svc9/ping" --tokens "$TOK_RS" --tls-ca "$KEYS/ca.pem"
@@ -344,6 +355,9 @@ one_round() {
     measure "$r" c64 nginx "$NGINX_PIDS" --url "$U:$((P + 20))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 haproxy "$PID_haproxy" --url "$U:$((P + 30))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 tokengate-rs256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    # The same instance and route, a DPoP-bound token: a fresh proof per request.
+    measure "$r" c64 tokengate-dpop "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_DPOP" \
+        "${DPOP_KEY[@]}" --dpop-proofs "$DPOP_POOL"
     measure "$r" c64 tokengate-es256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_ES"
     measure "$r" c64 tokengate-opaque "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_OPAQUE"
     measure "$r" c64 tokengate-many "$PID_tg_many" --url "$U:$((P + 13))/svc999/ping" "${c64[@]}" --tokens "$TOK_MANY"
@@ -425,10 +439,10 @@ memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
 # below what throughput on a shared machine can resolve, so criterion
 # measures it on the proxy's core (benches/auth.rs, group config_growth).
 
-log "config growth: criterion, config_growth group of benches/auth.rs"
+log "config growth and DPoP proof verification: criterion, config_growth and dpop groups of benches/auth.rs"
 rm -rf "$OUT/criterion"
-CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" --bench config_growth \
-    --noplot >"$RUN/config-growth.log" 2>&1 || die "config_growth bench failed (see $RUN/config-growth.log)"
+CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" --bench '^(config_growth|dpop)/' \
+    --noplot >"$RUN/config-growth.log" 2>&1 || die "config_growth/dpop bench failed (see $RUN/config-growth.log)"
 GROWTH="$OUT/growth.json"
 python3 - "$OUT/criterion/config_growth" "$GROWTH" <<'PY'
 import json, pathlib, sys
@@ -442,6 +456,19 @@ for name in ("10_routes_1_issuer", "1000_routes_20_issuers"):
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
 log "config growth: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.0f ns" % (k, v["median_ns"]) for k, v in d.items()))' "$GROWTH")"
+DPOP_VERIFY="$OUT/dpop.json"
+python3 - "$OUT/criterion/dpop" "$DPOP_VERIFY" <<'PY'
+import json, pathlib, sys
+base = pathlib.Path(sys.argv[1])
+out = {}
+for name in ("verify_es256", "es256_signature"):
+    est = json.loads((base / name / "new" / "estimates.json").read_text())
+    out[name] = {"median_ns": est["median"]["point_estimate"],
+                 "low_ns": est["median"]["confidence_interval"]["lower_bound"],
+                 "high_ns": est["median"]["confidence_interval"]["upper_bound"]}
+json.dump(out, open(sys.argv[2], "w"), indent=1)
+PY
+log "DPoP: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.1f µs" % (k, v["median_ns"] / 1e3) for k, v in d.items()))' "$DPOP_VERIFY")"
 
 # ---------------------------------------------------------------------------
 # Machine and report
@@ -469,9 +496,10 @@ info = {
     "nginx": sh("nginx -v 2>&1").replace("nginx version: ", ""),
     "haproxy": sh("haproxy -v | head -1"),
     "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
-    "open_rate": $OPEN_RATE, "hold_connections": $HOLD, "pool": $POOL,
+    "open_rate": $OPEN_RATE, "hold_connections": $HOLD, "pool": $POOL, "dpop_pool": $DPOP_POOL,
     "proxy_cpu": "$PROXY_CPU", "client_cpu": "$CLIENT_CPU",
     "command": "benches/peers/run.sh$SHAPING",
+    "date": sh("date -u +%F"),
     "elapsed_s": $(($(date +%s) - STARTED)),
 }
 json.dump(info, open(sys.argv[1], "w"), indent=1)
@@ -484,8 +512,9 @@ cp "$RAW" "$REPORT/raw.jsonl"
 cp "$MEM" "$REPORT/memory.jsonl"
 cp "$OUT/machine.json" "$REPORT/machine.json"
 cp "$GROWTH" "$REPORT/growth.json"
+cp "$DPOP_VERIFY" "$REPORT/dpop.json"
 README_ARGS=()
 [ "$QUICK" = 1 ] || README_ARGS=(--readme "$ROOT/README.md")
 python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" \
-    --growth "$GROWTH" --out "$REPORT" "${README_ARGS[@]}"
+    --growth "$GROWTH" --dpop "$DPOP_VERIFY" --out "$REPORT" "${README_ARGS[@]}"
 log "done in $(($(date +%s) - STARTED)) s: $REPORT/results.md, $REPORT/latency.svg"

@@ -89,8 +89,9 @@ fn random_b64(bytes: usize) -> String {
     URL_SAFE_NO_PAD.encode(buf)
 }
 
-/// The scope a token gets: the `requested` one when the client may have
-/// all of it, else everything the client may have.
+/// The scope a token gets: everything the client may have, or the
+/// `requested` scope when the client may have all of it (else
+/// `invalid_scope`).
 fn granted_scope(client: &Client, requested: Option<&String>) -> Result<String, OAuthError> {
     let allowed = client.scopes.ok_or(oauth_error(
         "unauthorized_client",
