@@ -461,7 +461,7 @@ python3 - "$OUT/criterion/dpop" "$DPOP_VERIFY" <<'PY'
 import json, pathlib, sys
 base = pathlib.Path(sys.argv[1])
 out = {}
-for name in ("verify_es256", "es256_signature"):
+for name in ("verify_es256", "es256_signature", "es256_key_parse", "verify_and_remember_es256"):
     est = json.loads((base / name / "new" / "estimates.json").read_text())
     out[name] = {"median_ns": est["median"]["point_estimate"],
                  "low_ns": est["median"]["confidence_interval"]["lower_bound"],
