@@ -97,8 +97,8 @@ impl Runtime {
                 &config.server.client_certs,
             ) {
                 Ok(c) => Some(TlsAcceptor::from(c)),
-                Err(reason) => {
-                    errors.push(ConfigError::new("server.tls_cert", reason));
+                Err((key, reason)) => {
+                    errors.push(ConfigError::new(key, reason));
                     None
                 }
             },
