@@ -21,8 +21,10 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ConfigErrors, KeySource, RouteConfig, ServerConfig};
 use crate::fetch::HttpFetcher;
+use crate::fleet::Fleet;
 use crate::metadata::ResourceMetadata;
 use crate::proxy::Upstream;
+use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
 
@@ -46,6 +48,11 @@ pub struct Runtime {
     unrouted: RouteMetrics,
     /// Every `[resources.NAME]` with its metadata document, in name order.
     pub resources: Vec<Arc<ResourceMetadata>>,
+    /// The shared Redis, if any; carried over reloads while `[redis]` is
+    /// unchanged.
+    pub fleet: Fleet,
+    /// The deny-list of revoked tokens; carried over every reload.
+    pub revocations: Arc<DenyList>,
 }
 
 /// One route, compiled once per snapshot: its configuration and everything
@@ -165,7 +172,13 @@ impl Runtime {
                 metrics: RouteMetrics::new(r.path.as_str()),
             })
             .collect();
+        let fleet = Fleet::new(&config, previous.map(|p| &p.fleet));
+        let revocations = previous
+            .map(|p| p.revocations.clone())
+            .unwrap_or_default();
         Ok(Runtime {
+            fleet,
+            revocations,
             http: http_builder(&config.server),
             config,
             routes,
@@ -217,6 +230,16 @@ impl Runtime {
     /// more.
     pub fn start(&self) {
         self.auth.start();
+        if let Some(redis) = &self.fleet.redis {
+            if redis.start() {
+                crate::revocation::sync::start(
+                    redis,
+                    &self.revocations,
+                    self.config.revocation.sync_interval,
+                    &self.clock,
+                );
+            }
+        }
     }
 
     /// Before a reload's swap: fetches the key sets this snapshot does not

@@ -265,6 +265,10 @@ async fn authenticate(
         None => None,
     };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
+    let issuer = &rt.config.issuers[principal.issuer].name;
+    if rt.revocations.revoked(&principal, issuer, rt.clock.now()) {
+        return Err(AuthError::InvalidToken("the token has been revoked"));
+    }
     let bound_to_cert = principal.binding.as_ref().is_some_and(|b| b.x5t.is_some());
     let cert = bound_to_cert
         .then(|| {

@@ -299,6 +299,8 @@ impl Introspector {
             scopes: claims::scopes(doc, &self.scope_claims)?,
             subject: text("sub"),
             client_id: text("client_id"),
+            token_id: text("jti"),
+            issued_at: doc.get("iat").and_then(Value::as_f64),
             audiences: claims::audience_values(doc.get("aud")),
             binding,
             forwarded: self

@@ -375,6 +375,8 @@ mod tests {
             scopes: Vec::new(),
             subject: None,
             client_id: None,
+            token_id: None,
+            issued_at: None,
             audiences: Vec::new(),
             binding: None,
             forwarded: serde_json::Map::new(),
