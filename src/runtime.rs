@@ -122,7 +122,14 @@ impl Runtime {
             Some(p) => p.fetcher.clone(),
             None => HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?,
         };
-        let auth = match Authenticator::new(&config, &fetcher, previous.map(|p| &p.auth), &clock) {
+        let fleet = Fleet::new(&config, previous.map(|p| &p.fleet));
+        let auth = match Authenticator::new(
+            &config,
+            &fetcher,
+            previous.map(|p| &p.auth),
+            &clock,
+            fleet.redis.as_ref(),
+        ) {
             Ok(auth) => Some(auth),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -172,7 +179,6 @@ impl Runtime {
                 metrics: RouteMetrics::new(r.path.as_str()),
             })
             .collect();
-        let fleet = Fleet::new(&config, previous.map(|p| &p.fleet));
         let revocations = previous
             .map(|p| p.revocations.clone())
             .unwrap_or_default();

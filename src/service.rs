@@ -296,7 +296,7 @@ async fn authenticate(
         }
     }
     if let (Some(d), Some(proof)) = (dpop, &proof) {
-        d.remember(proof)?;
+        d.remember(proof).await?;
     }
     Ok(Some(principal))
 }
