@@ -179,9 +179,7 @@ impl Runtime {
                 metrics: RouteMetrics::new(r.path.as_str()),
             })
             .collect();
-        let revocations = previous
-            .map(|p| p.revocations.clone())
-            .unwrap_or_default();
+        let revocations = previous.map(|p| p.revocations.clone()).unwrap_or_default();
         Ok(Runtime {
             fleet,
             revocations,

@@ -166,7 +166,11 @@ impl Dpop {
         }
         if let Some(redis) = &self.shared {
             let ms = (self.clock.until(proof.stale_at).as_millis() as u64).max(1);
-            let hex: String = proof.replay_key.iter().map(|b| format!("{b:02x}")).collect();
+            let hex: String = proof
+                .replay_key
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
             let cmd = redis::cmd("SET")
                 .arg(redis.key(&format!("dpop:{hex}")))
                 .arg("1")

@@ -35,12 +35,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::error::{AuthError, IntrospectionFailure};
+use super::shared_answers::{SharedAnswers, StoredAnswer};
 use super::{claims, Principal};
 use crate::clock::Clock;
 use crate::config::{ClientAuthMethod, IntrospectionRules, IssuerConfig};
 use crate::fetch::HttpFetcher;
 use crate::fleet::client::Redis;
-use super::shared_answers::{SharedAnswers, StoredAnswer};
 
 /// An introspection answer larger than this is a failure.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;

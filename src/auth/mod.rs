@@ -180,13 +180,10 @@ impl Authenticator {
                     .build()
             })
         });
-        let dpop = config
-            .dpop
-            .as_ref()
-            .map(|d| {
-                let previous = previous.and_then(|p| p.dpop.as_ref());
-                dpop::Dpop::new(d, previous, clock, shared.cloned())
-            });
+        let dpop = config.dpop.as_ref().map(|d| {
+            let previous = previous.and_then(|p| p.dpop.as_ref());
+            dpop::Dpop::new(d, previous, clock, shared.cloned())
+        });
         Ok(Authenticator {
             dpop,
             shared: shared.cloned(),

@@ -61,7 +61,11 @@ impl<'a> SharedAnswers<'a> {
             .arg("PX")
             .arg(ms)
             .clone();
-        match self.redis.query::<Option<String>>("introspection_lock", &cmd).await {
+        match self
+            .redis
+            .query::<Option<String>>("introspection_lock", &cmd)
+            .await
+        {
             Some(Some(_)) | None => true,
             Some(None) => false,
         }

@@ -336,7 +336,10 @@ fn a_jti_is_accepted_once_per_key_within_the_window() {
     );
     // The same jti under another key is another proof.
     let proof_b = b.proof(json!({}), json!({}));
-    assert_eq!(block_on(dpop.remember(&check(&dpop, &[&proof_b]).unwrap())), Ok(()));
+    assert_eq!(
+        block_on(dpop.remember(&check(&dpop, &[&proof_b]).unwrap())),
+        Ok(())
+    );
     // A reload keeps what was seen.
     let reloaded = Dpop::new(&config(false), Some(&dpop), &Clock::manual(NOW), None);
     let replay = check(&reloaded, &[&proof_a]).unwrap();
