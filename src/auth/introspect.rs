@@ -190,7 +190,8 @@ impl Introspector {
         if let Some(cached) = self.shared_answer(&shared, now).await {
             return Ok(cached);
         }
-        if !shared.lock().await {
+        let held = shared.lock().await;
+        if !held {
             // Another instance is asking: wait for its answer, then ask
             // ourselves if none came.
             if let Some(doc) = shared.wait().await {
@@ -203,7 +204,9 @@ impl Introspector {
         if let Ok((cached, Some(doc))) = &result {
             shared.store(doc, cached.until, self.clock.now()).await;
         }
-        shared.unlock().await;
+        if held {
+            shared.unlock().await;
+        }
         result.map(|(c, _)| c)
     }
 
