@@ -24,6 +24,7 @@ use crate::fetch::HttpFetcher;
 use crate::fleet::Fleet;
 use crate::metadata::ResourceMetadata;
 use crate::proxy::Upstream;
+use crate::ratelimit::RateLimits;
 use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
@@ -53,6 +54,9 @@ pub struct Runtime {
     pub fleet: Fleet,
     /// The deny-list of revoked tokens; carried over every reload.
     pub revocations: Arc<DenyList>,
+    /// Every `[rate_limits.NAME]` with its local state; an unchanged limit
+    /// keeps its state over a reload.
+    pub rate_limits: RateLimits,
 }
 
 /// One route, compiled once per snapshot: its configuration and everything
@@ -180,9 +184,11 @@ impl Runtime {
             })
             .collect();
         let revocations = previous.map(|p| p.revocations.clone()).unwrap_or_default();
+        let rate_limits = RateLimits::new(&config.rate_limits, previous.map(|p| &p.rate_limits));
         Ok(Runtime {
             fleet,
             revocations,
+            rate_limits,
             http: http_builder(&config.server),
             config,
             routes,

@@ -90,6 +90,14 @@ pub(super) fn rate_limits(
     raw.iter()
         .map(|(name, r)| {
             let k = |field: &str| format!("rate_limits.{name}.{field}");
+            // The name travels in the RateLimit headers' quoted strings.
+            let plain = |c: char| c.is_ascii_alphanumeric() || "_-.".contains(c);
+            if name.is_empty() || name.len() > 64 || !name.chars().all(plain) {
+                b.err(
+                    format!("rate_limits.{name}"),
+                    "the name must be 1 to 64 letters, digits, '_', '-' or '.'",
+                );
+            }
             let key = match &r.key {
                 Keyword::Known(key) => *key,
                 Keyword::Unknown(other) => {

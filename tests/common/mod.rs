@@ -4,7 +4,7 @@
 //! ([`raw`]), a generated test PKI ([`Pki`]), the configuration builder
 //! ([`config`]), the shared assertions ([`assert`]), and the sender's side
 //! of bound tokens: DPoP proofs ([`dpop`]) and client certificates
-//! ([`mtls`]).
+//! ([`mtls`]); a real `redis-server` for fleet tests ([`redis_server`]).
 //!
 //! Every network wait is bounded by [`within`]; nothing sleeps to
 //! synchronise.
@@ -22,6 +22,7 @@ pub mod mint;
 pub mod mtls;
 pub mod pki;
 pub mod raw;
+pub mod redis_server;
 pub mod upstream;
 
 pub use client::{empty, full, generated, Body, Client, Reply};
