@@ -5,7 +5,10 @@
 //! reconnection of the subscriber) that repairs anything a push missed.
 //!
 //! Changes made while Redis is away are applied locally at once and kept
-//! as pending; the resync writes them first, so nothing is lost.
+//! as pending; the resync, which runs every second while changes wait or
+//! Redis cannot be read, writes them first, so nothing is lost. A Redis
+//! that lost the list (restarted without persistence) is noticed by the
+//! hash's epoch field and refilled from the instances' own lists.
 
 use futures_util::StreamExt;
 use serde::{Deserialize, Serialize};
@@ -89,8 +92,23 @@ pub fn start(redis: &Arc<Redis>, deny: &Arc<DenyList>, every: Duration, clock: &
     ));
 }
 
-/// Writes pending changes, then replaces the local list with Redis's.
-pub async fn resync(redis: &Redis, deny: &DenyList, now: f64) -> bool {
+/// The field of the hash that names its incarnation: a Redis that lost
+/// the list (restarted without persistence, flushed, failed over to an
+/// empty node) has none, or another one.
+const EPOCH: &str = "_epoch";
+
+/// What the resync remembers between runs.
+#[derive(Debug, Default)]
+pub struct SyncState {
+    /// The hash's epoch at the last successful resync.
+    epoch: Option<String>,
+}
+
+/// Writes pending changes, then replaces the local list with Redis's. When
+/// Redis lost the list (no epoch, or another one than last time), this
+/// instance first writes its live entries back, so that a revocation
+/// outlives a Redis restart; `false` when Redis could not be read.
+pub async fn resync(redis: &Redis, deny: &DenyList, state: &mut SyncState, now: f64) -> bool {
     let pending = deny.pending();
     let mut written = 0;
     for change in &pending {
@@ -104,13 +122,20 @@ pub async fn resync(redis: &Redis, deny: &DenyList, now: f64) -> bool {
         written += 1;
     }
     deny.written(written);
-    let cmd = redis::cmd("HGETALL").arg(redis.key(NAME)).clone();
-    let Some(all) = redis
-        .query::<HashMap<String, String>>("revocation_sync", &cmd)
-        .await
-    else {
+    let Some(mut all) = read_all(redis).await else {
         return false;
     };
+    let epoch = all.remove(EPOCH);
+    if epoch.is_none() || epoch != state.epoch && state.epoch.is_some() {
+        restore(redis, deny, now).await;
+        let Some(again) = read_all(redis).await else {
+            return false;
+        };
+        all = again;
+        state.epoch = all.remove(EPOCH);
+    } else {
+        state.epoch = epoch;
+    }
     let mut entries = Vec::with_capacity(all.len());
     let mut expired = Vec::new();
     for (id, json) in all {
@@ -130,6 +155,43 @@ pub async fn resync(redis: &Redis, deny: &DenyList, now: f64) -> bool {
     true
 }
 
+async fn read_all(redis: &Redis) -> Option<HashMap<String, String>> {
+    let cmd = redis::cmd("HGETALL").arg(redis.key(NAME)).clone();
+    redis.query("revocation_sync", &cmd).await
+}
+
+/// Writes this instance's live entries into the hash and gives it an
+/// epoch (unless another instance just did).
+async fn restore(redis: &Redis, deny: &DenyList, now: f64) {
+    let live = deny.list(now);
+    if !live.is_empty() {
+        tracing::warn!(
+            entries = live.len(),
+            "redis lost the revocation list; writing this instance's entries back"
+        );
+    }
+    for entry in live {
+        if let Ok(json) = serde_json::to_string(&*entry) {
+            let cmd = redis::cmd("HSET")
+                .arg(redis.key(NAME))
+                .arg(&entry.id)
+                .arg(json)
+                .clone();
+            let _: Option<i64> = redis.query("revocation_write", &cmd).await;
+        }
+    }
+    let epoch = format!("{:032x}", rand::random::<u128>());
+    let cmd = redis::cmd("HSETNX")
+        .arg(redis.key(NAME))
+        .arg(EPOCH)
+        .arg(epoch)
+        .clone();
+    let _: Option<i64> = redis.query("revocation_write", &cmd).await;
+}
+
+/// Resyncs every `every`, and every second while the last attempt failed
+/// or changes wait for Redis; at once when the subscriber (re)connects,
+/// since pushes sent meanwhile were lost.
 async fn resync_loop(
     weak: Weak<Redis>,
     deny: Arc<DenyList>,
@@ -137,25 +199,26 @@ async fn resync_loop(
     clock: Clock,
     now_please: Arc<tokio::sync::Notify>,
 ) {
-    let mut synced = false;
+    let mut state = SyncState::default();
+    let mut last_ok = false;
+    let mut next_full = tokio::time::Instant::now();
+    let mut requested = true;
     loop {
         let Some(redis) = weak.upgrade() else {
             return;
         };
-        if redis.available() || !synced {
-            synced = resync(&redis, &deny, clock.now()).await || synced;
+        let due = tokio::time::Instant::now() >= next_full;
+        if requested || due || !last_ok || !deny.pending().is_empty() {
+            last_ok = resync(&redis, &deny, &mut state, clock.now()).await;
+            if last_ok {
+                next_full = tokio::time::Instant::now() + every;
+            }
         }
         drop(redis);
-        // Until the first sync succeeds, retry every second.
-        let wait = if synced {
-            every
-        } else {
-            Duration::from_secs(1)
+        requested = tokio::select! {
+            _ = tokio::time::sleep(Duration::from_secs(1)) => false,
+            _ = now_please.notified() => true,
         };
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = now_please.notified() => {}
-        }
     }
 }
 
