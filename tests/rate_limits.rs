@@ -421,7 +421,8 @@ async fn wait_redis(gw: &Gateway, status: &str) {
 
 #[tokio::test]
 async fn two_gateways_on_one_redis_share_the_limit() {
-    let Some(redis) = RedisServer::start("two_gateways_on_one_redis_share_the_limit").await else {
+    let Some(redis) = RedisServer::start_for("two_gateways_on_one_redis_share_the_limit").await
+    else {
         return;
     };
     let (s, other) = fleet(&redis, "rl-shared:", 4).await;
@@ -490,7 +491,7 @@ async fn two_gateways_on_one_redis_share_the_limit() {
 #[tokio::test]
 async fn a_gateway_whose_redis_dies_keeps_serving_and_limiting() {
     let Some(mut redis) =
-        RedisServer::start("a_gateway_whose_redis_dies_keeps_serving_and_limiting").await
+        RedisServer::start_for("a_gateway_whose_redis_dies_keeps_serving_and_limiting").await
     else {
         return;
     };

@@ -29,7 +29,7 @@ impl Fleet {
     /// `n` gateways on one Redis, trusting one issuer that signs JWTs and
     /// introspects opaque tokens, with `[dpop]` on.
     async fn start(test: &str, n: usize) -> Option<Fleet> {
-        let redis = RedisServer::start(test).await?;
+        let redis = RedisServer::start_for(test).await?;
         let key = Key::es256("k1");
         let idp = TestIdp::with_keys(&[&key]).await;
         let upstream = Upstream::echo().await;

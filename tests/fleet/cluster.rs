@@ -10,8 +10,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::common::assert::text;
+use crate::common::redis_server::{redis_present, RedisCluster};
 use crate::common::Upstream;
-use crate::redis_server::{redis_present, RedisCluster};
 use crate::replica::Replica;
 use crate::support::{
     assert_revoked, call, cluster_table, converge, ms, report, status, Keys, CHANNEL,

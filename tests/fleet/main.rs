@@ -18,7 +18,6 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-mod redis_server;
 mod replica;
 mod support;
 

@@ -11,8 +11,8 @@ use serde_json::json;
 use std::time::{Duration, Instant};
 
 use crate::common::assert::text;
+use crate::common::redis_server::{redis_present, RedisServer};
 use crate::common::Upstream;
-use crate::redis_server::{redis_present, RedisServer};
 use crate::replica::Replica;
 use crate::support::{
     assert_revoked, call, converge, ms, start_fleet, status, Keys, CHANNEL, PROPAGATION_LIMIT,

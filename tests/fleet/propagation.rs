@@ -9,8 +9,8 @@ use std::net::SocketAddr;
 use std::time::Instant;
 
 use crate::common::assert::text;
+use crate::common::redis_server::{redis_present, RedisServer};
 use crate::common::Upstream;
-use crate::redis_server::{redis_present, RedisServer};
 use crate::support::{
     assert_revoked, call, converge, report, start_fleet, status, Keys, CHANNEL, PROPAGATION_LIMIT,
 };

@@ -9,8 +9,8 @@ use std::process::{Child, Command, Stdio};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use crate::common::redis_server::free_port;
 use crate::common::GatewayConfig;
-use crate::redis_server::free_port;
 use crate::support::Admin;
 
 const BIN: &str = env!("CARGO_BIN_EXE_tokengate");

@@ -13,8 +13,8 @@ use std::time::{Duration, Instant};
 use crate::common::assert::{assert_refused, text, DEFAULT_REALM};
 use crate::common::mint::{claims, with, Key, AUD};
 use crate::common::ops::scrape;
+use crate::common::redis_server::RedisServer;
 use crate::common::{bearer, full, Client, GatewayConfig, Issuer, Reply, Route, Upstream};
-use crate::redis_server::RedisServer;
 use crate::replica::Replica;
 
 /// The admin API token of every test configuration.
