@@ -1,7 +1,9 @@
-//! The admin listener: `GET /healthz` (200 while the process serves) and
+//! The admin listener: `GET /healthz` (200 while the process serves),
 //! `GET /readyz` (200 once the configuration is loaded and every issuer is
-//! usable, 503 naming the issuers that are not). Plain HTTP/1.1, meant for
-//! loopback or a private network.
+//! usable, 503 naming the issuers that are not; with `[redis]` also
+//! `"redis": "ok" | "unavailable"`, which never makes it unready),
+//! `GET /metrics`, and the revocation API ([`crate::revocation::api`]).
+//! Plain HTTP/1.1, meant for loopback or a private network.
 
 use bytes::Bytes;
 use http::header::{CACHE_CONTROL, CONTENT_TYPE};
@@ -14,6 +16,7 @@ use std::convert::Infallible;
 use std::time::Duration;
 use tokio::net::TcpListener;
 
+use crate::revocation::api::{self, Api};
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::shutdown::{Phase, Watcher};
 
@@ -37,7 +40,7 @@ pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop: Watch
         tokio::spawn(async move {
             let svc = service_fn(move |req| {
                 let rt = shared.load_full();
-                async move { Ok::<_, Infallible>(answer(&rt, &req)) }
+                async move { Ok::<_, Infallible>(answer(&rt, req).await) }
             });
             let conn = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
@@ -59,7 +62,17 @@ pub async fn serve(listener: TcpListener, shared: SharedRuntime, mut stop: Watch
     }
 }
 
-fn answer(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
+async fn answer(rt: &Runtime, req: Request<Incoming>) -> Response<Full<Bytes>> {
+    if api::owns(req.uri().path()) {
+        let api = Api {
+            token: rt.config.admin.as_ref().and_then(|a| a.api_token.as_ref()),
+            deny: &rt.revocations,
+            redis: rt.fleet.redis.as_deref(),
+            issuers: rt.config.issuers.iter().map(|i| i.name.as_str()).collect(),
+            now: rt.clock.now(),
+        };
+        return api::handle(api, req).await;
+    }
     if req.method() != Method::GET && req.method() != Method::HEAD {
         return json(
             StatusCode::METHOD_NOT_ALLOWED,
@@ -79,17 +92,23 @@ fn answer(rt: &Runtime, req: &Request<Incoming>) -> Response<Full<Bytes>> {
 
 fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
     let waiting = rt.not_ready();
-    if waiting.is_empty() {
-        return json(StatusCode::OK, serde_json::json!({"status": "ready"}));
+    let mut body = if waiting.is_empty() {
+        serde_json::json!({"status": "ready"})
+    } else {
+        let issuers: serde_json::Map<String, serde_json::Value> = waiting
+            .iter()
+            .map(|(name, why)| (name.clone(), (*why).into()))
+            .collect();
+        serde_json::json!({"status": "not_ready", "issuers": issuers})
+    };
+    if let Some(redis) = rt.fleet.redis_status() {
+        body["redis"] = redis.into();
     }
-    let issuers: serde_json::Map<String, serde_json::Value> = waiting
-        .into_iter()
-        .map(|(name, why)| (name, why.into()))
-        .collect();
-    json(
-        StatusCode::SERVICE_UNAVAILABLE,
-        serde_json::json!({"status": "not_ready", "issuers": issuers}),
-    )
+    let status = match waiting.is_empty() {
+        true => StatusCode::OK,
+        false => StatusCode::SERVICE_UNAVAILABLE,
+    };
+    json(status, body)
 }
 
 fn metrics(rt: &Runtime) -> Response<Full<Bytes>> {

@@ -38,6 +38,16 @@ impl Clock {
         }
     }
 
+    /// Microseconds since the epoch, exact for a manual clock.
+    pub fn now_micros(&self) -> u64 {
+        match &self.manual {
+            None => SystemTime::now()
+                .duration_since(UNIX_EPOCH)
+                .map_or(0, |d| d.as_micros() as u64),
+            Some(micros) => micros.load(Ordering::Relaxed),
+        }
+    }
+
     /// Moves a manual clock forward; the system clock moves by itself.
     pub fn advance(&self, by: Duration) {
         if let Some(micros) = &self.manual {
@@ -62,6 +72,7 @@ mod tests {
         assert_eq!(clock.now(), 1_000.0);
         shared.advance(Duration::from_millis(1_500));
         assert_eq!(clock.now(), 1_001.5);
+        assert_eq!(clock.now_micros(), 1_001_500_000);
         assert_eq!(clock.until(1_003.5), Duration::from_secs(2));
         assert_eq!(clock.until(900.0), Duration::ZERO);
     }

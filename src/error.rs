@@ -3,8 +3,9 @@
 //! headers, the outcome label used in logs and metrics, the log level (by
 //! blame: client faults at debug, upstream faults at warn, ours at error),
 //! and the one log line of the failure. Phases report what happened
-//! ([`AuthError`], [`UpstreamError`], [`TargetError`]); one exhaustive match in
-//! `Rejection::answer` maps every variant.
+//! ([`AuthError`], [`UpstreamError`], [`TargetError`], a refusing rate-limit
+//! [`Verdict`]); one exhaustive match in `Rejection::answer` maps every
+//! variant.
 //!
 //! Every description is a `&'static str` from a fixed list, so nothing a
 //! client sent (a token, a claim, a kid, an alg) can be echoed back.
@@ -20,6 +21,7 @@ use crate::auth::dpop::DPOP_NONCE;
 use crate::auth::error::{AuthError, IntrospectionFailure};
 use crate::config::TokenBinding;
 use crate::proxy::error::UpstreamError;
+use crate::ratelimit::Verdict;
 use crate::target::TargetError;
 
 /// `Retry-After` while an issuer cannot be consulted.
@@ -45,6 +47,10 @@ pub enum Rejection {
     Auth(#[from] AuthError),
     #[error(transparent)]
     Upstream(#[from] UpstreamError),
+    /// The route's rate limit is exhausted for this caller (extensions
+    /// section 12); the verdict carries the headers that say so.
+    #[error("rate limited")]
+    RateLimited(Verdict),
 }
 
 /// What a challenge says besides the refusal: the realm, for a route that
@@ -102,6 +108,8 @@ enum Extra<'a> {
     Close,
     /// `DPoP-Nonce` with the fresh nonce of the context.
     DpopNonce,
+    /// `Retry-After`, `RateLimit-Policy` and `RateLimit`.
+    RateLimited(&'a Verdict),
 }
 
 /// Everything an answer is made of.
@@ -200,6 +208,14 @@ impl Rejection {
             .extra(Extra::Close),
             Rejection::Auth(e) => auth_answer(e),
             Rejection::Upstream(e) => upstream_answer(e),
+            Rejection::RateLimited(verdict) => Answer::new(
+                429,
+                "rate_limited",
+                Client,
+                "rate_limited",
+                "the rate limit of this route is exhausted; retry later",
+            )
+            .extra(Extra::RateLimited(verdict)),
         }
     }
 
@@ -263,6 +279,10 @@ impl Rejection {
                 if let Some(nonce) = context.dpop.and_then(|d| d.nonce) {
                     headers.insert(&DPOP_NONCE, nonce.clone());
                 }
+            }
+            Extra::RateLimited(verdict) => {
+                headers.insert(RETRY_AFTER, HeaderValue::from(verdict.retry_after_s));
+                verdict.add_to(headers);
             }
         }
         resp
@@ -511,6 +531,31 @@ mod tests {
         })
         .into_response(&realm_r());
         assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("1"));
+    }
+
+    #[test]
+    fn into_response_rate_limited_is_429_with_the_verdict_s_headers() {
+        let verdict = Verdict {
+            allowed: false,
+            retry_after_s: 12,
+            policy: HeaderValue::from_static("\"per_client\";q=100;w=60"),
+            state: HeaderValue::from_static("\"per_client\";r=0;t=12"),
+        };
+        let rejection = Rejection::RateLimited(verdict);
+        assert_eq!(rejection.outcome(), "rate_limited");
+        assert_eq!(rejection.blame(), Blame::Client);
+        let resp = rejection.into_response(&realm_r());
+        assert_eq!(resp.status().as_u16(), 429);
+        assert_eq!(header(&resp, WWW_AUTHENTICATE), None);
+        assert_eq!(header(&resp, RETRY_AFTER).as_deref(), Some("12"));
+        assert_eq!(
+            header(&resp, crate::ratelimit::RATELIMIT_POLICY.clone()).as_deref(),
+            Some("\"per_client\";q=100;w=60")
+        );
+        assert_eq!(
+            header(&resp, crate::ratelimit::RATELIMIT.clone()).as_deref(),
+            Some("\"per_client\";r=0;t=12")
+        );
     }
 
     #[test]

@@ -24,6 +24,7 @@
 //! | [`auth`] | bearer extraction, JWT verification, key sets, introspection, `AuthError`, the verified principal |
 //! | [`metadata`] | RFC 9728 protected-resource metadata: the documents and their lookup |
 //! | [`policy`] | route scope rules |
+//! | [`ratelimit`] | `[rate_limits.NAME]`: GCRA per key, shared through Redis or local, the `RateLimit` headers |
 //! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`config`] | the file and environment → validated, typed [`config::Config`] |
@@ -38,9 +39,10 @@
 //! hands each request to [`service::handle`] with the current [`runtime`]
 //! snapshot. `service` normalises the target (`target`), finds the
 //! [`runtime::CompiledRoute`] (`route`), extracts and verifies the
-//! credential (`auth`), checks the route's scopes (`policy`), and forwards
-//! (`proxy`), streaming the upstream's answer back. A phase that refuses
-//! returns its error; [`error::Rejection`] renders and logs it in one place.
+//! credential (`auth`), checks the route's scopes (`policy`) and its rate
+//! limit (`ratelimit`), and forwards (`proxy`), streaming the upstream's
+//! answer back. A phase that refuses returns its error;
+//! [`error::Rejection`] renders and logs it in one place.
 
 #![forbid(unsafe_code)]
 
@@ -54,12 +56,15 @@ pub mod demo;
 pub mod error;
 pub mod evidence;
 pub mod fetch;
+pub mod fleet;
 pub mod gateway;
 pub mod header_names;
 pub mod metadata;
 pub mod policy;
 pub mod proxy;
+pub mod ratelimit;
 pub mod reload;
+pub mod revocation;
 pub mod route;
 pub mod runtime;
 pub mod server;

@@ -21,8 +21,11 @@ use crate::auth::Authenticator;
 use crate::clock::Clock;
 use crate::config::{Config, ConfigError, ConfigErrors, KeySource, RouteConfig, ServerConfig};
 use crate::fetch::HttpFetcher;
+use crate::fleet::Fleet;
 use crate::metadata::ResourceMetadata;
 use crate::proxy::Upstream;
+use crate::ratelimit::RateLimits;
+use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
 
@@ -46,6 +49,14 @@ pub struct Runtime {
     unrouted: RouteMetrics,
     /// Every `[resources.NAME]` with its metadata document, in name order.
     pub resources: Vec<Arc<ResourceMetadata>>,
+    /// The shared Redis, if any; carried over reloads while `[redis]` is
+    /// unchanged.
+    pub fleet: Fleet,
+    /// The deny-list of revoked tokens; carried over every reload.
+    pub revocations: Arc<DenyList>,
+    /// Every `[rate_limits.NAME]` with its local state; an unchanged limit
+    /// keeps its state over a reload.
+    pub rate_limits: RateLimits,
 }
 
 /// One route, compiled once per snapshot: its configuration and everything
@@ -97,8 +108,8 @@ impl Runtime {
                 &config.server.client_certs,
             ) {
                 Ok(c) => Some(TlsAcceptor::from(c)),
-                Err(reason) => {
-                    errors.push(ConfigError::new("server.tls_cert", reason));
+                Err((key, reason)) => {
+                    errors.push(ConfigError::new(key, reason));
                     None
                 }
             },
@@ -115,7 +126,14 @@ impl Runtime {
             Some(p) => p.fetcher.clone(),
             None => HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?,
         };
-        let auth = match Authenticator::new(&config, &fetcher, previous.map(|p| &p.auth), &clock) {
+        let fleet = Fleet::new(&config, previous.map(|p| &p.fleet));
+        let auth = match Authenticator::new(
+            &config,
+            &fetcher,
+            previous.map(|p| &p.auth),
+            &clock,
+            fleet.redis.as_ref(),
+        ) {
             Ok(auth) => Some(auth),
             Err(mut e) => {
                 errors.append(&mut e);
@@ -165,7 +183,12 @@ impl Runtime {
                 metrics: RouteMetrics::new(r.path.as_str()),
             })
             .collect();
+        let revocations = previous.map(|p| p.revocations.clone()).unwrap_or_default();
+        let rate_limits = RateLimits::new(&config.rate_limits, previous.map(|p| &p.rate_limits));
         Ok(Runtime {
+            fleet,
+            revocations,
+            rate_limits,
             http: http_builder(&config.server),
             config,
             routes,
@@ -217,6 +240,16 @@ impl Runtime {
     /// more.
     pub fn start(&self) {
         self.auth.start();
+        if let Some(redis) = &self.fleet.redis {
+            if redis.start() {
+                crate::revocation::sync::start(
+                    redis,
+                    &self.revocations,
+                    self.config.revocation.sync_interval,
+                    &self.clock,
+                );
+            }
+        }
     }
 
     /// Before a reload's swap: fetches the key sets this snapshot does not

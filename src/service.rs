@@ -1,7 +1,7 @@
 //! The request path, top to bottom in one place: target, route, credential,
-//! verification, policy, forward. Every refusal is a [`Rejection`] rendered
-//! by `error`; nothing here returns an error to hyper. One access-log event
-//! per request.
+//! verification, policy, rate limit, forward. Every refusal is a
+//! [`Rejection`] rendered by `error`; nothing here returns an error to
+//! hyper. One access-log event per request.
 
 use http::header::{HeaderName, HOST, TRANSFER_ENCODING};
 use http::{HeaderValue, Method, Request, Response, Version};
@@ -16,13 +16,14 @@ use crate::auth::binding::{self, Evidence};
 use crate::auth::dpop::DPOP_NONCE;
 use crate::auth::AuthError;
 use crate::auth::Principal;
-use crate::config::AuthMode;
+use crate::config::{AuthMode, RouteConfig};
 use crate::error::{Challenge, DpopChallenge, Rejection};
 use crate::evidence;
 use crate::metadata::{self, ResourceMetadata};
 use crate::policy;
 use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
 use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
+use crate::ratelimit::{Caller, Verdict};
 use crate::route::Match;
 use crate::runtime::{CompiledRoute, Runtime};
 use crate::target::{normalize_host, normalize_path, TargetError};
@@ -169,13 +170,18 @@ async fn pipeline<'a>(
         host: original_host.as_ref(),
         path: &path,
     };
-    let principal = authenticate(rt, compiled, &req, &sender).await?;
+    let verified = authenticate(rt, compiled, &req, &sender).await?;
+    let principal = verified.as_ref().map(|v| v.principal.clone());
     // Known from here on, also when the scope check refuses the request.
     trace.principal = principal.clone();
     if let Some(p) = &principal {
         if !policy::allows(route, &p.scopes) {
             return Err(AuthError::InsufficientScope(compiled.challenge.clone()).into());
         }
+    }
+    let rate = rate_limit(rt, route, verified.as_ref(), &req, &sender).await;
+    if let Some(refused) = rate.as_ref().filter(|v| !v.allowed) {
+        return Err(Rejection::RateLimited(refused.clone()));
     }
     let identity = principal
         .as_deref()
@@ -209,7 +215,45 @@ async fn pipeline<'a>(
     };
     // Boxed: the forwarding future is large, and hyper moves the service
     // future into place; a small outer future keeps those moves cheap.
-    Ok(Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await?)
+    let mut resp = Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await?;
+    if let Some(verdict) = &rate {
+        verdict.add_to(resp.headers_mut());
+    }
+    Ok(resp)
+}
+
+/// Counts the request against the route's rate limit, if it has one
+/// (extensions section 12): only requests that passed authentication and
+/// scopes get here. The key comes from the verified token, or the client
+/// address (after `trusted_proxies`) when the request cannot give one.
+async fn rate_limit(
+    rt: &Runtime,
+    route: &RouteConfig,
+    verified: Option<&Verified<'_>>,
+    req: &Request<Incoming>,
+    sender: &Sender<'_>,
+) -> Option<Verdict> {
+    let limit = rt.rate_limits.get(route.rate_limit?)?;
+    let server = &rt.config.server;
+    let ip = proxy::client_address(
+        req.headers(),
+        &sender.conn.peer_ip,
+        &server.trusted_proxies,
+        sender.peer_trusted,
+    );
+    let principal = verified.map(|v| &*v.principal);
+    let caller = Caller {
+        issuer: principal.map(|p| rt.config.issuers[p.issuer].name.as_str()),
+        subject: principal.and_then(|p| p.subject.as_deref()),
+        client_id: principal.and_then(|p| p.client_id.as_deref()),
+        token: verified.map(|v| v.token),
+        ip: ip.as_bytes(),
+    };
+    Some(
+        limit
+            .check(&caller, rt.fleet.redis.as_deref(), &rt.clock)
+            .await,
+    )
 }
 
 /// What the request shows about its sender, for bound tokens.
@@ -222,18 +266,25 @@ struct Sender<'a> {
     path: &'a str,
 }
 
+/// A verified token: the identity it proves, and the token itself (for a
+/// rate limit keyed by it; never logged or kept).
+struct Verified<'r> {
+    principal: Arc<Principal>,
+    token: &'r str,
+}
+
 /// Applies the route's `auth` mode: `none` forwards without a look at the
 /// credential; `optional` forwards anonymously without one but rejects a bad
 /// one exactly like `required`. A DPoP credential's proof is checked before
 /// the token (it needs no network), and the token's binding and the route's
 /// `token_binding` after it, on every request, cached identity or not. The
 /// caller checks the verified principal against the route's scopes.
-async fn authenticate(
+async fn authenticate<'r>(
     rt: &Runtime,
     compiled: &CompiledRoute,
-    req: &Request<Incoming>,
+    req: &'r Request<Incoming>,
     sender: &Sender<'_>,
-) -> Result<Option<Arc<Principal>>, AuthError> {
+) -> Result<Option<Verified<'r>>, AuthError> {
     let route = &compiled.config;
     if route.auth == AuthMode::None {
         return Ok(None);
@@ -265,6 +316,10 @@ async fn authenticate(
         None => None,
     };
     let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
+    let issuer = &rt.config.issuers[principal.issuer].name;
+    if rt.revocations.revoked(&principal, issuer, rt.clock.now()) {
+        return Err(AuthError::InvalidToken("the token has been revoked"));
+    }
     let bound_to_cert = principal.binding.as_ref().is_some_and(|b| b.x5t.is_some());
     let cert = bound_to_cert
         .then(|| {
@@ -292,9 +347,9 @@ async fn authenticate(
         }
     }
     if let (Some(d), Some(proof)) = (dpop, &proof) {
-        d.remember(proof)?;
+        d.remember(proof).await?;
     }
-    Ok(Some(principal))
+    Ok(Some(Verified { principal, token }))
 }
 
 /// `GET`/`HEAD` of a resource's metadata URL (RFC 9728), before routing and

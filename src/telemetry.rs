@@ -21,7 +21,7 @@ use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 /// The `outcome` label values of `tokengate_requests_total`.
-pub const OUTCOMES: [&str; 11] = [
+pub const OUTCOMES: [&str; 12] = [
     "forwarded",
     "missing_token",
     "invalid_request",
@@ -33,6 +33,7 @@ pub const OUTCOMES: [&str; 11] = [
     "upstream_error",
     "request_timeout",
     "metadata",
+    "rate_limited",
 ];
 
 /// Latency buckets in seconds: 100 us to 10 s.

@@ -42,11 +42,21 @@ pub fn install_default_provider() {
 }
 
 /// The server config for `cert` and `key` (PEM) asking for client
-/// certificates as `client_certs` says; the error is the reason.
+/// certificates as `client_certs` says; the error is the configuration key
+/// at fault and the reason.
 pub fn server_config(
     cert: &Path,
     key: &Path,
     client_certs: &ClientCerts,
+) -> Result<Arc<rustls::ServerConfig>, (&'static str, String)> {
+    let verifier = client_verifier(client_certs).map_err(|e| ("server.tls_client_ca", e))?;
+    server_config_with(cert, key, verifier).map_err(|e| ("server.tls_cert", e))
+}
+
+fn server_config_with(
+    cert: &Path,
+    key: &Path,
+    verifier: Arc<dyn ClientCertVerifier>,
 ) -> Result<Arc<rustls::ServerConfig>, String> {
     let certs = CertificateDer::pem_file_iter(cert)
         .map_err(|e| format!("cannot read certificates: {e}"))?
@@ -60,7 +70,7 @@ pub fn server_config(
     let mut config = rustls::ServerConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
         .map_err(|e| e.to_string())?
-        .with_client_cert_verifier(client_verifier(client_certs)?)
+        .with_client_cert_verifier(verifier)
         .with_single_cert(certs, key)
         .map_err(|e| format!("certificate and key do not form a usable pair: {e}"))?;
     config.alpn_protocols = vec![b"h2".to_vec(), b"http/1.1".to_vec()];

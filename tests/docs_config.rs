@@ -164,6 +164,16 @@ fn base() -> Vec<(&'static str, Vec<(String, String)>)> {
         ),
         ("[forward]", vec![]),
         ("[dpop]", vec![]),
+        ("[redis]", kv(&[("url", "\"redis://127.0.0.1:6379/0\"")])),
+        ("[revocation]", vec![]),
+        (
+            "[rate_limits.per_client]",
+            kv(&[
+                ("key", "\"client_id\""),
+                ("requests", "100"),
+                ("window_s", "60"),
+            ]),
+        ),
         (
             "[resources.api]",
             kv(&[("resource", "\"https://api.example.com\"")]),
@@ -181,6 +191,7 @@ fn base_header(doc_header: &str) -> String {
         .replace("issuers.NAME", "issuers.corp")
         .replace("upstreams.NAME", "upstreams.orders")
         .replace("resources.NAME", "resources.api")
+        .replace("rate_limits.NAME", "rate_limits.per_client")
 }
 
 /// The base configuration with `key = value` set in `header`.

@@ -30,6 +30,7 @@ pub(super) fn introspector() -> &'static Introspector {
             vec!["sub".into(), "tenant".into()],
             fetcher,
             tokengate::clock::Clock::system(),
+            None,
         )
     })
 }

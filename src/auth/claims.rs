@@ -152,6 +152,8 @@ pub fn validate(
         scopes,
         subject: text("sub"),
         client_id: text("client_id"),
+        token_id: text("jti"),
+        issued_at: claims.get("iat").and_then(Value::as_f64),
         audiences: audience_values(claims.get("aud")),
         binding,
         forwarded: forward_claims

@@ -13,6 +13,11 @@
 //! `leeway_s`), so a replay inside the window is refused and the cache
 //! never holds an entry longer than needed.
 //!
+//! With `[redis]` the replay check is also the fleet's: an accepted proof's
+//! key is set in Redis with `SET NX` and the same lifetime, so a proof
+//! replayed at another instance is refused; while Redis cannot answer, the
+//! instance's own cache decides alone.
+//!
 //! Nonces are stateless: base64url of the issue time and an HMAC-SHA256 of
 //! it under a random key this process keeps across reloads; a nonce is live
 //! for `nonce_ttl_s`. Replicas do not share the key (fleet state is another
@@ -32,6 +37,7 @@ use super::jwk::{proof_key, ProofKey};
 use super::{jws, AuthError};
 use crate::clock::Clock;
 use crate::config::{Algorithm, DpopConfig};
+use crate::fleet::client::Redis;
 use crate::target::normalize_path;
 
 /// The request header that carries the proof.
@@ -50,6 +56,7 @@ pub struct Dpop {
     replay: Cache<[u8; 32], f64>,
     nonce_key: Arc<hmac::Key>,
     clock: Clock,
+    shared: Option<Arc<Redis>>,
 }
 
 /// A proof whose every check passed; its `jti` is not yet remembered.
@@ -74,7 +81,12 @@ impl moka::Expiry<[u8; 32], f64> for UntilStale {
 impl Dpop {
     /// New state for `config`; a reload keeps the previous nonce key, and
     /// the replay cache while its size is unchanged.
-    pub fn new(config: &DpopConfig, previous: Option<&Dpop>, clock: &Clock) -> Dpop {
+    pub fn new(
+        config: &DpopConfig,
+        previous: Option<&Dpop>,
+        clock: &Clock,
+        shared: Option<Arc<Redis>>,
+    ) -> Dpop {
         let replay = previous
             .filter(|p| p.config.replay_cache_size == config.replay_cache_size)
             .map(|p| p.replay.clone())
@@ -94,6 +106,7 @@ impl Dpop {
             replay,
             nonce_key,
             clock: clock.clone(),
+            shared,
         }
     }
 
@@ -163,17 +176,36 @@ impl Dpop {
     }
 
     /// Records the proof's `jti`; a `jti` already recorded for the same key
-    /// inside the window is a replay.
-    pub fn remember(&self, proof: &Proof) -> Result<(), AuthError> {
+    /// inside the window, here or (with `[redis]`) at another instance, is
+    /// a replay.
+    pub async fn remember(&self, proof: &Proof) -> Result<(), AuthError> {
+        let replayed = Err(AuthError::InvalidDpopProof("DPoP proof was already used"));
         let entry = self
             .replay
             .entry(proof.replay_key)
             .or_insert(proof.stale_at);
-        if entry.is_fresh() {
-            Ok(())
-        } else {
-            Err(AuthError::InvalidDpopProof("DPoP proof was already used"))
+        if !entry.is_fresh() {
+            return replayed;
         }
+        if let Some(redis) = &self.shared {
+            let ms = (self.clock.until(proof.stale_at).as_millis() as u64).max(1);
+            let hex: String = proof
+                .replay_key
+                .iter()
+                .map(|b| format!("{b:02x}"))
+                .collect();
+            let cmd = redis::cmd("SET")
+                .arg(redis.key(&format!("dpop:{hex}")))
+                .arg("1")
+                .arg("NX")
+                .arg("PX")
+                .arg(ms)
+                .clone();
+            if let Some(None) = redis.query::<Option<String>>("dpop_replay", &cmd).await {
+                return replayed;
+            }
+        }
+        Ok(())
     }
 
     /// A fresh server nonce, for `DPoP-Nonce`.

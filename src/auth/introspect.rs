@@ -15,6 +15,11 @@
 //! provider from a flood of random tokens. Every failure to get an answer
 //! (timeout, 5xx, 401/403 for our own credentials, non-JSON) is a 503: a
 //! token that cannot be checked is never forwarded.
+//!
+//! With `[redis]`, answers are also shared by the fleet
+//! ([`super::shared_answers`]): a second-level cache behind the local one,
+//! with the same TTL rules, and a short Redis lock so that N instances
+//! receiving one new token make one call.
 
 use aws_lc_rs::digest::{Context, SHA256};
 use base64::engine::general_purpose::STANDARD;
@@ -30,10 +35,12 @@ use std::time::{Duration, Instant};
 use tokio::sync::Semaphore;
 
 use super::error::{AuthError, IntrospectionFailure};
+use super::shared_answers::{SharedAnswers, StoredAnswer};
 use super::{claims, Principal};
 use crate::clock::Clock;
 use crate::config::{ClientAuthMethod, IntrospectionRules, IssuerConfig};
 use crate::fetch::HttpFetcher;
+use crate::fleet::client::Redis;
 
 /// An introspection answer larger than this is a failure.
 const MAX_ANSWER_BYTES: usize = 256 * 1024;
@@ -80,6 +87,7 @@ pub struct Introspector {
     in_flight: Arc<Semaphore>,
     cache_counters: crate::telemetry::CacheCounters,
     clock: Clock,
+    shared: Option<Arc<Redis>>,
 }
 
 /// `application/x-www-form-urlencoded` encoding of one value.
@@ -105,6 +113,7 @@ impl Introspector {
         forward_claims: Vec<String>,
         fetcher: HttpFetcher,
         clock: Clock,
+        shared: Option<Arc<Redis>>,
     ) -> Introspector {
         let basic = (config.auth_method == ClientAuthMethod::ClientSecretBasic).then(|| {
             let pair = format!(
@@ -136,6 +145,7 @@ impl Introspector {
             in_flight: Arc::new(Semaphore::new(config.max_concurrent)),
             cache_counters: crate::telemetry::CacheCounters::new("introspection"),
             clock,
+            shared,
         }
     }
 
@@ -162,21 +172,71 @@ impl Introspector {
         self.cache_counters.misses.increment(1);
         let cached = self
             .cache
-            .try_get_with(key, self.call(token))
+            .try_get_with(key, self.call(token, key))
             .await
             .map_err(|e| (*e).clone())?;
         cached.answer.into_result()
     }
 
-    async fn call(&self, token: &str) -> Result<Cached, AuthError> {
+    /// The answer for a token the local cache does not have: from the
+    /// fleet's cache, or from the endpoint (at most one instance at a time
+    /// per token, while Redis answers).
+    async fn call(&self, token: &str, key: [u8; 32]) -> Result<Cached, AuthError> {
+        let Some(redis) = &self.shared else {
+            return self.call_endpoint(token).await.map(|(c, _)| c);
+        };
+        let shared = SharedAnswers::new(redis, &key, self.config.timeout);
+        let now = self.clock.now();
+        if let Some(cached) = self.shared_answer(&shared, now).await {
+            return Ok(cached);
+        }
+        let held = shared.lock().await;
+        if !held {
+            // Another instance is asking: wait for its answer, then ask
+            // ourselves if none came.
+            if let Some(doc) = shared.wait().await {
+                if let Some(cached) = self.rejudge(doc, self.clock.now()) {
+                    return Ok(cached);
+                }
+            }
+        }
+        let result = self.call_endpoint(token).await;
+        if let Ok((cached, Some(doc))) = &result {
+            shared.store(doc, cached.until, self.clock.now()).await;
+        }
+        if held {
+            shared.unlock().await;
+        }
+        result.map(|(c, _)| c)
+    }
+
+    async fn shared_answer(&self, shared: &SharedAnswers<'_>, now: f64) -> Option<Cached> {
+        let doc = shared.get().await?;
+        self.rejudge(doc, now)
+    }
+
+    /// A shared answer judged here, by this issuer's rules, with its
+    /// remaining lifetime.
+    fn rejudge(&self, stored: StoredAnswer, now: f64) -> Option<Cached> {
+        (stored.until > now).then(|| Cached {
+            answer: self.judge(&stored.doc, now),
+            until: stored.until,
+        })
+    }
+
+    /// One endpoint call; also returns the answer document, for sharing.
+    async fn call_endpoint(
+        &self,
+        token: &str,
+    ) -> Result<(Cached, Option<Map<String, Value>>), AuthError> {
         let now = self.clock.now();
         let result = self.exchange(token, now).await;
         self.count(match &result {
-            Ok(Answer::Active(_)) => "active",
-            Ok(Answer::Refused(_)) => "inactive",
+            Ok((Answer::Active(_), _)) => "active",
+            Ok((Answer::Refused(_), _)) => "inactive",
             Err(cause) => cause.label(),
         });
-        let answer = result.map_err(|cause| AuthError::Introspection {
+        let (answer, doc) = result.map_err(|cause| AuthError::Introspection {
             issuer: self.name.clone(),
             cause,
         })?;
@@ -184,11 +244,15 @@ impl Introspector {
             Answer::Active(p) => p.expires_at.min(now + self.config.cache_ttl.as_secs_f64()),
             Answer::Refused(_) => now + self.config.negative_cache_ttl.as_secs_f64(),
         };
-        Ok(Cached { answer, until })
+        Ok((Cached { answer, until }, Some(doc)))
     }
 
-    /// One call to the endpoint, judged.
-    async fn exchange(&self, token: &str, now: f64) -> Result<Answer, IntrospectionFailure> {
+    /// One call to the endpoint, judged; with the answer document.
+    async fn exchange(
+        &self,
+        token: &str,
+        now: f64,
+    ) -> Result<(Answer, Map<String, Value>), IntrospectionFailure> {
         let Ok(_permit) = self.in_flight.try_acquire() else {
             return Err(IntrospectionFailure::Overloaded);
         };
@@ -209,7 +273,7 @@ impl Introspector {
         }
         // Strict: a duplicated member (`"active"` twice) is not an answer.
         let doc = super::json::parse_object(&fetched.body).ok_or(IntrospectionFailure::NotJson)?;
-        Ok(self.judge(&doc, now))
+        Ok((self.judge(&doc, now), doc))
     }
 
     fn count(&self, result: &'static str) {
@@ -299,6 +363,8 @@ impl Introspector {
             scopes: claims::scopes(doc, &self.scope_claims)?,
             subject: text("sub"),
             client_id: text("client_id"),
+            token_id: text("jti"),
+            issued_at: doc.get("iat").and_then(Value::as_f64),
             audiences: claims::audience_values(doc.get("aud")),
             binding,
             forwarded: self
@@ -339,6 +405,7 @@ mod tests {
             vec!["sub".into()],
             HttpFetcher::new().unwrap(),
             Clock::system(),
+            None,
         )
     }
 

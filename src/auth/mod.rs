@@ -12,6 +12,7 @@
 //! | [`keys`] | one issuer's key set over time: fetch, refresh, stale, miss |
 //! | [`introspect`] | opaque tokens: RFC 7662 calls, their cache and limits |
 //! | [`principal`] | the verified identity |
+//! | [`shared_answers`] | introspection answers shared by the fleet through Redis |
 //!
 //! [`Authenticator::authenticate`] dispatches by token shape (a JWT to the
 //! issuer its `iss` names; an opaque token to the first of the route's
@@ -32,6 +33,7 @@ pub mod jwk;
 pub mod jws;
 pub mod keys;
 pub mod principal;
+pub mod shared_answers;
 
 pub use error::AuthError;
 pub use principal::Principal;
@@ -46,6 +48,7 @@ use std::time::{Duration, Instant};
 use crate::clock::Clock;
 use crate::config::{Algorithm, Config, ConfigError, IssuerConfig};
 use crate::fetch::HttpFetcher;
+use crate::fleet::client::Redis;
 use introspect::Introspector;
 use keys::{IssuerKeys, JwtIssuer, Unusable};
 
@@ -65,6 +68,9 @@ pub struct Authenticator {
     forward_claims: Vec<String>,
     /// DPoP proof state, when `[dpop]` is configured.
     pub dpop: Option<dpop::Dpop>,
+    /// The fleet's Redis: a second-level introspection cache and the
+    /// fleet-wide DPoP replay check.
+    shared: Option<Arc<Redis>>,
     clock: Clock,
 }
 
@@ -103,6 +109,7 @@ impl Authenticator {
         fetcher: &HttpFetcher,
         previous: Option<&Authenticator>,
         clock: &Clock,
+        shared: Option<&Arc<Redis>>,
     ) -> Result<Authenticator, Vec<ConfigError>> {
         let forward_claims: Vec<String> = config
             .forward
@@ -113,7 +120,13 @@ impl Authenticator {
         let same = |index: usize| -> Option<&Authenticator> {
             let prev = previous?;
             let old = prev.issuers.get(index)?;
-            (*old == config.issuers[index] && prev.forward_claims == forward_claims).then_some(prev)
+            let same_redis = match (&prev.shared, shared) {
+                (Some(a), Some(b)) => Arc::ptr_eq(a, b),
+                (None, None) => true,
+                _ => false,
+            };
+            (*old == config.issuers[index] && prev.forward_claims == forward_claims && same_redis)
+                .then_some(prev)
         };
         let mut keys = Vec::new();
         let mut errors = Vec::new();
@@ -148,6 +161,7 @@ impl Authenticator {
                         forward_claims.clone(),
                         fetcher.clone(),
                         clock.clone(),
+                        shared.cloned(),
                     ))),
                 }
             })
@@ -166,12 +180,13 @@ impl Authenticator {
                     .build()
             })
         });
-        let dpop = config
-            .dpop
-            .as_ref()
-            .map(|d| dpop::Dpop::new(d, previous.and_then(|p| p.dpop.as_ref()), clock));
+        let dpop = config.dpop.as_ref().map(|d| {
+            let previous = previous.and_then(|p| p.dpop.as_ref());
+            dpop::Dpop::new(d, previous, clock, shared.cloned())
+        });
         Ok(Authenticator {
             dpop,
+            shared: shared.cloned(),
             issuers: config.issuers.clone(),
             keys,
             introspectors,
@@ -358,7 +373,7 @@ mod tests {
         let text = format!("[upstreams.a]\nurl = \"http://127.0.0.1:1\"\n{issuers}");
         let config = Config::from_toml(&text, Path::new("."), Vec::new()).expect("config");
         let fetcher = HttpFetcher::new().expect("fetcher");
-        Authenticator::new(&config, &fetcher, previous, clock).expect("authenticator")
+        Authenticator::new(&config, &fetcher, previous, clock, None).expect("authenticator")
     }
 
     /// A cached identity is refused once the clock passes `exp` plus the
@@ -375,6 +390,8 @@ mod tests {
             scopes: Vec::new(),
             subject: None,
             client_id: None,
+            token_id: None,
+            issued_at: None,
             audiences: Vec::new(),
             binding: None,
             forwarded: serde_json::Map::new(),

@@ -15,6 +15,10 @@ pub struct Principal {
     pub scopes: Vec<String>,
     pub subject: Option<String>,
     pub client_id: Option<String>,
+    /// The token's `jti`, for revocation by token id.
+    pub token_id: Option<String>,
+    /// The token's `iat`, for revocation of a subject or client.
+    pub issued_at: Option<f64>,
     /// The token's `aud` values (a string, or the strings of an array), for
     /// the audience binding of a route's resource (RFC 8707).
     pub audiences: Vec<String>,

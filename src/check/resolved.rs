@@ -9,7 +9,8 @@ use super::render::{Item, Table};
 use super::MASK;
 use crate::config::{
     AuthMode, ClientAuthMethod, ClientCertAuth, Config, IssuerConfig, KeySource, Profile,
-    ResourceConfig, RouteConfig, Scheme, TokenBinding, UpstreamConfig,
+    RateLimitConfig, RateLimitKey, RedisConfig, RedisServers, ResourceConfig, RouteConfig, Scheme,
+    TokenBinding, UpstreamConfig,
 };
 
 fn ms(d: Duration) -> Value {
@@ -24,7 +25,8 @@ fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Value {
     Value::from(items.into_iter().map(|s| s.to_string()).collect::<Vec<_>>())
 }
 
-/// `server`, `admin`, `issuers`, `upstreams`, `forward`, `dpop`, `resources`.
+/// `server`, `admin`, `issuers`, `upstreams`, `forward`, `dpop`,
+/// `resources`, `redis`, `revocation`, `rate_limits`.
 pub(super) fn config(c: &Config) -> Table {
     let s = &c.server;
     let server = Table::default()
@@ -88,7 +90,13 @@ pub(super) fn config(c: &Config) -> Table {
     root = match &c.admin {
         Some(a) => root.with_table(
             "admin",
-            Table::default().with("listen", a.listen.to_string()),
+            Table::default()
+                .with("listen", a.listen.to_string())
+                .with_option(
+                    "api_token",
+                    a.api_token.as_ref().map(|_| Value::from(MASK)),
+                    "not set: the /revocations endpoints answer 404",
+                ),
         ),
         None => root.with_unset("admin", "not configured: no admin endpoints"),
     };
@@ -136,7 +144,52 @@ pub(super) fn config(c: &Config) -> Table {
             .map(|r| (r.name.clone(), Item::Table(resource(r))))
             .collect(),
     );
-    root.with_table("resources", resources)
+    let root = root.with_table("resources", resources);
+    let root = match &c.redis {
+        Some(r) => root.with_table("redis", redis(r)),
+        None => root.with_unset(
+            "redis",
+            "not configured: every instance keeps its own state",
+        ),
+    };
+    let limits = Table(
+        c.rate_limits
+            .iter()
+            .map(|l| (l.name.clone(), Item::Table(rate_limit(l))))
+            .collect(),
+    );
+    root.with_table(
+        "revocation",
+        Table::default().with("sync_interval_s", secs(c.revocation.sync_interval)),
+    )
+    .with_table("rate_limits", limits)
+}
+
+/// `[redis]`; URLs are masked, since they may hold a password.
+fn redis(r: &RedisConfig) -> Table {
+    let t = match &r.servers {
+        RedisServers::Single(_) => Table::default().with("url", MASK),
+        RedisServers::Cluster(urls) => {
+            Table::default().with("cluster_urls", strings(urls.iter().map(|_| MASK)))
+        }
+    };
+    t.with("key_prefix", r.key_prefix.clone())
+        .with("timeout_ms", ms(r.timeout))
+}
+
+fn rate_limit(l: &RateLimitConfig) -> Table {
+    Table::default()
+        .with(
+            "key",
+            match l.key {
+                RateLimitKey::ClientId => "client_id",
+                RateLimitKey::Sub => "sub",
+                RateLimitKey::Ip => "ip",
+                RateLimitKey::Token => "token",
+            },
+        )
+        .with("requests", l.requests)
+        .with("window_s", secs(l.window))
 }
 
 fn resource(r: &ResourceConfig) -> Table {
@@ -288,6 +341,12 @@ pub(super) fn route(c: &Config, r: &RouteConfig) -> Table {
             "resource",
             r.resource.map(|i| Value::from(c.resources[i].name.clone())),
             "not set: no resource metadata, no resource audience",
+        )
+        .with_option(
+            "rate_limit",
+            r.rate_limit
+                .map(|i| Value::from(c.rate_limits[i].name.clone())),
+            "not set: no rate limit",
         )
         .with(
             "token_binding",

@@ -18,7 +18,12 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     let dpop = super::binding::dpop(&mut b, raw.dpop.as_ref());
     let admin = raw.admin.as_ref().map(|a| AdminConfig {
         listen: b.addr("admin.listen", &a.listen),
+        api_token: super::fleet::api_token(&mut b, &a.api_token),
     });
+    let redis = super::fleet::redis(&mut b, raw.redis.as_ref());
+    let revocation = super::fleet::revocation(&mut b, &raw.revocation);
+    let rate_limits = super::fleet::rate_limits(&mut b, &raw.rate_limits);
+    let rate_limit_names: Vec<&String> = raw.rate_limits.keys().collect();
     let issuers: Vec<IssuerConfig> = raw
         .issuers
         .iter()
@@ -51,6 +56,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
                 issuers: &issuers,
                 upstreams: &upstreams,
                 resources: &resource_names,
+                rate_limits: &rate_limit_names,
                 dpop_on: dpop.is_some(),
             };
             route(&mut b, i, r, &names)
@@ -66,6 +72,9 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         routes,
         resources,
         dpop,
+        redis,
+        revocation,
+        rate_limits,
         source: None,
         source_digest: None,
     })
@@ -300,6 +309,7 @@ struct Names<'a> {
     issuers: &'a [IssuerConfig],
     upstreams: &'a [UpstreamConfig],
     resources: &'a [&'a String],
+    rate_limits: &'a [&'a String],
     dpop_on: bool,
 }
 
@@ -428,7 +438,24 @@ fn route(b: &mut Builder, i: usize, r: &RawRoute, names: &Names) -> RouteConfig 
         names.dpop_on,
         auth,
     );
+    let rate_limit = r.rate_limit.as_ref().and_then(|name| {
+        let found = names.rate_limits.iter().position(|n| *n == name);
+        if found.is_none() {
+            b.err(
+                k("rate_limit"),
+                format!("{name:?} names no [rate_limits.{name}] table"),
+            );
+        }
+        found
+    });
+    if rate_limit.is_some() && auth == AuthMode::None {
+        b.err(
+            k("rate_limit"),
+            "a route with auth = \"none\" has no authenticated request to count",
+        );
+    }
     RouteConfig {
+        rate_limit,
         token_binding,
         resource,
         host,

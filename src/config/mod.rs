@@ -14,6 +14,7 @@
 mod binding;
 mod build;
 mod builder;
+mod fleet;
 mod issuers;
 mod load;
 mod raw;
@@ -50,6 +51,11 @@ pub struct Config {
     pub resources: Vec<ResourceConfig>,
     /// DPoP proof rules; `None`: DPoP is off.
     pub dpop: Option<DpopConfig>,
+    /// Shared fleet state; `None`: this instance keeps its own.
+    pub redis: Option<RedisConfig>,
+    pub revocation: RevocationConfig,
+    /// Rate limits in name order; routes refer to them by index.
+    pub rate_limits: Vec<RateLimitConfig>,
     /// The file this configuration came from, if any (reload re-reads it).
     pub source: Option<PathBuf>,
     /// SHA-256 of that file's bytes, so a watcher can tell a real change.
@@ -150,6 +156,57 @@ pub struct TlsFiles {
 #[derive(Debug, Clone)]
 pub struct AdminConfig {
     pub listen: SocketAddr,
+    /// The bearer token of `/revocations`; `None`: those endpoints are 404.
+    pub api_token: Option<Secret>,
+}
+
+/// `[redis]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RedisConfig {
+    pub servers: RedisServers,
+    pub key_prefix: String,
+    pub timeout: Duration,
+}
+
+/// One server or a cluster's seed nodes; URLs may hold credentials.
+#[derive(Clone, PartialEq, Eq)]
+pub enum RedisServers {
+    Single(Secret),
+    Cluster(Vec<Secret>),
+}
+
+impl fmt::Debug for RedisServers {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            RedisServers::Single(_) => f.write_str("Single(<url>)"),
+            RedisServers::Cluster(urls) => write!(f, "Cluster(<{} urls>)", urls.len()),
+        }
+    }
+}
+
+/// `[revocation]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RevocationConfig {
+    pub sync_interval: Duration,
+}
+
+/// What a rate limit counts requests under.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RateLimitKey {
+    ClientId,
+    Sub,
+    Ip,
+    Token,
+}
+
+/// `[rate_limits.NAME]`.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct RateLimitConfig {
+    pub name: String,
+    pub key: RateLimitKey,
+    pub requests: u64,
+    pub window: Duration,
 }
 
 /// A JWS algorithm the gateway verifies; serde names are the JOSE names.
@@ -353,6 +410,8 @@ pub struct RouteConfig {
     /// Index into [`Config::resources`]: the resource this route protects.
     pub resource: Option<usize>,
     pub token_binding: TokenBinding,
+    /// Index into [`Config::rate_limits`].
+    pub rate_limit: Option<usize>,
 }
 
 /// A protected resource (RFC 9728), with every default resolved.

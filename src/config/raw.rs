@@ -11,7 +11,9 @@ use serde::de::{value::StrDeserializer, DeserializeOwned, Deserializer};
 use serde::Deserialize;
 use std::collections::BTreeMap;
 
-use super::{Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Profile, TokenBinding};
+use super::{
+    Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Profile, RateLimitKey, TokenBinding,
+};
 
 /// A keyword as written: the variant of `T` it names (by `T`'s serde
 /// name), or the text when it names none. Any other type (a number, a
@@ -66,6 +68,74 @@ pub struct RawConfig {
     /// DPoP proof rules (`[dpop]`, RFC 9449); absent: the `DPoP` scheme is
     /// not accepted and DPoP-bound tokens are refused.
     pub dpop: Option<RawDpop>,
+    /// Shared fleet state (`[redis]`); absent: every instance keeps its own.
+    pub redis: Option<RawRedis>,
+    /// The deny-list of revoked tokens (`[revocation]`); all defaults when
+    /// absent.
+    #[serde(default)]
+    pub revocation: RawRevocation,
+    /// Named rate limits (`[rate_limits.NAME]`) routes refer to; default none.
+    #[serde(default)]
+    pub rate_limits: BTreeMap<String, RawRateLimit>,
+}
+
+/// `[redis]`: where instances share state.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRedis {
+    /// One Redis server: a `redis://` or `rediss://` URL (credentials in the
+    /// URL or through the environment override); default empty; required
+    /// unless `cluster_urls` is set, and not with it.
+    pub url: String,
+    /// Seed nodes of a Redis Cluster, each a `redis://` or `rediss://` URL;
+    /// default empty; instead of `url`.
+    pub cluster_urls: Vec<String>,
+    /// Prefix of every key and channel; default `tokengate:`.
+    pub key_prefix: String,
+    /// Deadline of one Redis operation (slower: Redis counts as unavailable);
+    /// default 100; 1 to 60000.
+    pub timeout_ms: u64,
+}
+
+impl Default for RawRedis {
+    fn default() -> Self {
+        Self {
+            url: String::new(),
+            cluster_urls: Vec::new(),
+            key_prefix: "tokengate:".into(),
+            timeout_ms: 100,
+        }
+    }
+}
+
+/// `[revocation]`: how the deny-list is kept in step with Redis.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawRevocation {
+    /// Interval of the full resync of the deny-list from Redis (pushes arrive
+    /// within 1 s); default 30; 1 to 86400.
+    pub sync_interval_s: u64,
+}
+
+impl Default for RawRevocation {
+    fn default() -> Self {
+        Self {
+            sync_interval_s: 30,
+        }
+    }
+}
+
+/// `[rate_limits.NAME]`: one rate limit.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RawRateLimit {
+    /// What a request is counted under: `client_id`, `sub`, `ip` or `token`;
+    /// required.
+    pub key: Keyword<RateLimitKey>,
+    /// At most this many requests per window; required; 1 to 1000000000.
+    pub requests: u64,
+    /// The sliding window in seconds; required; 1 to 86400.
+    pub window_s: u64,
 }
 
 /// `[dpop]`: how DPoP proofs are checked.
@@ -247,12 +317,16 @@ pub struct RawAdmin {
     /// Address of the admin listener; default `127.0.0.1:9901`; must be
     /// `address:port`. Read at start only.
     pub listen: String,
+    /// Bearer token of the `/revocations` endpoints; default empty (the
+    /// endpoints answer 404); at least 16 characters.
+    pub api_token: String,
 }
 
 impl Default for RawAdmin {
     fn default() -> Self {
         Self {
             listen: "127.0.0.1:9901".into(),
+            api_token: String::new(),
         }
     }
 }
@@ -497,6 +571,9 @@ pub struct RawRoute {
     /// `[dpop]` table.
     #[serde(default = "default_token_binding")]
     pub token_binding: Keyword<TokenBinding>,
+    /// Name of the `[rate_limits.NAME]` applied after authentication and
+    /// scopes; default none; must exist.
+    pub rate_limit: Option<String>,
 }
 
 fn default_auth() -> Keyword<AuthMode> {

@@ -237,13 +237,16 @@ fn add_forwarding_headers(headers: &mut http::HeaderMap, upstream: &Upstream, fw
         _ => upstream.host_header.clone(),
     };
     headers.insert(HOST, host);
+    // A trusted proxy's own X-Real-IP passes as it came.
+    let real_ip = (!(fwd.peer_trusted && headers.contains_key(&X_REAL_IP)))
+        .then(|| client_address(headers, fwd.peer_ip, fwd.trusted_proxies, fwd.peer_trusted));
     let xff = match forwarded_for_chain(headers, fwd) {
         Some(chain) => HeaderValue::from_str(&chain).unwrap_or_else(|_| fwd.peer_ip.clone()),
         None => fwd.peer_ip.clone(),
     };
     headers.insert(&X_FORWARDED_FOR, xff);
-    if !(fwd.peer_trusted && headers.contains_key(&X_REAL_IP)) {
-        headers.insert(&X_REAL_IP, client_address(headers, fwd));
+    if let Some(ip) = real_ip {
+        headers.insert(&X_REAL_IP, ip);
     }
     let proto = if fwd.tls { "https" } else { "http" };
     headers.insert(&X_FORWARDED_PROTO, HeaderValue::from_static(proto));
@@ -286,16 +289,28 @@ pub fn is_trusted(trusted_proxies: &[IpNet], ip: std::net::IpAddr) -> bool {
     trusted_proxies.iter().any(|net| net.contains(&ip))
 }
 
-/// The client's address for `X-Real-IP`: the peer, or, when the peer is a
-/// trusted proxy, the nearest address in `X-Forwarded-For` (already with the
-/// peer appended) that is not itself a trusted proxy.
-fn client_address(headers: &http::HeaderMap, fwd: &Forwarded) -> HeaderValue {
-    if !fwd.peer_trusted {
-        return fwd.peer_ip.clone();
+/// The client's address, as the upstream learns it in `X-Real-IP` (and as
+/// rate limits count it): the peer; or, when the peer is a trusted proxy,
+/// its own `X-Real-IP`, else the nearest address in its `X-Forwarded-For`
+/// that is not itself a trusted proxy, else the peer. Reads the request's
+/// headers as they arrived.
+pub fn client_address(
+    headers: &http::HeaderMap,
+    peer_ip: &HeaderValue,
+    trusted_proxies: &[IpNet],
+    peer_trusted: bool,
+) -> HeaderValue {
+    if !peer_trusted {
+        return peer_ip.clone();
     }
+    if let Some(stated) = headers.get(&X_REAL_IP) {
+        return stated.clone();
+    }
+    // Nearest first: the last field line, read from its end.
     let chain = headers
         .get_all(&X_FORWARDED_FOR)
         .iter()
+        .rev()
         .filter_map(|v| v.to_str().ok())
         .flat_map(|v| v.rsplit(','))
         .map(str::trim);
@@ -304,12 +319,82 @@ fn client_address(headers: &http::HeaderMap, fwd: &Forwarded) -> HeaderValue {
             break;
         };
         let ip = ip.to_canonical();
-        if !is_trusted(fwd.trusted_proxies, ip) {
-            return HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| fwd.peer_ip.clone());
+        if !is_trusted(trusted_proxies, ip) {
+            return HeaderValue::from_str(&ip.to_string()).unwrap_or_else(|_| peer_ip.clone());
         }
     }
-    fwd.peer_ip.clone()
+    peer_ip.clone()
 }
 
 /// Shared so that runtime snapshots can be cheaply cloned.
 pub type SharedUpstream = Arc<Upstream>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// What `X-Real-IP` says and rate limits count, per peer and headers.
+    #[test]
+    fn client_address_table() {
+        let trusted: Vec<IpNet> = vec!["10.0.0.0/8".parse().unwrap()];
+        let peer = HeaderValue::from_static("10.0.0.1");
+        type Headers = &'static [(&'static str, &'static str)];
+        let cases: &[(Headers, bool, &str)] = &[
+            (&[], false, "10.0.0.1"),
+            (&[("x-forwarded-for", "203.0.113.9")], false, "10.0.0.1"),
+            (&[("x-real-ip", "203.0.113.9")], false, "10.0.0.1"),
+            (&[], true, "10.0.0.1"),
+            (&[("x-real-ip", "198.51.100.1")], true, "198.51.100.1"),
+            (
+                &[("x-forwarded-for", "203.0.113.9, 10.0.0.5")],
+                true,
+                "203.0.113.9",
+            ),
+            (
+                &[("x-forwarded-for", "192.0.2.1, 203.0.113.9")],
+                true,
+                "203.0.113.9",
+            ),
+            // Two field lines are one list, the last line nearest.
+            (
+                &[
+                    ("x-forwarded-for", "192.0.2.1"),
+                    ("x-forwarded-for", "203.0.113.9, 10.1.1.1"),
+                ],
+                true,
+                "203.0.113.9",
+            ),
+            (
+                &[
+                    ("x-forwarded-for", "192.0.2.1"),
+                    ("x-forwarded-for", "10.1.1.1"),
+                ],
+                true,
+                "192.0.2.1",
+            ),
+            (
+                &[("x-forwarded-for", "::ffff:203.0.113.9")],
+                true,
+                "203.0.113.9",
+            ),
+            // Garbage nearer than any untrusted address: the peer.
+            (
+                &[("x-forwarded-for", "203.0.113.9, junk")],
+                true,
+                "10.0.0.1",
+            ),
+            (&[("x-forwarded-for", "10.2.2.2")], true, "10.0.0.1"),
+        ];
+        for (i, (headers, peer_trusted, want)) in cases.iter().enumerate() {
+            let mut map = http::HeaderMap::new();
+            for (name, value) in headers.iter() {
+                map.append(
+                    HeaderName::from_static(name),
+                    HeaderValue::from_static(value),
+                );
+            }
+            let got = client_address(&map, &peer, &trusted, *peer_trusted);
+            assert_eq!(got, *want, "case {i}");
+        }
+    }
+}

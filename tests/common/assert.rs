@@ -27,6 +27,21 @@ pub fn parse_challenge(value: &str) -> BTreeMap<String, String> {
     let rest = value
         .strip_prefix("Bearer ")
         .unwrap_or_else(|| panic!("challenge is not Bearer: {value:?}"));
+    parse_params(value, rest)
+}
+
+/// Parses a challenge of any scheme (`DPoP realm="..", algs=".."`) by the
+/// rules of [`parse_challenge`]: the scheme, then its parameters.
+pub fn parse_scheme_challenge(value: &str) -> (String, BTreeMap<String, String>) {
+    let (scheme, rest) = value
+        .split_once(' ')
+        .unwrap_or_else(|| panic!("challenge without parameters: {value:?}"));
+    (scheme.to_string(), parse_params(value, rest))
+}
+
+/// The `name="value"` parameters in `rest`, the part of challenge `value`
+/// after its scheme.
+fn parse_params(value: &str, rest: &str) -> BTreeMap<String, String> {
     let mut params = BTreeMap::new();
     let mut s = rest;
     loop {

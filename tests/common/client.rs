@@ -152,6 +152,13 @@ impl Client {
         self
     }
 
+    /// Speaks TLS with `config` (its ALPN as given): e.g. a client that
+    /// presents a certificate.
+    pub fn tls_config(mut self, config: Arc<rustls::ClientConfig>) -> Client {
+        self.tls = Some(config);
+        self
+    }
+
     pub async fn fetch(&self, addr: SocketAddr, req: Request<Body>) -> Reply {
         Reply::read(self.send(addr, req).await).await
     }

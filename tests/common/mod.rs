@@ -2,7 +2,9 @@
 //! recording upstream ([`Upstream`]), HTTP/1.1 and h2 clients with or
 //! without TLS ([`Client`]), a raw-TCP client for byte-exact requests
 //! ([`raw`]), a generated test PKI ([`Pki`]), the configuration builder
-//! ([`config`]) and the shared assertions ([`assert`]).
+//! ([`config`]), the shared assertions ([`assert`]), and the sender's side
+//! of bound tokens: DPoP proofs ([`dpop`]) and client certificates
+//! ([`mtls`]); a real `redis-server` for fleet tests ([`redis_server`]).
 //!
 //! Every network wait is bounded by [`within`]; nothing sleeps to
 //! synchronise.
@@ -13,11 +15,14 @@
 pub mod assert;
 pub mod client;
 pub mod config;
+pub mod dpop;
 pub mod header_names;
 pub mod idp;
 pub mod mint;
+pub mod mtls;
 pub mod pki;
 pub mod raw;
+pub mod redis_server;
 pub mod upstream;
 
 pub use client::{empty, full, generated, Body, Client, Reply};

@@ -73,6 +73,11 @@ impl Pki {
         self.dir.path()
     }
 
+    /// The CA certificate every client of this PKI trusts.
+    pub fn ca(&self) -> CertificateDer<'static> {
+        self.ca.clone()
+    }
+
     /// A client trusting only this CA, offering `alpn`.
     pub fn client_config(&self, alpn: &[&[u8]]) -> Arc<rustls::ClientConfig> {
         client_trusting(self.ca.clone(), alpn)

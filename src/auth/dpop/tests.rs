@@ -83,6 +83,15 @@ impl Signer {
     }
 }
 
+/// Runs a future to completion (the replay check is async for Redis).
+fn block_on<F: std::future::Future>(f: F) -> F::Output {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(f)
+}
+
 fn merge(into: &mut Value, changes: Value) {
     for (k, v) in changes.as_object().unwrap() {
         if v.is_null() {
@@ -118,7 +127,7 @@ fn check(dpop: &Dpop, proofs: &[&str]) -> Result<Proof, AuthError> {
 
 #[test]
 fn a_valid_proof_yields_its_key_thumbprint() {
-    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW));
+    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW), None);
     for signer in [Signer::es256(), Signer::eddsa()] {
         let proof = check(&dpop, &[&signer.proof(json!({}), json!({}))]).expect("valid");
         assert_eq!(proof.thumbprint, signer.thumbprint());
@@ -128,7 +137,7 @@ fn a_valid_proof_yields_its_key_thumbprint() {
 /// Every proof refusal of section 9 (`invalid_dpop_proof`).
 #[test]
 fn every_bad_proof_is_invalid_dpop_proof() {
-    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW));
+    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW), None);
     let s = Signer::es256();
     let other = Signer::es256();
     let valid = s.proof(json!({}), json!({}));
@@ -269,7 +278,7 @@ fn every_bad_proof_is_invalid_dpop_proof() {
 
 #[test]
 fn htu_is_compared_after_normalisation_without_query_or_fragment() {
-    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW));
+    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW), None);
     let s = Signer::eddsa();
     for htu in [
         URL,
@@ -305,7 +314,7 @@ fn htu_is_compared_after_normalisation_without_query_or_fragment() {
 #[test]
 fn the_iat_window_is_max_age_plus_leeway_both_ways() {
     let clock = Clock::manual(NOW);
-    let dpop = Dpop::new(&config(false), None, &clock);
+    let dpop = Dpop::new(&config(false), None, &clock, None);
     let s = Signer::es256();
     for (i, iat) in [NOW - 305.0, NOW + 305.0, NOW].into_iter().enumerate() {
         let proof = s.proof(json!({}), json!({"iat": iat, "jti": i.to_string()}));
@@ -315,34 +324,37 @@ fn the_iat_window_is_max_age_plus_leeway_both_ways() {
 
 #[test]
 fn a_jti_is_accepted_once_per_key_within_the_window() {
-    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW));
+    let dpop = Dpop::new(&config(false), None, &Clock::manual(NOW), None);
     let (a, b) = (Signer::es256(), Signer::es256());
     let proof_a = a.proof(json!({}), json!({}));
     let first = check(&dpop, &[&proof_a]).unwrap();
-    assert_eq!(dpop.remember(&first), Ok(()));
+    assert_eq!(block_on(dpop.remember(&first)), Ok(()));
     let again = check(&dpop, &[&proof_a]).unwrap();
     assert_eq!(
-        dpop.remember(&again),
+        block_on(dpop.remember(&again)),
         Err(AuthError::InvalidDpopProof("DPoP proof was already used"))
     );
     // The same jti under another key is another proof.
     let proof_b = b.proof(json!({}), json!({}));
-    assert_eq!(dpop.remember(&check(&dpop, &[&proof_b]).unwrap()), Ok(()));
+    assert_eq!(
+        block_on(dpop.remember(&check(&dpop, &[&proof_b]).unwrap())),
+        Ok(())
+    );
     // A reload keeps what was seen.
-    let reloaded = Dpop::new(&config(false), Some(&dpop), &Clock::manual(NOW));
+    let reloaded = Dpop::new(&config(false), Some(&dpop), &Clock::manual(NOW), None);
     let replay = check(&reloaded, &[&proof_a]).unwrap();
-    assert!(reloaded.remember(&replay).is_err());
+    assert!(block_on(reloaded.remember(&replay)).is_err());
 }
 
 #[test]
 fn the_replay_cache_is_bounded_by_its_size() {
     let mut small = config(false);
     small.replay_cache_size = 10;
-    let dpop = Dpop::new(&small, None, &Clock::manual(NOW));
+    let dpop = Dpop::new(&small, None, &Clock::manual(NOW), None);
     let s = Signer::eddsa();
     for i in 0..200 {
         let proof = s.proof(json!({}), json!({"jti": i.to_string()}));
-        dpop.remember(&check(&dpop, &[&proof]).unwrap()).unwrap();
+        block_on(dpop.remember(&check(&dpop, &[&proof]).unwrap())).unwrap();
     }
     dpop.replay.run_pending_tasks();
     assert!(
@@ -355,7 +367,7 @@ fn the_replay_cache_is_bounded_by_its_size() {
 #[test]
 fn nonces_are_required_when_configured_and_expire_after_their_ttl() {
     let clock = Clock::manual(NOW);
-    let dpop = Dpop::new(&config(true), None, &clock);
+    let dpop = Dpop::new(&config(true), None, &clock, None);
     let s = Signer::es256();
     let without = s.proof(json!({}), json!({}));
     assert_eq!(
@@ -371,13 +383,13 @@ fn nonces_are_required_when_configured_and_expire_after_their_ttl() {
     let with = s.proof(json!({}), json!({"nonce": nonce.to_str().unwrap()}));
     assert!(check(&dpop, &[&with]).is_ok());
     // Another process (another key) did not issue it.
-    let other = Dpop::new(&config(true), None, &clock);
+    let other = Dpop::new(&config(true), None, &clock, None);
     assert_eq!(
         check(&other, &[&with]).map(|_| ()),
         Err(AuthError::UseDpopNonce)
     );
     // A reload keeps the key.
-    let reloaded = Dpop::new(&config(true), Some(&dpop), &clock);
+    let reloaded = Dpop::new(&config(true), Some(&dpop), &clock, None);
     assert!(check(&reloaded, &[&with]).is_ok());
     clock.advance(Duration::from_secs(61));
     assert_eq!(
