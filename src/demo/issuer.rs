@@ -182,7 +182,7 @@ impl Issuer {
             .map_err(|_| oauth_error("server_error", "signing failed"))
     }
 
-    fn token(
+    async fn token(
         &self,
         headers: &HeaderMap,
         form: &HashMap<String, String>,
@@ -200,7 +200,7 @@ impl Issuer {
         let scope = granted_scope(client, form.get("scope"))?;
         let proof = self.proofs.check(headers)?;
         if let Some(proof) = &proof {
-            self.proofs.remember(proof)?;
+            self.proofs.remember(proof).await?;
         }
         let jkt = proof.as_ref().map(|p| p.jkt());
         let access_token = match client.opaque {
@@ -307,8 +307,8 @@ mod tests {
             .collect()
     }
 
-    #[test]
-    fn token_error_table() {
+    #[tokio::test]
+    async fn token_error_table() {
         let issuer = test_issuer();
         let cc = ("grant_type", "client_credentials");
         let cases: Vec<(HeaderMap, HashMap<String, String>, &str)> = vec![
@@ -345,13 +345,13 @@ mod tests {
             ),
         ];
         for (headers, f, code) in cases {
-            let err = issuer.token(&headers, &f).err().map(|e| e.code);
+            let err = issuer.token(&headers, &f).await.err().map(|e| e.code);
             assert_eq!(err, Some(code), "{f:?}");
         }
     }
 
-    #[test]
-    fn token_form_authentication_and_scope() {
+    #[tokio::test]
+    async fn token_form_authentication_and_scope() {
         let issuer = test_issuer();
         let f = form(&[
             ("grant_type", "client_credentials"),
@@ -359,18 +359,19 @@ mod tests {
             ("client_secret", "writer-secret"),
             ("scope", "orders:read"),
         ]);
-        let v = issuer.token(&HeaderMap::new(), &f).unwrap();
+        let v = issuer.token(&HeaderMap::new(), &f).await.unwrap();
         assert_eq!(v["token_type"], "Bearer");
         assert_eq!(v["scope"], "orders:read");
         assert_eq!(v["access_token"].as_str().unwrap().split('.').count(), 3);
     }
 
-    #[test]
-    fn introspect_knows_opaque_tokens_only_while_valid() {
+    #[tokio::test]
+    async fn introspect_knows_opaque_tokens_only_while_valid() {
         let issuer = test_issuer();
         let f = form(&[("grant_type", "client_credentials")]);
         let token = issuer
             .token(&basic("demo-opaque", "opaque-secret"), &f)
+            .await
             .unwrap()["access_token"]
             .as_str()
             .unwrap()

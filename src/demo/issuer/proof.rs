@@ -39,7 +39,7 @@ impl TokenProofs {
             ..config.clone()
         };
         TokenProofs {
-            dpop: Dpop::new(&config, None, &Clock::system()),
+            dpop: Dpop::new(&config, None, &Clock::system(), None),
             token_url,
         }
     }
@@ -68,8 +68,8 @@ impl TokenProofs {
 
     /// Records the proof's `jti`: a second token request with the same
     /// proof is a replay.
-    pub(super) fn remember(&self, proof: &Accepted) -> Result<(), OAuthError> {
-        self.dpop.remember(&proof.0).map_err(invalid_proof)
+    pub(super) async fn remember(&self, proof: &Accepted) -> Result<(), OAuthError> {
+        self.dpop.remember(&proof.0).await.map_err(invalid_proof)
     }
 }
 
@@ -114,7 +114,7 @@ mod tests {
     }
 
     /// A token request of `client` (HTTP Basic) with these `DPoP` headers.
-    fn request(
+    async fn request(
         issuer: &Issuer,
         client: (&str, &str),
         proofs: &[&str],
@@ -129,7 +129,7 @@ mod tests {
             headers.append(&DPOP, HeaderValue::from_str(p).unwrap());
         }
         let form = HashMap::from([("grant_type".to_string(), "client_credentials".to_string())]);
-        issuer.token(&headers, &form).map_err(|e| {
+        issuer.token(&headers, &form).await.map_err(|e| {
             assert_eq!(e.status, http::StatusCode::BAD_REQUEST);
             e.code
         })
@@ -142,28 +142,31 @@ mod tests {
 
     const READER: (&str, &str) = ("demo-reader", "reader-secret");
 
-    #[test]
-    fn a_proof_binds_the_token_to_its_key() {
+    #[tokio::test]
+    async fn a_proof_binds_the_token_to_its_key() {
         let issuer = test_issuer();
         let key = key();
-        let answer = request(&issuer, READER, &[&make(&key, "POST", TOKEN_URL, now())]).unwrap();
+        let proof = make(&key, "POST", TOKEN_URL, now());
+        let answer = request(&issuer, READER, &[&proof]).await.unwrap();
         assert_eq!(answer["token_type"], "DPoP");
         let claims = payload(answer["access_token"].as_str().unwrap());
         assert_eq!(claims["cnf"], json!({"jkt": key.public.thumbprint()}));
 
-        let bearer = request(&issuer, READER, &[]).unwrap();
+        let bearer = request(&issuer, READER, &[]).await.unwrap();
         assert_eq!(bearer["token_type"], "Bearer");
         assert!(payload(bearer["access_token"].as_str().unwrap())
             .get("cnf")
             .is_none());
     }
 
-    #[test]
-    fn an_opaque_bound_token_introspects_with_its_key() {
+    #[tokio::test]
+    async fn an_opaque_bound_token_introspects_with_its_key() {
         let issuer = test_issuer();
         let key = key();
         let proof = make(&key, "POST", TOKEN_URL, now());
-        let answer = request(&issuer, ("demo-opaque", "opaque-secret"), &[&proof]).unwrap();
+        let answer = request(&issuer, ("demo-opaque", "opaque-secret"), &[&proof])
+            .await
+            .unwrap();
         assert_eq!(answer["token_type"], "DPoP");
         let token = answer["access_token"].as_str().unwrap();
         let mut gateway = HeaderMap::new();
@@ -178,8 +181,8 @@ mod tests {
     }
 
     /// Every refusal is RFC 9449 section 5's `invalid_dpop_proof` (400).
-    #[test]
-    fn bad_token_request_proofs_are_invalid_dpop_proof() {
+    #[tokio::test]
+    async fn bad_token_request_proofs_are_invalid_dpop_proof() {
         let issuer = test_issuer();
         let key = key();
         let valid = make(&key, "POST", TOKEN_URL, now());
@@ -192,11 +195,11 @@ mod tests {
         ];
         for proofs in cases {
             let proofs: Vec<&str> = proofs.iter().map(String::as_str).collect();
-            let got = request(&issuer, READER, &proofs).err();
+            let got = request(&issuer, READER, &proofs).await.err();
             assert_eq!(got, Some("invalid_dpop_proof"), "{proofs:?}");
         }
-        assert!(request(&issuer, READER, &[&valid]).is_ok());
-        let replay = request(&issuer, READER, &[&valid]).err();
+        assert!(request(&issuer, READER, &[&valid]).await.is_ok());
+        let replay = request(&issuer, READER, &[&valid]).await.err();
         assert_eq!(replay, Some("invalid_dpop_proof"), "a replayed proof");
     }
 

@@ -36,7 +36,7 @@ impl Issuer {
                         "invalid_request",
                         "the body must be a form without repeated parameters",
                     )),
-                    Some(form) if path == "/token" => self.token(&parts.headers, &form),
+                    Some(form) if path == "/token" => self.token(&parts.headers, &form).await,
                     Some(form) => self.introspect(&parts.headers, &form),
                 };
                 match result {

@@ -19,7 +19,7 @@ fn gateway() -> Dpop {
         nonce_ttl: Duration::from_secs(300),
         replay_cache_size: 100,
     };
-    Dpop::new(&config, None, &Clock::system())
+    Dpop::new(&config, None, &Clock::system(), None)
 }
 
 fn dpop_header(proof: &str) -> HeaderMap {
