@@ -9,9 +9,8 @@
 //! and then calls [`Dpop::remember`], which refuses a `jti` already seen.
 //!
 //! Replays: accepted proofs' `jti` values (per key) are kept in a bounded
-//! cache until the proof would be stale anyway (`iat` plus `max_age_s` plus
-//! `leeway_s`), so a replay inside the window is refused and the cache
-//! never holds an entry longer than needed.
+//! cache ([`replay`]) until the proof would be stale anyway (`iat` plus
+//! `max_age_s` plus `leeway_s`), so a replay inside the window is refused.
 //!
 //! With `[redis]` the replay check is also the fleet's: an accepted proof's
 //! key is set in Redis with `SET NX` and the same lifetime, so a proof
@@ -28,10 +27,8 @@ use aws_lc_rs::hmac;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
 use base64::Engine;
 use http::{HeaderMap, HeaderValue, Method, Uri};
-use moka::sync::Cache;
 use serde_json::{Map, Value};
 use std::sync::Arc;
-use std::time::{Duration, Instant};
 
 use super::jwk::{proof_key, ProofKey};
 use super::{jws, AuthError};
@@ -53,7 +50,7 @@ pub struct Dpop {
     pub config: DpopConfig,
     /// `algs` of every DPoP challenge.
     pub algs: String,
-    replay: Cache<[u8; 32], f64>,
+    replay: Arc<ReplayCache>,
     nonce_key: Arc<hmac::Key>,
     clock: Clock,
     shared: Option<Arc<Redis>>,
@@ -69,15 +66,6 @@ pub struct Proof {
     stale_at: f64,
 }
 
-/// Forgets a `jti` when its proof would be stale anyway.
-struct UntilStale(Clock);
-
-impl moka::Expiry<[u8; 32], f64> for UntilStale {
-    fn expire_after_create(&self, _: &[u8; 32], stale_at: &f64, _: Instant) -> Option<Duration> {
-        Some(self.0.until(*stale_at))
-    }
-}
-
 impl Dpop {
     /// New state for `config`; a reload keeps the previous nonce key, and
     /// the replay cache while its size is unchanged.
@@ -87,15 +75,12 @@ impl Dpop {
         clock: &Clock,
         shared: Option<Arc<Redis>>,
     ) -> Dpop {
+        let window = (config.max_age + config.leeway).as_secs_f64();
         let replay = previous
             .filter(|p| p.config.replay_cache_size == config.replay_cache_size)
+            .filter(|p| p.config.max_age + p.config.leeway == config.max_age + config.leeway)
             .map(|p| p.replay.clone())
-            .unwrap_or_else(|| {
-                Cache::builder()
-                    .max_capacity(config.replay_cache_size)
-                    .expire_after(UntilStale(clock.clone()))
-                    .build()
-            });
+            .unwrap_or_else(|| Arc::new(ReplayCache::new(config.replay_cache_size, window)));
         let nonce_key = previous.map(|p| p.nonce_key.clone()).unwrap_or_else(|| {
             let secret: [u8; 32] = rand::random();
             Arc::new(hmac::Key::new(hmac::HMAC_SHA256, &secret))
@@ -180,11 +165,10 @@ impl Dpop {
     /// a replay.
     pub async fn remember(&self, proof: &Proof) -> Result<(), AuthError> {
         let replayed = Err(AuthError::InvalidDpopProof("DPoP proof was already used"));
-        let entry = self
+        if !self
             .replay
-            .entry(proof.replay_key)
-            .or_insert(proof.stale_at);
-        if !entry.is_fresh() {
+            .insert(proof.replay_key, proof.stale_at, self.clock.now())
+        {
             return replayed;
         }
         if let Some(redis) = &self.shared {
@@ -272,9 +256,14 @@ impl Dpop {
         if text("htm") != Some(method.as_str()) {
             return Err(bad("DPoP proof htm does not match the request method"));
         }
-        let htu = text("htu").and_then(normalize_uri);
-        if htu.is_none() || htu != normalize_uri(target) {
-            return Err(bad("DPoP proof htu does not match the request URI"));
+        // The usual case, the client's htu written as the gateway sees the
+        // request, needs no normalisation.
+        let htu = text("htu");
+        if htu != Some(target) {
+            let htu = htu.and_then(normalize_uri);
+            if htu.is_none() || htu != normalize_uri(target) {
+                return Err(bad("DPoP proof htu does not match the request URI"));
+            }
         }
         let iat = claims
             .get("iat")
@@ -357,5 +346,8 @@ fn remove_dot_segments(path: &str) -> String {
     format!("/{}", out.join("/"))
 }
 
+mod replay;
 #[cfg(test)]
 mod tests;
+
+use replay::ReplayCache;
