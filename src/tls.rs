@@ -86,18 +86,7 @@ fn client_verifier(c: &ClientCerts) -> Result<Arc<dyn ClientCertVerifier>, Strin
         return Ok(Arc::new(AnyClientCert));
     };
     let mut roots = rustls::RootCertStore::empty();
-    let certs = CertificateDer::pem_file_iter(ca)
-        .map_err(|e| format!("cannot read {}: {e}", ca.display()))?
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|e| format!("invalid PEM in {}: {e}", ca.display()))?;
-    if certs.is_empty() {
-        return Err(format!("no certificate in {}", ca.display()));
-    }
-    for cert in certs {
-        roots
-            .add(cert)
-            .map_err(|e| format!("unusable CA certificate in {}: {e}", ca.display()))?;
-    }
+    add_pem_roots(&mut roots, ca)?;
     WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider())
         .allow_unauthenticated()
         .build()
@@ -166,23 +155,30 @@ pub fn cert_thumbprint(der: &[u8]) -> String {
     base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest.as_ref())
 }
 
+/// Adds every certificate of the PEM file `path` as a trust anchor; at
+/// least one is required.
+fn add_pem_roots(roots: &mut rustls::RootCertStore, path: &Path) -> Result<(), String> {
+    let certs = CertificateDer::pem_file_iter(path)
+        .map_err(|e| format!("cannot read {}: {e}", path.display()))?
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| format!("invalid PEM in {}: {e}", path.display()))?;
+    if certs.is_empty() {
+        return Err(format!("no certificate in {}", path.display()));
+    }
+    for cert in certs {
+        roots
+            .add(cert)
+            .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
+    }
+    Ok(())
+}
+
 /// A client config trusting the webpki roots plus the certificates in `ca_file`.
 pub fn client_config(ca_file: Option<&Path>) -> Result<rustls::ClientConfig, String> {
     let mut roots = rustls::RootCertStore::empty();
     roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
     if let Some(path) = ca_file {
-        let certs = CertificateDer::pem_file_iter(path)
-            .map_err(|e| format!("cannot read {}: {e}", path.display()))?
-            .collect::<Result<Vec<_>, _>>()
-            .map_err(|e| format!("invalid PEM in {}: {e}", path.display()))?;
-        if certs.is_empty() {
-            return Err(format!("no certificate in {}", path.display()));
-        }
-        for cert in certs {
-            roots
-                .add(cert)
-                .map_err(|e| format!("unusable CA certificate in {}: {e}", path.display()))?;
-        }
+        add_pem_roots(&mut roots, path)?;
     }
     let config = rustls::ClientConfig::builder_with_provider(provider())
         .with_safe_default_protocol_versions()
