@@ -201,7 +201,7 @@ impl Introspector {
             }
         }
         let result = self.call_endpoint(token).await;
-        if let Ok((cached, Some(doc))) = &result {
+        if let Ok((cached, doc)) = &result {
             shared.store(doc, cached.until, self.clock.now()).await;
         }
         if held {
@@ -225,10 +225,7 @@ impl Introspector {
     }
 
     /// One endpoint call; also returns the answer document, for sharing.
-    async fn call_endpoint(
-        &self,
-        token: &str,
-    ) -> Result<(Cached, Option<Map<String, Value>>), AuthError> {
+    async fn call_endpoint(&self, token: &str) -> Result<(Cached, Map<String, Value>), AuthError> {
         let now = self.clock.now();
         let result = self.exchange(token, now).await;
         self.count(match &result {
@@ -244,7 +241,7 @@ impl Introspector {
             Answer::Active(p) => p.expires_at.min(now + self.config.cache_ttl.as_secs_f64()),
             Answer::Refused(_) => now + self.config.negative_cache_ttl.as_secs_f64(),
         };
-        Ok((Cached { answer, until }, Some(doc)))
+        Ok((Cached { answer, until }, doc))
     }
 
     /// One call to the endpoint, judged; with the answer document.
