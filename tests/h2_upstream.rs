@@ -142,7 +142,12 @@ async fn trailers_upstream() -> SocketAddr {
                 trailers.insert("grpc-status", HeaderValue::from_static("0"));
                 let body = Full::new(Bytes::from_static(b"payload"))
                     .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
-                Ok::<_, Infallible>(Response::new(body))
+                let mut resp = Response::new(body);
+                resp.headers_mut()
+                    .insert("content-type", HeaderValue::from_static("application/grpc"));
+                resp.headers_mut()
+                    .insert("trailer", HeaderValue::from_static("x-checksum"));
+                Ok::<_, Infallible>(resp)
             });
             tokio::spawn(
                 hyper::server::conn::http2::Builder::new(TokioExecutor::new())
@@ -153,21 +158,25 @@ async fn trailers_upstream() -> SocketAddr {
     addr
 }
 
+/// Trailers reach h2 clients as they are, and HTTP/1.1 clients that asked
+/// for them as chunked trailers: those the upstream declared, and gRPC's.
 #[tokio::test]
-async fn h2_upstream_trailers_reach_an_h2_client() {
+async fn h2_upstream_trailers_reach_h2_and_http1_clients() {
     let addr = trailers_upstream().await;
     let gw = h2_gateway(&format!("http://{addr}"), "").await;
-    let resp = Client::h2()
-        .send(gw.addr(), common::get_with("/api/t", &[("te", "trailers")]))
-        .await;
-    assert_eq!(resp.status(), 200);
-    let collected = within("body", resp.into_body().collect())
-        .await
-        .expect("body");
-    let trailers = collected.trailers().cloned().expect("trailers arrived");
-    assert_eq!(trailers.get("x-checksum").unwrap(), "abc123");
-    assert_eq!(trailers.get("grpc-status").unwrap(), "0");
-    assert_eq!(&collected.to_bytes()[..], b"payload");
+    for client in [Client::h2(), Client::h1()] {
+        let resp = client
+            .send(gw.addr(), common::get_with("/api/t", &[("te", "trailers")]))
+            .await;
+        assert_eq!(resp.status(), 200);
+        let collected = within("body", resp.into_body().collect())
+            .await
+            .expect("body");
+        let trailers = collected.trailers().cloned().expect("trailers arrived");
+        assert_eq!(trailers.get("x-checksum").unwrap(), "abc123");
+        assert_eq!(trailers.get("grpc-status").unwrap(), "0");
+        assert_eq!(&collected.to_bytes()[..], b"payload");
+    }
 }
 
 #[tokio::test]

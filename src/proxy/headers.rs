@@ -6,7 +6,7 @@
 //! some servers fold into `-` and so could smuggle an identity header.
 //! Response: hop-by-hop headers plus `Proxy-Authenticate`.
 
-use http::header::{HeaderName, CONNECTION, CONTENT_TYPE, COOKIE, TE, UPGRADE};
+use http::header::{HeaderName, CONNECTION, CONTENT_TYPE, COOKIE, TE, TRAILER, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 
 use crate::header_names::{is_client_address, is_hop_by_hop, is_routing_override};
@@ -81,6 +81,28 @@ pub fn asks_for_trailers(headers: &HeaderMap) -> bool {
                 .trim()
                 .eq_ignore_ascii_case("trailers")
         })
+}
+
+/// The `Trailer` field an HTTP/1.1 client is answered with when an h2
+/// upstream's trailers are relayed to it: the names the upstream declared,
+/// and for a gRPC answer the trailers of the gRPC protocol. hyper writes
+/// only declared trailers into a chunked body, so others are dropped.
+pub fn trailer_declaration(response: &HeaderMap) -> Option<HeaderValue> {
+    let mut names: Vec<&str> = response
+        .get_all(TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if is_grpc(response) {
+        names.extend(["grpc-status", "grpc-message", "grpc-status-details-bin"]);
+    }
+    if names.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
 }
 
 /// A gRPC request: `content-type` `application/grpc` or

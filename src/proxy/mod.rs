@@ -177,7 +177,23 @@ pub async fn forward(
             })?;
         handshake.spawn(hyper::upgrade::on(&mut resp), fwd.token_left);
     }
+    // An HTTP/1.1 client gets trailers only in a chunked body that declared
+    // them in `Trailer` (which hop-by-hop cleaning removes): declared again
+    // after it.
+    let declared = (trailers && parts.version != Version::HTTP_2)
+        .then(|| headers::trailer_declaration(resp.headers()))
+        .flatten();
     headers::clean_response(resp.headers_mut(), switching);
+    if let Some(declared) = declared {
+        // Only a chunked body has trailers, even when its length is known.
+        let headers = resp.headers_mut();
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(http::header::TRAILER, declared);
+    }
     // The client gets its own protocol version, whatever the upstream spoke
     // (an HTTP/1.0 upstream must not turn the client's keep-alive off).
     *resp.version_mut() = match parts.version {

@@ -121,7 +121,6 @@ impl Multiplexed {
     fn forget(&self, conn: &H2Conn) {
         self.lock().retain(|c| !c.same(conn));
     }
-
 }
 
 impl Pool {
