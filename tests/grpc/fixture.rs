@@ -1,0 +1,496 @@
+//! The gRPC upstream and client of the tests: tonic on both ends.
+//!
+//! [`EchoUpstream`] is a tonic h2c server of `test.Echo` on 127.0.0.1:0.
+//! It owns its listening socket apart from the server, so it can count the
+//! TCP connections it accepts and replace the server in place: the running
+//! tonic server is shut down gracefully (it sends GOAWAY and finishes the
+//! calls in flight) while a new one on the same port takes every connection
+//! accepted from then on. Every request that reaches it is recorded (path,
+//! HTTP version, headers, which server took it), and it counts the `Slow`
+//! calls in flight and those abandoned before they finished.
+//!
+//! Besides echoing, the server
+//! - copies request metadata back as response metadata: `x-custom` as
+//!   `x-echo-custom`, `x-blob-bin` as `x-echo-blob-bin`, `grpc-timeout` as
+//!   `x-echo-grpc-timeout`;
+//! - adds the trailer `x-echo-trailer: <method>` to every response that
+//!   ends with trailers;
+//! - ends `Abort` with status `ABORTED` and the trailer `x-abort-reason`
+//!   after the requested messages, and resets `Reset`'s stream
+//!   (`RST_STREAM`, no trailers) after them, once the test has read them
+//!   and called [`EchoUpstream::release_reset`].
+//!
+//! The client side is [`channel`] (a tonic `Channel` over h2c) and
+//! [`with_token`] (a request with `authorization: Bearer <token>`).
+
+use bytes::Bytes;
+use futures_util::{stream, StreamExt};
+use http::{HeaderMap, HeaderValue, Version};
+use http_body::{Frame, SizeHint};
+use std::net::SocketAddr;
+use std::pin::Pin;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::Duration;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::task::JoinHandle;
+use tonic::codegen::{BoxFuture, BoxStream, Service};
+use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::transport::{Channel, Endpoint, Server};
+use tonic::{Code, Request, Response, Status, Streaming};
+
+use crate::common::within;
+use crate::echo::{Echo, EchoReply, EchoRequest, EchoServer};
+
+/// The trailer every response that ends with trailers gets.
+pub const TRAILER: &str = "x-echo-trailer";
+/// The trailer `Abort` adds to its `ABORTED` status.
+pub const ABORT_REASON: &str = "x-abort-reason";
+/// `Abort`'s status message.
+pub const ABORT_MESSAGE: &str = "the upstream gave up";
+
+/// One request as the upstream received it.
+#[derive(Debug, Clone)]
+pub struct SeenCall {
+    pub path: String,
+    pub version: Version,
+    pub headers: HeaderMap,
+    /// Which server took it: 1 for the first, 2 after one restart...
+    pub generation: usize,
+}
+
+impl SeenCall {
+    pub fn header(&self, name: &str) -> Option<&str> {
+        self.headers.get(name).and_then(|v| v.to_str().ok())
+    }
+}
+
+#[derive(Default)]
+struct State {
+    seen: Mutex<Vec<SeenCall>>,
+    in_flight: AtomicUsize,
+    max_in_flight: AtomicUsize,
+    abandoned: AtomicUsize,
+    release_reset: Notify,
+}
+
+impl State {
+    fn record(&self, call: SeenCall) {
+        self.seen.lock().expect("lock").push(call);
+    }
+}
+
+/// A tonic `test.Echo` server on a port of its own; see the module doc.
+pub struct EchoUpstream {
+    addr: SocketAddr,
+    state: Arc<State>,
+    connections: Arc<AtomicUsize>,
+    /// Where the accept loop hands new connections: the current server.
+    route: Arc<Mutex<mpsc::UnboundedSender<TcpStream>>>,
+    current: Mutex<Generation>,
+    accept: JoinHandle<()>,
+}
+
+/// One tonic server behind the port.
+struct Generation {
+    number: usize,
+    stop: oneshot::Sender<()>,
+    task: JoinHandle<Result<(), tonic::transport::Error>>,
+}
+
+impl EchoUpstream {
+    pub async fn start() -> EchoUpstream {
+        let listener = TcpListener::bind("127.0.0.1:0")
+            .await
+            .expect("bind gRPC upstream");
+        let addr = listener.local_addr().expect("gRPC upstream addr");
+        let state = Arc::new(State::default());
+        let connections = Arc::new(AtomicUsize::new(0));
+        let (to_server, first) = Generation::spawn(1, state.clone());
+        let route = Arc::new(Mutex::new(to_server));
+        let accept = tokio::spawn(accept_loop(listener, route.clone(), connections.clone()));
+        EchoUpstream {
+            addr,
+            state,
+            connections,
+            route,
+            current: Mutex::new(first),
+            accept,
+        }
+    }
+
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn url(&self) -> String {
+        format!("http://{}", self.addr)
+    }
+
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.connections.load(Ordering::SeqCst)
+    }
+
+    /// Every request received so far, in arrival order.
+    pub fn calls(&self) -> Vec<SeenCall> {
+        self.state.seen.lock().expect("lock").clone()
+    }
+
+    /// Requests received so far.
+    pub fn hits(&self) -> usize {
+        self.state.seen.lock().expect("lock").len()
+    }
+
+    /// The most recent request; panics when there was none.
+    pub fn last(&self) -> SeenCall {
+        self.calls()
+            .pop()
+            .expect("the gRPC upstream saw no request")
+    }
+
+    /// Requests taken by server `generation`.
+    pub fn served_by(&self, generation: usize) -> usize {
+        let seen = self.state.seen.lock().expect("lock");
+        seen.iter().filter(|c| c.generation == generation).count()
+    }
+
+    /// The most `Slow` calls that were ever in flight at once.
+    pub fn max_in_flight(&self) -> usize {
+        self.state.max_in_flight.load(Ordering::SeqCst)
+    }
+
+    /// `Slow` calls dropped before they answered (cancelled or timed out).
+    pub fn abandoned(&self) -> usize {
+        self.state.abandoned.load(Ordering::SeqCst)
+    }
+
+    /// Lets one `Reset` call, past its messages, reset its stream.
+    pub fn release_reset(&self) {
+        self.state.release_reset.notify_one();
+    }
+
+    /// Starts the next server on the same port, sends it every connection
+    /// accepted from now on, and shuts the running one down gracefully
+    /// (GOAWAY, calls in flight finish). Returns the old server's task,
+    /// which ends once its connections have closed.
+    pub fn restart(&self) -> JoinHandle<Result<(), tonic::transport::Error>> {
+        let mut current = self.current.lock().expect("lock");
+        let (to_server, next) = Generation::spawn(current.number + 1, self.state.clone());
+        *self.route.lock().expect("lock") = to_server;
+        let old = std::mem::replace(&mut *current, next);
+        let _ = old.stop.send(());
+        old.task
+    }
+}
+
+impl Drop for EchoUpstream {
+    fn drop(&mut self) {
+        self.accept.abort();
+        if let Ok(current) = self.current.lock() {
+            current.task.abort();
+        }
+    }
+}
+
+impl Generation {
+    /// A tonic server taking its connections from the returned sender.
+    fn spawn(number: usize, state: Arc<State>) -> (mpsc::UnboundedSender<TcpStream>, Generation) {
+        let (to_server, connections) = mpsc::unbounded_channel::<TcpStream>();
+        let incoming = stream::unfold(connections, |mut rx| async move {
+            let tcp = rx.recv().await?;
+            Some((Ok::<_, std::io::Error>(tcp), rx))
+        });
+        let service = Recorder {
+            inner: EchoServer::from_arc(Arc::new(Handlers {
+                state: state.clone(),
+            })),
+            state,
+            generation: number,
+        };
+        let (stop, stopped) = oneshot::channel::<()>();
+        let task = tokio::spawn(Server::builder().serve_with_incoming_shutdown(
+            service,
+            incoming,
+            async move {
+                let _ = stopped.await;
+            },
+        ));
+        (to_server, Generation { number, stop, task })
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    route: Arc<Mutex<mpsc::UnboundedSender<TcpStream>>>,
+    connections: Arc<AtomicUsize>,
+) {
+    loop {
+        let Ok((tcp, _)) = listener.accept().await else {
+            continue;
+        };
+        connections.fetch_add(1, Ordering::SeqCst);
+        let _ = tcp.set_nodelay(true);
+        let _ = route.lock().expect("lock").send(tcp);
+    }
+}
+
+/// The server's middleware: records each request, then has the generated
+/// router answer it, with [`TRAILER`] added (or, for `Reset`, the stream
+/// reset where the trailers would be).
+#[derive(Clone)]
+struct Recorder {
+    inner: EchoServer<Handlers>,
+    state: Arc<State>,
+    generation: usize,
+}
+
+impl Service<http::Request<tonic::body::Body>> for Recorder {
+    type Response = http::Response<tonic::body::Body>;
+    type Error = std::convert::Infallible;
+    type Future = BoxFuture<Self::Response, Self::Error>;
+
+    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
+        Poll::Ready(Ok(()))
+    }
+
+    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
+        let path = req.uri().path().to_string();
+        self.state.record(SeenCall {
+            path: path.clone(),
+            version: req.version(),
+            headers: req.headers().clone(),
+            generation: self.generation,
+        });
+        let end = match path.rsplit('/').next() {
+            Some("Reset") => End::Reset,
+            Some(method) => {
+                End::Tag(HeaderValue::from_str(method).unwrap_or(HeaderValue::from_static("?")))
+            }
+            None => End::Tag(HeaderValue::from_static("?")),
+        };
+        let answer = self.inner.call(req);
+        Box::pin(async move {
+            let response = answer.await?;
+            Ok(response.map(|inner| tonic::body::Body::new(Ending { inner, end })))
+        })
+    }
+}
+
+/// What becomes of a response's trailers.
+enum End {
+    /// [`TRAILER`] with this value is added.
+    Tag(HeaderValue),
+    /// The body fails instead, so hyper resets the stream.
+    Reset,
+}
+
+/// A response body with its trailers changed as [`End`] says.
+struct Ending {
+    inner: tonic::body::Body,
+    end: End,
+}
+
+impl http_body::Body for Ending {
+    type Data = Bytes;
+    type Error = Status;
+
+    fn poll_frame(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
+        let this = self.get_mut();
+        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
+            Poll::Ready(Some(Ok(frame))) => frame,
+            other => return other,
+        };
+        Poll::Ready(Some(match (frame.into_trailers(), &this.end) {
+            (Err(data), _) => Ok(data),
+            (Ok(mut trailers), End::Tag(method)) => {
+                trailers.insert(TRAILER, method.clone());
+                Ok(Frame::trailers(trailers))
+            }
+            (Ok(_), End::Reset) => Err(Status::internal("the upstream resets the stream")),
+        }))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The methods of `test.Echo`.
+struct Handlers {
+    state: Arc<State>,
+}
+
+#[tonic::codegen::async_trait]
+impl Echo for Handlers {
+    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let metadata = echoed_metadata(request.metadata());
+        let reply = EchoReply {
+            message: request.into_inner().message,
+            ..EchoReply::default()
+        };
+        let mut response = Response::new(reply);
+        *response.metadata_mut() = metadata;
+        Ok(response)
+    }
+
+    async fn server_stream(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        let replies = numbered(&request.into_inner());
+        Ok(Response::new(Box::pin(stream::iter(replies.map(Ok)))))
+    }
+
+    async fn client_stream(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<EchoReply>, Status> {
+        let mut messages = request.into_inner();
+        let mut total = EchoReply::default();
+        while let Some(message) = messages.message().await? {
+            total.sum += message.number;
+            total.index += 1;
+        }
+        Ok(Response::new(total))
+    }
+
+    async fn bidi(
+        &self,
+        request: Request<Streaming<EchoRequest>>,
+    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        let replies = request.into_inner().enumerate().map(|(i, message)| {
+            message.map(|m| EchoReply {
+                message: m.message,
+                index: i as u32,
+                sum: m.number,
+            })
+        });
+        Ok(Response::new(Box::pin(replies)))
+    }
+
+    async fn abort(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        let mut trailers = MetadataMap::new();
+        trailers.insert(ABORT_REASON, MetadataValue::from_static("on purpose"));
+        let status = Status::with_metadata(Code::Aborted, ABORT_MESSAGE, trailers);
+        let replies = numbered(&request.into_inner()).map(Ok);
+        let replies = stream::iter(replies).chain(stream::once(async move { Err(status) }));
+        Ok(Response::new(Box::pin(replies)))
+    }
+
+    async fn reset(
+        &self,
+        request: Request<EchoRequest>,
+    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
+        let state = self.state.clone();
+        let replies = stream::iter(numbered(&request.into_inner()).map(Ok));
+        // The stream ends (and `Ending` resets it) once the test says so.
+        let release = stream::once(async move {
+            state.release_reset.notified().await;
+        })
+        .filter_map(|()| async { None::<Result<EchoReply, Status>> });
+        Ok(Response::new(Box::pin(replies.chain(release))))
+    }
+
+    async fn slow(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
+        let flight = InFlight::enter(&self.state);
+        let message = request.into_inner();
+        tokio::time::sleep(Duration::from_millis(message.delay_ms)).await;
+        flight.finish();
+        Ok(Response::new(EchoReply {
+            message: message.message,
+            ..EchoReply::default()
+        }))
+    }
+}
+
+/// `count` replies `message` with their index.
+fn numbered(request: &EchoRequest) -> impl Iterator<Item = EchoReply> + Send + 'static {
+    let message = request.message.clone();
+    (0..request.count).map(move |index| EchoReply {
+        message: message.clone(),
+        index,
+        sum: 0,
+    })
+}
+
+/// The request metadata `Unary` copies back into its response.
+fn echoed_metadata(request: &MetadataMap) -> MetadataMap {
+    let mut out = MetadataMap::new();
+    if let Some(v) = request.get("x-custom") {
+        out.insert("x-echo-custom", v.clone());
+    }
+    if let Some(v) = request.get("grpc-timeout") {
+        out.insert("x-echo-grpc-timeout", v.clone());
+    }
+    if let Some(v) = request.get_bin("x-blob-bin") {
+        out.insert_bin("x-echo-blob-bin", v.clone());
+    }
+    out
+}
+
+/// One `Slow` call in flight; counted as abandoned when dropped unfinished.
+struct InFlight<'a> {
+    state: &'a State,
+    finished: bool,
+}
+
+impl<'a> InFlight<'a> {
+    fn enter(state: &'a State) -> InFlight<'a> {
+        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
+        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
+        InFlight {
+            state,
+            finished: false,
+        }
+    }
+
+    fn finish(mut self) {
+        self.finished = true;
+    }
+}
+
+impl Drop for InFlight<'_> {
+    fn drop(&mut self) {
+        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
+        if !self.finished {
+            self.state.abandoned.fetch_add(1, Ordering::SeqCst);
+        }
+    }
+}
+
+/// A tonic channel (one h2c connection) to `addr`.
+pub async fn channel(addr: SocketAddr) -> Channel {
+    let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint URI");
+    within("gRPC connect", endpoint.connect())
+        .await
+        .expect("gRPC connect")
+}
+
+/// A request for `message` with `authorization: Bearer <token>`.
+pub fn with_token<T>(message: T, token: &str) -> Request<T> {
+    with_authorization(message, &format!("Bearer {token}"))
+}
+
+/// A request for `message` with this `authorization` metadata.
+pub fn with_authorization<T>(message: T, authorization: &str) -> Request<T> {
+    let mut request = Request::new(message);
+    request.metadata_mut().insert(
+        "authorization",
+        authorization.parse().expect("ASCII authorization"),
+    );
+    request
+}
