@@ -10,7 +10,7 @@ use tonic::metadata::MetadataValue;
 
 use crate::common::within;
 use crate::echo::EchoRequest;
-use crate::fixture::{with_token, TRAILER};
+use crate::fixture::{text, with_token, TRAILER};
 use crate::Grpc;
 
 /// Connection-specific headers (RFC 9113 section 8.2.2) besides `te`.
@@ -68,10 +68,7 @@ async fn server_streaming_call_delivers_every_message_in_order() {
         .await
         .expect("trailers")
         .expect("the stream ends with trailers");
-    assert_eq!(
-        trailers.get(TRAILER).map(|v| v.to_str().ok()),
-        Some(Some("ServerStream"))
-    );
+    assert_eq!(text(&trailers, TRAILER), Some("ServerStream"));
 }
 
 #[tokio::test]
@@ -148,16 +145,10 @@ async fn metadata_and_trailers_pass_end_to_end() {
     assert!(seen.headers.contains_key("x-blob-bin"));
     // Response metadata and the trailer came back.
     let md = reply.metadata();
-    assert_eq!(
-        md.get("x-echo-custom").map(|v| v.to_str().ok()),
-        Some(Some("custom value"))
-    );
+    assert_eq!(text(md, "x-echo-custom"), Some("custom value"));
     let blob = md.get_bin("x-echo-blob-bin").map(|v| v.to_bytes().ok());
     assert_eq!(blob.flatten().as_deref(), Some(&[0u8, 159, 255, 1][..]));
-    assert_eq!(
-        md.get(TRAILER).map(|v| v.to_str().ok()),
-        Some(Some("Unary"))
-    );
+    assert_eq!(text(md, TRAILER), Some("Unary"));
 }
 
 /// gRPC servers require `te: trailers`; nothing else connection-specific

@@ -3,11 +3,12 @@
 
 use futures_util::{stream, StreamExt};
 use http::Version;
+use std::time::Duration;
 use tonic::Code;
 
 use crate::common::within;
 use crate::echo::{EchoClient, EchoRequest};
-use crate::fixture::{channel, EchoUpstream, ABORT_MESSAGE, ABORT_REASON, TRAILER};
+use crate::fixture::{channel, text, EchoUpstream, ABORT_MESSAGE, ABORT_REASON, TRAILER};
 
 async fn direct() -> (EchoUpstream, EchoClient) {
     let echo = EchoUpstream::start().await;
@@ -23,19 +24,21 @@ async fn direct_every_call_kind_is_answered() {
     request
         .metadata_mut()
         .insert("x-custom", "one".parse().expect("ASCII"));
+    request.set_timeout(Duration::from_secs(5));
     let reply = within("unary", client.unary(request)).await.expect("unary");
     assert_eq!(reply.get_ref().message, "hi");
+    assert_eq!(text(reply.metadata(), "x-echo-custom"), Some("one"));
     assert_eq!(
-        reply
-            .metadata()
-            .get("x-echo-custom")
-            .map(|v| v.to_str().ok()),
-        Some(Some("one"))
+        text(reply.metadata(), "x-echo-grpc-timeout"),
+        Some("5000000u")
     );
-    assert_eq!(
-        reply.metadata().get(TRAILER).map(|v| v.to_str().ok()),
-        Some(Some("Unary"))
-    );
+    assert_eq!(text(reply.metadata(), TRAILER), Some("Unary"));
+
+    let unknown = client.unary_at("test.Nowhere", "Unary", EchoRequest::text("?"));
+    let status = within("unknown service", unknown)
+        .await
+        .expect_err("unknown");
+    assert_eq!(status.code(), Code::Unimplemented);
 
     let request = EchoRequest {
         count: 3,

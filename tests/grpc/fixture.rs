@@ -472,6 +472,11 @@ impl Drop for InFlight<'_> {
     }
 }
 
+/// An ASCII metadata value as text.
+pub fn text<'a>(metadata: &'a MetadataMap, name: &str) -> Option<&'a str> {
+    metadata.get(name).and_then(|v| v.to_str().ok())
+}
+
 /// A tonic channel (one h2c connection) to `addr`.
 pub async fn channel(addr: SocketAddr) -> Channel {
     let endpoint = Endpoint::from_shared(format!("http://{addr}")).expect("endpoint URI");

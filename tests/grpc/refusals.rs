@@ -11,7 +11,7 @@ use tonic::Code;
 use crate::common::mint::{claims, Key, AUD};
 use crate::common::{empty, Client, Reply};
 use crate::echo::{EchoRequest, SERVICE_NAME};
-use crate::fixture::with_authorization;
+use crate::fixture::{text, with_authorization};
 use crate::Grpc;
 
 /// One refused call: its path, its `authorization` metadata, and the
@@ -100,22 +100,13 @@ async fn refusals_are_the_grpc_statuses_of_the_table() {
                 .expect("description"),
             "{what}: grpc-message is the fixed description"
         );
-        let challenge = status
-            .metadata()
-            .get("www-authenticate")
-            .map(|v| v.to_str().ok());
         if matches!(refusal.http, 401 | 403) {
-            assert_eq!(
-                challenge.flatten(),
-                json.header("www-authenticate"),
-                "{what}"
-            );
+            let challenge = text(status.metadata(), "www-authenticate");
             assert!(
-                challenge
-                    .flatten()
-                    .is_some_and(|c| c.starts_with("Bearer realm=")),
+                challenge.is_some_and(|c| c.starts_with("Bearer realm=")),
                 "{what}"
             );
+            assert_eq!(challenge, json.header("www-authenticate"), "{what}");
         }
     }
     assert_eq!(g.echo.hits(), 0, "no refused call reached the upstream");

@@ -12,7 +12,7 @@ use tonic::Code;
 use crate::common::idp::eventually;
 use crate::common::within;
 use crate::echo::{EchoClient, EchoRequest};
-use crate::fixture::{with_token, ABORT_MESSAGE, ABORT_REASON, TRAILER};
+use crate::fixture::{text, with_token, ABORT_MESSAGE, ABORT_REASON, TRAILER};
 use crate::Grpc;
 
 /// The upstream `timeout_ms` of the tests that need it to run out.
@@ -46,11 +46,8 @@ async fn deadline_grpc_timeout_reaches_the_upstream() {
     let reply = within("unary", client.unary(request))
         .await
         .expect("unary with a deadline");
-    let echoed = reply
-        .metadata()
-        .get("x-echo-grpc-timeout")
-        .and_then(|v| v.to_str().ok())
-        .expect("the upstream saw grpc-timeout");
+    let echoed =
+        text(reply.metadata(), "x-echo-grpc-timeout").expect("the upstream saw grpc-timeout");
     let timeout = grpc_timeout(echoed);
     assert!(
         timeout <= Duration::from_secs(5) && timeout > Duration::from_secs(4),
@@ -137,12 +134,8 @@ async fn abort_mid_stream_the_status_follows_the_messages_sent() {
         (status.code(), status.message()),
         (Code::Aborted, ABORT_MESSAGE)
     );
-    let reason = status.metadata().get(ABORT_REASON).map(|v| v.to_str().ok());
-    assert_eq!(reason, Some(Some("on purpose")));
-    assert_eq!(
-        status.metadata().get(TRAILER).map(|v| v.to_str().ok()),
-        Some(Some("Abort"))
-    );
+    assert_eq!(text(status.metadata(), ABORT_REASON), Some("on purpose"));
+    assert_eq!(text(status.metadata(), TRAILER), Some("Abort"));
 }
 
 /// An upstream that resets the stream mid-call (`RST_STREAM`, no
