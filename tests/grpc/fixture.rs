@@ -23,26 +23,23 @@
 //! The client side is [`channel`] (a tonic `Channel` over h2c) and
 //! [`with_token`] (a request with `authorization: Bearer <token>`).
 
-use bytes::Bytes;
-use futures_util::{stream, StreamExt};
-use http::{HeaderMap, HeaderValue, Version};
-use http_body::{Frame, SizeHint};
+mod service;
+
+use futures_util::stream;
+use http::{HeaderMap, Version};
 use std::net::SocketAddr;
-use std::pin::Pin;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
-use std::task::{Context, Poll};
-use std::time::Duration;
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::{mpsc, oneshot, Notify};
+use tokio::sync::{mpsc, oneshot};
 use tokio::task::JoinHandle;
-use tonic::codegen::{BoxFuture, BoxStream, Service};
-use tonic::metadata::{MetadataMap, MetadataValue};
+use tonic::metadata::MetadataMap;
 use tonic::transport::{Channel, Endpoint, Server};
-use tonic::{Code, Request, Response, Status, Streaming};
+use tonic::Request;
 
 use crate::common::within;
-use crate::echo::{Echo, EchoReply, EchoRequest, EchoServer};
+use crate::echo::EchoServer;
+use service::{Handlers, Recorder, State};
 
 /// The trailer every response that ends with trailers gets.
 pub const TRAILER: &str = "x-echo-trailer";
@@ -64,21 +61,6 @@ pub struct SeenCall {
 impl SeenCall {
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
-    }
-}
-
-#[derive(Default)]
-struct State {
-    seen: Mutex<Vec<SeenCall>>,
-    in_flight: AtomicUsize,
-    max_in_flight: AtomicUsize,
-    abandoned: AtomicUsize,
-    release_reset: Notify,
-}
-
-impl State {
-    fn record(&self, call: SeenCall) {
-        self.seen.lock().expect("lock").push(call);
     }
 }
 
@@ -158,6 +140,11 @@ impl EchoUpstream {
         seen.iter().filter(|c| c.generation == generation).count()
     }
 
+    /// `Slow` calls in flight now.
+    pub fn in_flight(&self) -> usize {
+        self.state.in_flight.load(Ordering::SeqCst)
+    }
+
     /// The most `Slow` calls that were ever in flight at once.
     pub fn max_in_flight(&self) -> usize {
         self.state.max_in_flight.load(Ordering::SeqCst)
@@ -235,240 +222,6 @@ async fn accept_loop(
         connections.fetch_add(1, Ordering::SeqCst);
         let _ = tcp.set_nodelay(true);
         let _ = route.lock().expect("lock").send(tcp);
-    }
-}
-
-/// The server's middleware: records each request, then has the generated
-/// router answer it, with [`TRAILER`] added (or, for `Reset`, the stream
-/// reset where the trailers would be).
-#[derive(Clone)]
-struct Recorder {
-    inner: EchoServer<Handlers>,
-    state: Arc<State>,
-    generation: usize,
-}
-
-impl Service<http::Request<tonic::body::Body>> for Recorder {
-    type Response = http::Response<tonic::body::Body>;
-    type Error = std::convert::Infallible;
-    type Future = BoxFuture<Self::Response, Self::Error>;
-
-    fn poll_ready(&mut self, _cx: &mut Context<'_>) -> Poll<Result<(), Self::Error>> {
-        Poll::Ready(Ok(()))
-    }
-
-    fn call(&mut self, req: http::Request<tonic::body::Body>) -> Self::Future {
-        let path = req.uri().path().to_string();
-        self.state.record(SeenCall {
-            path: path.clone(),
-            version: req.version(),
-            headers: req.headers().clone(),
-            generation: self.generation,
-        });
-        let end = match path.rsplit('/').next() {
-            Some("Reset") => End::Reset,
-            Some(method) => {
-                End::Tag(HeaderValue::from_str(method).unwrap_or(HeaderValue::from_static("?")))
-            }
-            None => End::Tag(HeaderValue::from_static("?")),
-        };
-        let answer = self.inner.call(req);
-        Box::pin(async move {
-            let response = answer.await?;
-            Ok(response.map(|inner| tonic::body::Body::new(Ending { inner, end })))
-        })
-    }
-}
-
-/// What becomes of a response's trailers.
-enum End {
-    /// [`TRAILER`] with this value is added.
-    Tag(HeaderValue),
-    /// The body fails instead, so hyper resets the stream.
-    Reset,
-}
-
-/// A response body with its trailers changed as [`End`] says.
-struct Ending {
-    inner: tonic::body::Body,
-    end: End,
-}
-
-impl http_body::Body for Ending {
-    type Data = Bytes;
-    type Error = Status;
-
-    fn poll_frame(
-        self: Pin<&mut Self>,
-        cx: &mut Context<'_>,
-    ) -> Poll<Option<Result<Frame<Bytes>, Status>>> {
-        let this = self.get_mut();
-        let frame = match Pin::new(&mut this.inner).poll_frame(cx) {
-            Poll::Ready(Some(Ok(frame))) => frame,
-            other => return other,
-        };
-        Poll::Ready(Some(match (frame.into_trailers(), &this.end) {
-            (Err(data), _) => Ok(data),
-            (Ok(mut trailers), End::Tag(method)) => {
-                trailers.insert(TRAILER, method.clone());
-                Ok(Frame::trailers(trailers))
-            }
-            (Ok(_), End::Reset) => Err(Status::internal("the upstream resets the stream")),
-        }))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.inner.is_end_stream()
-    }
-
-    fn size_hint(&self) -> SizeHint {
-        self.inner.size_hint()
-    }
-}
-
-/// The methods of `test.Echo`.
-struct Handlers {
-    state: Arc<State>,
-}
-
-#[tonic::codegen::async_trait]
-impl Echo for Handlers {
-    async fn unary(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        let metadata = echoed_metadata(request.metadata());
-        let reply = EchoReply {
-            message: request.into_inner().message,
-            ..EchoReply::default()
-        };
-        let mut response = Response::new(reply);
-        *response.metadata_mut() = metadata;
-        Ok(response)
-    }
-
-    async fn server_stream(
-        &self,
-        request: Request<EchoRequest>,
-    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
-        let replies = numbered(&request.into_inner());
-        Ok(Response::new(Box::pin(stream::iter(replies.map(Ok)))))
-    }
-
-    async fn client_stream(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<EchoReply>, Status> {
-        let mut messages = request.into_inner();
-        let mut total = EchoReply::default();
-        while let Some(message) = messages.message().await? {
-            total.sum += message.number;
-            total.index += 1;
-        }
-        Ok(Response::new(total))
-    }
-
-    async fn bidi(
-        &self,
-        request: Request<Streaming<EchoRequest>>,
-    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
-        let replies = request.into_inner().enumerate().map(|(i, message)| {
-            message.map(|m| EchoReply {
-                message: m.message,
-                index: i as u32,
-                sum: m.number,
-            })
-        });
-        Ok(Response::new(Box::pin(replies)))
-    }
-
-    async fn abort(
-        &self,
-        request: Request<EchoRequest>,
-    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
-        let mut trailers = MetadataMap::new();
-        trailers.insert(ABORT_REASON, MetadataValue::from_static("on purpose"));
-        let status = Status::with_metadata(Code::Aborted, ABORT_MESSAGE, trailers);
-        let replies = numbered(&request.into_inner()).map(Ok);
-        let replies = stream::iter(replies).chain(stream::once(async move { Err(status) }));
-        Ok(Response::new(Box::pin(replies)))
-    }
-
-    async fn reset(
-        &self,
-        request: Request<EchoRequest>,
-    ) -> Result<Response<BoxStream<EchoReply>>, Status> {
-        let state = self.state.clone();
-        let replies = stream::iter(numbered(&request.into_inner()).map(Ok));
-        // The stream ends (and `Ending` resets it) once the test says so.
-        let release = stream::once(async move {
-            state.release_reset.notified().await;
-        })
-        .filter_map(|()| async { None::<Result<EchoReply, Status>> });
-        Ok(Response::new(Box::pin(replies.chain(release))))
-    }
-
-    async fn slow(&self, request: Request<EchoRequest>) -> Result<Response<EchoReply>, Status> {
-        let flight = InFlight::enter(&self.state);
-        let message = request.into_inner();
-        tokio::time::sleep(Duration::from_millis(message.delay_ms)).await;
-        flight.finish();
-        Ok(Response::new(EchoReply {
-            message: message.message,
-            ..EchoReply::default()
-        }))
-    }
-}
-
-/// `count` replies `message` with their index.
-fn numbered(request: &EchoRequest) -> impl Iterator<Item = EchoReply> + Send + 'static {
-    let message = request.message.clone();
-    (0..request.count).map(move |index| EchoReply {
-        message: message.clone(),
-        index,
-        sum: 0,
-    })
-}
-
-/// The request metadata `Unary` copies back into its response.
-fn echoed_metadata(request: &MetadataMap) -> MetadataMap {
-    let mut out = MetadataMap::new();
-    if let Some(v) = request.get("x-custom") {
-        out.insert("x-echo-custom", v.clone());
-    }
-    if let Some(v) = request.get("grpc-timeout") {
-        out.insert("x-echo-grpc-timeout", v.clone());
-    }
-    if let Some(v) = request.get_bin("x-blob-bin") {
-        out.insert_bin("x-echo-blob-bin", v.clone());
-    }
-    out
-}
-
-/// One `Slow` call in flight; counted as abandoned when dropped unfinished.
-struct InFlight<'a> {
-    state: &'a State,
-    finished: bool,
-}
-
-impl<'a> InFlight<'a> {
-    fn enter(state: &'a State) -> InFlight<'a> {
-        let now = state.in_flight.fetch_add(1, Ordering::SeqCst) + 1;
-        state.max_in_flight.fetch_max(now, Ordering::SeqCst);
-        InFlight {
-            state,
-            finished: false,
-        }
-    }
-
-    fn finish(mut self) {
-        self.finished = true;
-    }
-}
-
-impl Drop for InFlight<'_> {
-    fn drop(&mut self) {
-        self.state.in_flight.fetch_sub(1, Ordering::SeqCst);
-        if !self.finished {
-            self.state.abandoned.fetch_add(1, Ordering::SeqCst);
-        }
     }
 }
 

@@ -87,6 +87,7 @@ async fn goaway_during_load_fails_no_call() {
     })
     .await;
     let old = g.echo.restart();
+    let at_goaway = g.echo.in_flight();
     eventually("calls served by the second server", || {
         g.echo.served_by(2) >= PER_PHASE
     })
@@ -106,8 +107,8 @@ async fn goaway_during_load_fails_no_call() {
                 (ok + n, failed)
             });
     eprintln!(
-        "GOAWAY under load: {ok} calls answered, {} failed; first server {}, second {}, \
-         {} upstream connections",
+        "GOAWAY under load: {ok} calls answered, {} failed; {at_goaway} in flight at the \
+         GOAWAY; first server {}, second {}, {} upstream connections",
         failed.len(),
         g.echo.served_by(1),
         g.echo.served_by(2),
@@ -119,6 +120,10 @@ async fn goaway_during_load_fails_no_call() {
         failed.len()
     );
     assert!(ok >= 2 * PER_PHASE);
+    assert!(
+        at_goaway > 0,
+        "no call was in flight when the upstream went away"
+    );
 }
 
 /// Calls until `stop`, one at a time; returns how many were answered and

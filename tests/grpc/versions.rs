@@ -5,12 +5,13 @@
 
 use bytes::{BufMut, Bytes, BytesMut};
 use http::{Request, Version};
-use http_body_util::BodyExt;
+use http_body_util::{BodyExt, Collected};
 use prost::Message;
 
 use crate::calls::HOP_BY_HOP;
 use crate::common::{full, within, Client, Gateway, GatewayConfig, Route, Upstream};
 use crate::echo::{EchoReply, EchoRequest};
+use crate::fixture::TRAILER;
 use crate::Grpc;
 
 /// The recording echo upstream (HTTP/1.1 and h2c) behind an open `/api/**`
@@ -94,32 +95,54 @@ async fn h2_client_reaches_an_http1_upstream() {
 #[tokio::test]
 async fn grpc_over_http1_reaches_the_h2_upstream() {
     let g = Grpc::start().await;
-    let body = grpc_frame(&EchoRequest::text("via HTTP/1.1"));
-    let req = post_with_hops("/test.Echo/Unary")
-        .header("content-type", "application/grpc")
-        .header("authorization", format!("Bearer {}", g.token()))
-        .header("x-custom", "kept")
-        .body(full(body))
-        .expect("request");
-    let resp = Client::h1().send(g.gw.addr(), req).await;
-    assert_eq!(resp.status(), 200);
+    let (head, body) = grpc_over_http1(&g, "via HTTP/1.1").await;
+    assert_eq!(head.status, 200);
     assert_eq!(
-        resp.headers().get("content-type").map(|v| v.as_bytes()),
+        head.headers.get("content-type").map(|v| v.as_bytes()),
         Some(&b"application/grpc"[..])
     );
-    let collected = within("answer", resp.into_body().collect())
-        .await
-        .expect("answer body");
-    let trailers = collected.trailers().cloned();
-    let reply = grpc_unframe(collected.to_bytes());
-    assert_eq!(reply.message, "via HTTP/1.1");
-    eprintln!("gRPC over HTTP/1.1: trailers at the client {trailers:?}");
+    assert_eq!(grpc_unframe(body.to_bytes()).message, "via HTTP/1.1");
 
     let seen = g.echo.last();
     assert_eq!(seen.version, Version::HTTP_2);
     assert_eq!(seen.header("te"), Some("trailers"));
     assert_eq!(seen.header("x-custom"), Some("kept"));
     assert_no_hop_by_hop(&seen.headers);
+}
+
+/// behavior.md section 15: "Trailers pass both ways (an HTTP/1.1 client
+/// receives them as chunked trailers)". An HTTP/1.1 client that sent
+/// `TE: trailers` gets the h2 upstream's `grpc-status` and its own
+/// trailer, without which it cannot tell how the call ended.
+#[tokio::test]
+async fn http1_client_receives_the_h2_upstreams_trailers() {
+    let g = Grpc::start().await;
+    let (head, body) = grpc_over_http1(&g, "trailers please").await;
+    assert_eq!(head.status, 200);
+    let trailers = body.trailers().cloned().unwrap_or_default();
+    let value = |name| trailers.get(name).and_then(|v| v.to_str().ok());
+    assert_eq!(
+        (value("grpc-status"), value(TRAILER)),
+        (Some("0"), Some("Unary")),
+        "trailers at the HTTP/1.1 client: {trailers:?} (answer head: {:?})",
+        head.headers
+    );
+}
+
+/// A unary `test.Echo` call with `message`, framed by hand and sent over
+/// HTTP/1.1 with the hop-by-hop headers of [`post_with_hops`]; the
+/// answer's head and whole body, trailers included.
+async fn grpc_over_http1(g: &Grpc, message: &str) -> (http::response::Parts, Collected<Bytes>) {
+    let body = grpc_frame(&EchoRequest::text(message));
+    let req = post_with_hops("/test.Echo/Unary")
+        .header("content-type", "application/grpc")
+        .header("authorization", format!("Bearer {}", g.token()))
+        .header("x-custom", "kept")
+        .body(full(body))
+        .expect("request");
+    let (head, body) = Client::h1().send(g.gw.addr(), req).await.into_parts();
+    let body = within("answer", body.collect()).await.expect("answer body");
+    (head, body)
 }
 
 /// One uncompressed gRPC message: flag 0, 4-byte big-endian length, bytes.
