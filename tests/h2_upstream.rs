@@ -16,6 +16,7 @@ use hyper::service::service_fn;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use std::convert::Infallible;
 use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use tokio::net::TcpListener;
 
 async fn h2_gateway(upstream_url: &str, extra: &str) -> Gateway {
@@ -247,4 +248,62 @@ async fn many_concurrent_requests_share_one_h2_upstream_connection() {
     }
     assert_eq!(upstream.hits(), 50);
     assert_eq!(upstream.connections(), 1, "one multiplexed connection");
+}
+
+/// An h2c upstream allowing `streams` concurrent streams per connection;
+/// every answer takes 300 ms. Returns its address and its connection count.
+async fn limited_upstream(streams: u32) -> (SocketAddr, std::sync::Arc<AtomicUsize>) {
+    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
+    let addr = listener.local_addr().expect("addr");
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            counted.fetch_add(1, Ordering::SeqCst);
+            let service = service_fn(|_req: Request<Incoming>| async {
+                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+            });
+            tokio::spawn(
+                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
+                    .max_concurrent_streams(streams)
+                    .serve_connection(TokioIo::new(tcp), service),
+            );
+        }
+    });
+    (addr, connections)
+}
+
+/// At the upstream's SETTINGS_MAX_CONCURRENT_STREAMS a connection is full
+/// and another opens; up to max_connections, past which streams queue on
+/// the open ones instead of failing.
+#[tokio::test]
+async fn h2_upstream_stream_limit_opens_more_connections_up_to_the_cap() {
+    for (max_connections, want) in [(100, 4), (2, 2)] {
+        let (addr, connections) = limited_upstream(2).await;
+        let extra = format!("max_connections = {max_connections}");
+        let gw = h2_gateway(&format!("http://{addr}"), &extra).await;
+        // Warm one connection so the limit is known before the burst (the
+        // gateway reads it within 50 ms of the upstream's SETTINGS).
+        assert_eq!(gw.get("/api/warm").await.status, 200);
+        tokio::time::sleep(std::time::Duration::from_millis(150)).await;
+        let gw_addr = gw.addr();
+        let mut calls = tokio::task::JoinSet::new();
+        for _ in 0..8 {
+            calls.spawn(async move {
+                Client::h1()
+                    .fetch(gw_addr, request("GET", "/api/x"))
+                    .await
+                    .status
+            });
+        }
+        while let Some(status) = within("calls", calls.join_next()).await {
+            assert_eq!(status.expect("task"), 200);
+        }
+        assert_eq!(
+            connections.load(Ordering::SeqCst),
+            want,
+            "8 concurrent streams, 2 per connection, max_connections = {max_connections}"
+        );
+    }
 }

@@ -3,7 +3,10 @@
 //!
 //! **Which connection.** A request goes on the first open connection with
 //! fewer open streams than the upstream's `SETTINGS_MAX_CONCURRENT_STREAMS`
-//! (read from the connection as its settings arrive). When every
+//! (read from the connection when hyper polls it and every 50 ms, so a new
+//! connection counts as unlimited, then as the h2 default of 100, for the
+//! moment before the upstream's SETTINGS are read; streams over the real
+//! limit then wait in HTTP/2's queue rather than fail). When every
 //! connection is full, one more is opened, up to `max_connections`; past
 //! that the least busy connection takes the stream and HTTP/2 queues it
 //! until one of its streams ends. Connections are opened one at a time, so
@@ -44,6 +47,10 @@ use super::{Pool, PooledBody, ReqBody, SendError, WireBody};
 /// Sends on a connection at most this many times for one request: the
 /// first try and two on other connections after GOAWAYs.
 const ATTEMPTS: usize = 3;
+
+/// How often a connection's stream limit is read besides when a request
+/// is queued on it.
+const LIMIT_REFRESH: std::time::Duration = std::time::Duration::from_millis(50);
 
 /// The live connections of one upstream.
 #[derive(Default)]
@@ -369,7 +376,13 @@ where
     let watched = Arc::clone(&limit);
     tokio::spawn(async move {
         let mut connection = std::pin::pin!(connection);
+        // hyper polls this half of the connection when a request is queued;
+        // the upstream's SETTINGS may come later, so it is also read on a
+        // tick while the connection lives.
+        let mut tick = tokio::time::interval(LIMIT_REFRESH);
+        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Skip);
         let done = std::future::poll_fn(|cx| {
+            while tick.poll_tick(cx).is_ready() {}
             let polled = connection.as_mut().poll(cx);
             watched.store(connection.current_max_send_streams(), Ordering::Relaxed);
             polled
