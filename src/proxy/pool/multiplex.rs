@@ -41,7 +41,7 @@ use tokio::io::{AsyncRead, AsyncWrite};
 use tokio::sync::OwnedSemaphorePermit;
 
 use super::replay::replayable;
-use super::wire::Counted;
+use super::wire::{Counted, StreamSlot};
 use super::{Pool, PooledBody, ReqBody, SendError, WireBody};
 
 /// Sends on a connection at most this many times for one request: the
@@ -77,22 +77,6 @@ impl H2Conn {
 
     fn same(&self, other: &H2Conn) -> bool {
         Arc::ptr_eq(&self.open, &other.open)
-    }
-}
-
-/// An open stream; dropping it (with the response body) frees its place.
-pub struct StreamSlot(Arc<AtomicUsize>);
-
-impl StreamSlot {
-    fn take(conn: &H2Conn) -> StreamSlot {
-        conn.open.fetch_add(1, Ordering::Relaxed);
-        StreamSlot(Arc::clone(&conn.open))
-    }
-}
-
-impl Drop for StreamSlot {
-    fn drop(&mut self) {
-        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
@@ -151,7 +135,7 @@ impl Pool {
         for _ in 0..ATTEMPTS {
             let Some(next_body) = body.take() else { break };
             let conn = self.h2_conn(h2).await?;
-            let slot = StreamSlot::take(&conn);
+            let slot = StreamSlot::take(&conn.open);
             let (wire, back) = Returnable::new(next_body);
             let mut sender = conn.sender.clone();
             match sender.try_send_request(head.request(wire)).await {

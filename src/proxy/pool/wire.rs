@@ -1,19 +1,19 @@
 //! A pooled connection's I/O ([`Counted`]: holds the connection's permit
 //! and notes when bytes arrive) and the response body that gives the
-//! connection back to the pool when read to its end ([`PooledBody`]).
+//! connection back to the pool when read to its end ([`PooledBody`]), or
+//! frees its HTTP/2 stream's place ([`StreamSlot`]).
 
 use bytes::Bytes;
 use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::io;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
-use super::multiplex::StreamSlot;
 use super::{Conn, Pool};
 
 /// A connection's I/O: holds its permit for as long as the connection (or
@@ -66,6 +66,23 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
         Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
+/// An open stream; dropping it (with the response body) frees its place.
+pub struct StreamSlot(Arc<AtomicUsize>);
+
+impl StreamSlot {
+    /// Counts one more stream in `open`.
+    pub(super) fn take(open: &Arc<AtomicUsize>) -> StreamSlot {
+        open.fetch_add(1, Ordering::Relaxed);
+        StreamSlot(Arc::clone(open))
+    }
+}
+
+impl Drop for StreamSlot {
+    fn drop(&mut self) {
+        self.0.fetch_sub(1, Ordering::Relaxed);
     }
 }
 
