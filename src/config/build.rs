@@ -247,6 +247,7 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
             1 << 20,
         ),
         max_connections: b.count(&k("max_connections"), u.max_connections, 1, 10_000_000),
+        oauth: super::upstream_oauth::oauth(b, name, u.oauth.as_ref()),
     }
 }
 
@@ -378,6 +379,16 @@ fn route(b: &mut Builder, i: usize, r: &RawRoute, names: &Names) -> RouteConfig 
             AuthMode::Required
         }
     };
+    let exchanges = upstreams
+        .get(upstream)
+        .and_then(|u| u.oauth.as_ref())
+        .is_some_and(|o| o.grant == Grant::TokenExchange);
+    if exchanges && auth != AuthMode::Required {
+        b.err(
+            k("auth"),
+            "a route to an upstream with grant = \"token_exchange\" needs auth = \"required\" (every request needs a token to exchange)",
+        );
+    }
     scope_list(b, &k("scopes"), &r.scopes);
     scope_list(b, &k("any_scopes"), &r.any_scopes);
     if auth == AuthMode::None

@@ -12,7 +12,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::{
-    Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Profile, RateLimitKey, TokenBinding,
+    Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Grant, Profile, RateLimitKey,
+    TokenBinding,
 };
 
 /// A keyword as written: the variant of `T` it names (by `T`'s serde
@@ -481,6 +482,9 @@ pub struct RawUpstream {
     /// Connections open to this upstream, idle and busy; default 1024; 1 to
     /// 10000000.
     pub max_connections: u64,
+    /// The gateway's own token for this upstream (`[upstreams.NAME.oauth]`);
+    /// default none: the request goes on with the caller's credential.
+    pub oauth: Option<RawUpstreamOAuth>,
 }
 
 impl Default for RawUpstream {
@@ -494,6 +498,54 @@ impl Default for RawUpstream {
             pool_idle_timeout_ms: 90_000,
             pool_max_idle_per_host: 256,
             max_connections: 1024,
+            oauth: None,
+        }
+    }
+}
+
+/// `[upstreams.NAME.oauth]`: how the gateway gets the token it sends this
+/// upstream (RFC 6749 section 4.4, RFC 8693).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstreamOAuth {
+    /// `client_credentials` (the gateway's own token) or `token_exchange`
+    /// (one per caller token, RFC 8693); required.
+    pub grant: Option<Keyword<Grant>>,
+    /// The token endpoint; required; https (http only to loopback).
+    pub token_endpoint: Option<String>,
+    /// The gateway's client id at the token endpoint; required, non-empty.
+    pub client_id: Option<String>,
+    /// The gateway's client secret; required, non-empty; never logged or
+    /// printed.
+    pub client_secret: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`; default
+    /// `client_secret_basic`.
+    pub auth_method: Keyword<ClientAuthMethod>,
+    /// The `scope` parameter; default empty (not sent); RFC 6749 scope
+    /// tokens separated by single spaces.
+    pub scope: String,
+    /// The RFC 8707 `resource` parameter; default empty (not sent); an
+    /// absolute URI without fragment.
+    pub resource: String,
+    /// Renew this long before `expires_in` runs out (at most half the
+    /// lifetime); default 30; at most 86400.
+    pub refresh_skew_s: u64,
+    /// Deadline for one token request (then 503); default 2000; 1 to 60000.
+    pub timeout_ms: u64,
+}
+
+impl Default for RawUpstreamOAuth {
+    fn default() -> Self {
+        Self {
+            grant: None,
+            token_endpoint: None,
+            client_id: None,
+            client_secret: None,
+            auth_method: Keyword::Known(ClientAuthMethod::ClientSecretBasic),
+            scope: String::new(),
+            resource: String::new(),
+            refresh_skew_s: 30,
+            timeout_ms: 2_000,
         }
     }
 }
