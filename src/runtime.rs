@@ -28,6 +28,7 @@ use crate::ratelimit::RateLimits;
 use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
+use crate::upstream_auth::TokenSource;
 
 pub struct Runtime {
     pub config: Config,
@@ -71,6 +72,9 @@ pub struct CompiledRoute {
     /// The resource the route protects: its challenges name the metadata
     /// URL, and its tokens must have the identifier in `aud`.
     pub resource: Option<Arc<ResourceMetadata>>,
+    /// The upstream's own token, when it has `[upstreams.NAME.oauth]`;
+    /// shared by every route to that upstream.
+    pub credentials: Option<Arc<TokenSource>>,
 }
 
 impl Runtime {
@@ -172,10 +176,20 @@ impl Runtime {
                 Arc::new(ResourceMetadata::new(r.clone(), &enforced))
             })
             .collect();
+        let credentials: Vec<Option<Arc<TokenSource>>> = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let oauth = u.oauth.as_ref()?;
+                let source = TokenSource::new(&u.name, oauth, fetcher.clone(), clock.clone());
+                Some(Arc::new(source))
+            })
+            .collect();
         let compiled = config
             .routes
             .iter()
             .map(|r| CompiledRoute {
+                credentials: credentials[r.upstream].clone(),
                 resource: r.resource.map(|i| Arc::clone(&resources[i])),
                 config: r.clone(),
                 upstream: Arc::clone(&upstreams[r.upstream]),
