@@ -7,6 +7,7 @@
 //! | `/jwks-moved` | the current key set: the target of the redirect failure |
 //! | `/introspect` | RFC 7662 introspection from a programmable table, or the injected failure |
 //! | `/token` | the gateway's own token requests: answers as programmed ([`TokenAnswer`]), recorded, holdable |
+//! | `/token-error/CODE` | a token endpoint that always refuses: 400 (401 for `invalid_client`) `{"error": CODE}` |
 //! | anything else | 404 |
 //!
 //! with a hit counter per endpoint, an optional `Cache-Control: max-age` on

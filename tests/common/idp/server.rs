@@ -50,6 +50,13 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
     if req.uri().path() == "/token" {
         return Ok(state.token.answer(req).await);
     }
+    if let Some(code) = req.uri().path().strip_prefix("/token-error/") {
+        let status = match code {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        return Ok(json_response(status, json!({ "error": code }).to_string()));
+    }
     let key_set = || json!({ "keys": state.keys.lock().expect("lock").clone() });
     let resp = match req.uri().path() {
         path if path.ends_with("/.well-known/openid-configuration") => {
