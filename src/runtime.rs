@@ -92,7 +92,8 @@ impl Runtime {
 
     /// Builds a snapshot that carries over the issuer state of `previous`
     /// that still holds (key sets of unchanged key sources, caches of
-    /// unchanged issuers), so a reload causes neither a refetch storm nor a
+    /// unchanged issuers, the tokens of upstreams whose `oauth` table is
+    /// unchanged), so a reload causes neither a refetch storm nor a
     /// window without keys. No network I/O.
     pub fn build_next(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
         let clock = previous.map_or_else(Clock::system, |p| p.clock.clone());
@@ -181,8 +182,20 @@ impl Runtime {
             .iter()
             .map(|u| {
                 let oauth = u.oauth.as_ref()?;
-                let source = TokenSource::new(&u.name, oauth, fetcher.clone(), clock.clone());
-                Some(Arc::new(source))
+                let kept = previous
+                    .into_iter()
+                    .flat_map(|p| &p.compiled)
+                    .filter_map(|r| r.credentials.as_ref())
+                    .find(|c| c.serves(&u.name, oauth));
+                let source = kept.cloned().unwrap_or_else(|| {
+                    Arc::new(TokenSource::new(
+                        &u.name,
+                        oauth,
+                        fetcher.clone(),
+                        clock.clone(),
+                    ))
+                });
+                Some(source)
             })
             .collect();
         let compiled = config

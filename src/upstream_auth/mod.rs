@@ -28,6 +28,8 @@ pub use request::TokenFailure;
 
 /// The token an upstream receives, per its `oauth` table.
 pub struct TokenSource {
+    upstream: String,
+    config: UpstreamOAuth,
     client: Arc<request::TokenClient>,
     kind: Kind,
 }
@@ -59,9 +61,17 @@ impl TokenSource {
             Grant::TokenExchange => Kind::Exchange(exchange::Exchanged::new(&clock)),
         };
         TokenSource {
+            upstream: upstream.to_string(),
+            config: oauth.clone(),
             client: Arc::new(request::TokenClient::new(upstream, oauth, fetcher, clock)),
             kind,
         }
+    }
+
+    /// Whether this source serves `upstream` exactly as `oauth` says: a
+    /// reload keeps such a source, with its tokens.
+    pub fn serves(&self, upstream: &str, oauth: &UpstreamOAuth) -> bool {
+        self.upstream == upstream && self.config == *oauth
     }
 
     /// The `Authorization` value (`Bearer ...`, marked sensitive) for one

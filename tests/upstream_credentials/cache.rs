@@ -1,8 +1,11 @@
 //! The client-credentials token is cached until `expires_in -
 //! refresh_skew_s`, renewed by one request that every waiting request
-//! shares, and renewed before it expires so that requests do not wait.
+//! shares, renewed before it expires so that requests do not wait, and
+//! kept over a reload that leaves its table unchanged.
 
 use super::*;
+use common::idp::eventually;
+use common::ops::FileGateway;
 
 /// `expires_in` of these tests' tokens: renewal is due at 270 s (skew 30).
 const LIFETIME: Duration = Duration::from_secs(300);
@@ -103,4 +106,50 @@ async fn the_token_is_renewed_in_the_background_before_it_expires() {
     assert_forwarded(&s.call("/api/later", &caller).await, "renewed");
     let sent = s.upstream_authorization().expect("a token");
     assert_ne!(sent, "Bearer tok-1", "the renewed token is used");
+}
+
+/// A reload keeps the token of an upstream whose `oauth` table did not
+/// change, and starts afresh for one whose table did.
+#[tokio::test]
+async fn a_reload_keeps_the_token_of_an_unchanged_oauth_table() {
+    let key = Key::es256("caller-key");
+    let idp = TestIdp::with_keys(&[&key]).await;
+    let upstream = Upstream::echo().await;
+    let config = |scope: &str| {
+        GatewayConfig::new()
+            .issuer(Issuer::new("corp", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
+            .upstream_with(
+                "billing",
+                &upstream.url(),
+                &format!(
+                    "[upstreams.billing.oauth]\ngrant = \"client_credentials\"\n\
+                     token_endpoint = \"{}\"\nclient_id = \"gw\"\nclient_secret = \"s\"\n\
+                     scope = \"{scope}\"",
+                    idp.token_endpoint()
+                ),
+            )
+            .route(Route::new("/api/**", "billing"))
+            .render()
+    };
+    let gw = FileGateway::start(&config("a")).await;
+    eventually("the issuer's keys", || gw.not_ready().is_empty()).await;
+    let caller = key.token(&claims(&idp.issuer(), AUD));
+    assert_forwarded(&gw.call("/api/1", &caller).await, "first token");
+
+    let unchanged = format!("{}\n# only a comment changed\n", config("a"));
+    gw.write_and_reload(&unchanged).await.expect("reload");
+    assert_forwarded(&gw.call("/api/2", &caller).await, "after the reload");
+    assert_eq!(
+        upstream.last().header("authorization"),
+        Some("Bearer tok-1")
+    );
+    assert_eq!(idp.token_hits(), 1, "the token survived the reload");
+
+    gw.write_and_reload(&config("b")).await.expect("reload");
+    assert_forwarded(&gw.call("/api/3", &caller).await, "new scope");
+    assert_eq!(
+        upstream.last().header("authorization"),
+        Some("Bearer tok-2")
+    );
+    assert_eq!(idp.last_token_call().param("scope").as_deref(), Some("b"));
 }

@@ -6,7 +6,7 @@
 //! | file | covers |
 //! |---|---|
 //! | `request.rs` | the token request's form, both client authentication methods, the caller's credential kept from the upstream |
-//! | `cache.rs` | one token for many requests, single-flight renewal at expiry, renewal before expiry |
+//! | `cache.rs` | one token for many requests, single-flight renewal at expiry, renewal before expiry, reloads |
 //! | `failures.rs` | each RFC 6749 5.2 error → 502, unreachable/slow/5xx/non-JSON → 503, non-Bearer/no token → 502, metric labels |
 //! | `exchange.rs` | RFC 8693 token exchange: per caller token, bounded by its `exp` |
 //!
