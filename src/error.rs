@@ -12,7 +12,8 @@
 
 use bytes::Bytes;
 use http::header::{
-    HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER, WWW_AUTHENTICATE,
+    HeaderName, HeaderValue, ALLOW, CACHE_CONTROL, CONNECTION, CONTENT_TYPE, RETRY_AFTER,
+    WWW_AUTHENTICATE,
 };
 use http::{Method, Response, StatusCode};
 use http_body_util::Full;
@@ -24,6 +25,9 @@ use crate::proxy::error::UpstreamError;
 use crate::ratelimit::Verdict;
 use crate::target::TargetError;
 use crate::upstream_auth::TokenFailure;
+
+static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
+static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
 
 /// `Retry-After` while an issuer cannot be consulted.
 const RETRY_ISSUER_S: u32 = 5;
@@ -291,6 +295,56 @@ impl Rejection {
         }
         resp
     }
+
+    /// Renders the answer for a gRPC client (extensions section 13): a
+    /// trailers-only answer, HTTP 200 with `grpc-status` and the
+    /// percent-encoded description in `grpc-message`, no body. The headers
+    /// of the HTTP answer that a client acts on (`WWW-Authenticate`,
+    /// `Retry-After`, the rate-limit fields, `DPoP-Nonce`) are kept.
+    pub fn into_grpc_response(self, context: &Challenge) -> Response<Full<Bytes>> {
+        let description = self.answer().description;
+        let http = self.into_response(context);
+        let code = grpc_status(http.status());
+        let (parts, _) = http.into_parts();
+        let mut resp = Response::new(Full::new(Bytes::new()));
+        let headers = resp.headers_mut();
+        *headers = parts.headers;
+        headers.remove(CACHE_CONTROL);
+        headers.insert(CONTENT_TYPE, HeaderValue::from_static("application/grpc"));
+        headers.insert(&GRPC_STATUS, HeaderValue::from(u16::from(code)));
+        headers.insert(&GRPC_MESSAGE, grpc_message(description));
+        resp
+    }
+}
+
+/// The gRPC status of a refusal (extensions section 13); statuses the
+/// table does not name follow gRPC's HTTP mapping (13 INTERNAL for a 5xx
+/// of ours, 2 UNKNOWN otherwise).
+fn grpc_status(status: StatusCode) -> u8 {
+    match status.as_u16() {
+        400 | 408 => 3,
+        401 => 16,
+        403 => 7,
+        404 | 405 | 501 => 12,
+        413 | 429 => 8,
+        502 | 503 => 14,
+        504 => 4,
+        500..=599 => 13,
+        _ => 2,
+    }
+}
+
+/// `grpc-message` as the gRPC wire format wants it: bytes outside
+/// printable ASCII, and `%`, percent-encoded.
+fn grpc_message(text: &str) -> HeaderValue {
+    let mut out = String::with_capacity(text.len());
+    for b in text.bytes() {
+        match b {
+            b' '..=b'~' if b != b'%' => out.push(b as char),
+            _ => out.push_str(&format!("%{b:02X}")),
+        }
+    }
+    HeaderValue::from_str(&out).unwrap_or_else(|_| HeaderValue::from_static("refused"))
 }
 
 fn auth_answer(e: &AuthError) -> Answer<'_> {
@@ -384,6 +438,7 @@ fn upstream_answer(e: &UpstreamError) -> Answer<'_> {
         UpstreamError::BadTarget { .. } => {
             Answer::bad_gateway(Gateway, "the upstream failed to answer")
         }
+        UpstreamError::WrongProtocol { reason, .. } => Answer::bad_gateway(Gateway, reason),
         UpstreamError::MalformedBody => Answer::new(
             400,
             "invalid_request",
@@ -581,6 +636,95 @@ mod tests {
         resp.headers()
             .get(name)
             .map(|v| v.to_str().unwrap().to_string())
+    }
+
+    /// Extensions section 13: each refusal's gRPC status, with the HTTP
+    /// answer's challenge and retry headers kept and no body.
+    #[test]
+    fn into_grpc_response_table_matches_section_13() {
+        let verdict = Verdict {
+            allowed: false,
+            retry_after_s: 3,
+            policy: HeaderValue::from_static("\"p\";q=1;w=60"),
+            state: HeaderValue::from_static("\"p\";r=0;t=3"),
+        };
+        let cases: Vec<(Rejection, &str)> = vec![
+            (AuthError::MissingToken.into(), "16"),
+            (AuthError::InvalidToken("expired").into(), "16"),
+            (AuthError::InsufficientScope("a".into()).into(), "7"),
+            (AuthError::InvalidRequest("malformed").into(), "3"),
+            (Rejection::BadTarget(TargetError::DotSegment), "3"),
+            (Rejection::NotFound, "12"),
+            (Rejection::MethodNotAllowed(vec![Method::GET]), "12"),
+            (Rejection::RateLimited(verdict), "8"),
+            (
+                UpstreamError::Connect {
+                    upstream: "u".into(),
+                    cause: "refused".into(),
+                }
+                .into(),
+                "14",
+            ),
+            (
+                UpstreamError::Saturated {
+                    upstream: "u".into(),
+                }
+                .into(),
+                "14",
+            ),
+            (unusable(), "14"),
+            (
+                UpstreamError::Timeout {
+                    upstream: "u".into(),
+                }
+                .into(),
+                "4",
+            ),
+        ];
+        for (rejection, want) in cases {
+            let http_status = rejection.status();
+            let description = rejection.answer().description.to_string();
+            let http = rejection.clone().into_response(&realm_r());
+            let resp = rejection.into_grpc_response(&realm_r());
+            assert_eq!(resp.status(), 200, "{http_status}");
+            assert_eq!(
+                header(&resp, CONTENT_TYPE).as_deref(),
+                Some("application/grpc")
+            );
+            assert_eq!(
+                header(&resp, GRPC_STATUS.clone()).as_deref(),
+                Some(want),
+                "{http_status}"
+            );
+            assert_eq!(
+                header(&resp, GRPC_MESSAGE.clone()),
+                Some(description),
+                "{http_status}"
+            );
+            assert_eq!(http_body::Body::size_hint(resp.body()).exact(), Some(0));
+            assert_eq!(
+                header(&resp, WWW_AUTHENTICATE),
+                header(&http, WWW_AUTHENTICATE),
+                "{http_status}"
+            );
+            if matches!(http_status.as_u16(), 401 | 403) {
+                assert!(
+                    resp.headers().contains_key(WWW_AUTHENTICATE),
+                    "{http_status}"
+                );
+            }
+            if http_status == 503 || http_status == 429 {
+                assert!(resp.headers().contains_key(RETRY_AFTER), "{http_status}");
+            }
+        }
+    }
+
+    #[test]
+    fn grpc_message_percent_encodes_outside_printable_ascii_and_percent() {
+        assert_eq!(grpc_message("plain text: ok"), "plain text: ok");
+        assert_eq!(grpc_message("100% sure"), "100%25 sure");
+        assert_eq!(grpc_message("a\nb"), "a%0Ab");
+        assert_eq!(grpc_message("ünï"), "%C3%BCn%C3%AF");
     }
 
     #[test]

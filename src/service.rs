@@ -21,7 +21,7 @@ use crate::error::{Challenge, DpopChallenge, Rejection};
 use crate::evidence;
 use crate::metadata::{self, ResourceMetadata};
 use crate::policy;
-use crate::proxy::headers::{sane_request_id, websocket_upgrade, RequestPolicy};
+use crate::proxy::headers::{is_grpc, sane_request_id, websocket_upgrade, RequestPolicy};
 use crate::proxy::{self, Forwarded, ResponseBody, UpstreamError, X_REQUEST_ID};
 use crate::ratelimit::{Caller, Verdict};
 use crate::route::Match;
@@ -66,6 +66,7 @@ pub async fn handle(
         _ => new_request_id(),
     };
     let method = req.method().clone();
+    let grpc = is_grpc(req.headers());
     let mut trace = Trace::default();
     let result = pipeline(rt, conn, req, request_id.clone(), &mut trace).await;
     let (mut resp, outcome) = match result {
@@ -97,10 +98,11 @@ pub async fn handle(
                     nonce: nonce.as_ref(),
                 }),
             };
-            (
-                rejection.into_response(&challenge).map(Either::Right),
-                outcome,
-            )
+            let resp = match grpc {
+                false => rejection.into_response(&challenge),
+                true => rejection.into_grpc_response(&challenge),
+            };
+            (resp.map(Either::Right), outcome)
         }
     };
     resp.headers_mut()

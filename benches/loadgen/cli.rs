@@ -23,6 +23,9 @@ pub(crate) enum Command {
     Upstream {
         #[arg(long)]
         listen: SocketAddr,
+        /// Also serve gRPC unary calls over h2c here.
+        #[arg(long)]
+        grpc_listen: Option<SocketAddr>,
     },
     /// Write keys, key sets, tokens and a TLS certificate into --dir.
     Keys {
@@ -67,6 +70,11 @@ pub(crate) struct TargetArgs {
     /// sends, or the gateway refuses the reused ones as replays.
     #[arg(long, default_value_t = 1)]
     pub(crate) dpop_proofs: usize,
+    /// gRPC unary calls: `POST` of a small length-prefixed message with
+    /// `content-type: application/grpc` and `TE: trailers`; a call
+    /// succeeds only with `grpc-status: 0` in the trailers.
+    #[arg(long)]
+    pub(crate) grpc: bool,
 }
 
 #[derive(Args)]

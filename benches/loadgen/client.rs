@@ -5,7 +5,7 @@
 use bytes::Bytes;
 use http::header::{AUTHORIZATION, CONNECTION, HOST};
 use http::{HeaderName, HeaderValue, Request, Response, StatusCode, Uri};
-use http_body_util::{BodyExt, Empty};
+use http_body_util::{BodyExt, Full};
 use hyper::body::Incoming;
 use hyper_util::rt::{TokioExecutor, TokioIo};
 use rustls_pki_types::pem::PemObject;
@@ -34,7 +34,15 @@ pub(crate) struct Target {
     pub(crate) tokens: Vec<HeaderValue>,
     /// DPoP proofs, one per request, used in turn.
     pub(crate) proofs: Vec<HeaderValue>,
+    /// gRPC unary calls instead of `GET`s.
+    pub(crate) grpc: bool,
 }
+
+/// The message of every gRPC call: uncompressed, 11 bytes (field 1, the
+/// string "benchmark"), behind gRPC's 5-byte length prefix.
+const GRPC_CALL: &[u8] = b"\0\0\0\0\x0b\x0a\x09benchmark";
+static GRPC_CONTENT_TYPE: HeaderValue = HeaderValue::from_static("application/grpc");
+static TRAILERS: HeaderValue = HeaderValue::from_static("trailers");
 
 impl Target {
     pub(crate) fn new(args: &TargetArgs, resumption: bool) -> Result<Target, BoxError> {
@@ -93,15 +101,23 @@ impl Target {
             h2: args.h2,
             tls,
             tokens,
+            grpc: args.grpc,
             proofs,
         })
     }
 
-    /// A GET with the `n`th token (in turn); `close` asks the server to
-    /// close the connection after answering (HTTP/1.1).
-    pub(crate) fn request(&self, n: usize, close: bool) -> Request<Empty<Bytes>> {
-        let mut req = Request::new(Empty::new());
+    /// A GET (or a gRPC call) with the `n`th token (in turn); `close` asks
+    /// the server to close the connection after answering (HTTP/1.1).
+    pub(crate) fn request(&self, n: usize, close: bool) -> Request<Full<Bytes>> {
+        let mut req = Request::new(Full::new(Bytes::new()));
         *req.uri_mut() = self.request_uri.clone();
+        if self.grpc {
+            *req.method_mut() = http::Method::POST;
+            *req.body_mut() = Full::new(Bytes::from_static(GRPC_CALL));
+            req.headers_mut()
+                .insert(http::header::CONTENT_TYPE, GRPC_CONTENT_TYPE.clone());
+            req.headers_mut().insert(http::header::TE, TRAILERS.clone());
+        }
         let headers = req.headers_mut();
         if !self.h2 {
             headers.insert(HOST, self.authority.clone());
@@ -166,16 +182,18 @@ pub(crate) fn client_tls(
 
 /// One client connection, either protocol.
 pub(crate) enum Sender {
-    H1(hyper::client::conn::http1::SendRequest<Empty<Bytes>>),
-    H2(hyper::client::conn::http2::SendRequest<Empty<Bytes>>),
+    H1(hyper::client::conn::http1::SendRequest<Full<Bytes>>),
+    H2(hyper::client::conn::http2::SendRequest<Full<Bytes>>),
 }
 
 impl Sender {
-    /// Sends `req` and reads the whole answer; the status, or why not.
+    /// Sends `req` and reads the whole answer; the status, or why not. A
+    /// gRPC call whose trailers lack `grpc-status: 0` is an error.
     pub(crate) async fn round_trip(
         &mut self,
-        req: Request<Empty<Bytes>>,
+        req: Request<Full<Bytes>>,
     ) -> Result<StatusCode, BoxError> {
+        let grpc = req.headers().contains_key(http::header::TE);
         let resp: Response<Incoming> = match self {
             Sender::H1(s) => {
                 s.ready().await?;
@@ -187,7 +205,15 @@ impl Sender {
             }
         };
         let status = resp.status();
-        resp.into_body().collect().await?;
+        let grpc_status = resp.headers().get("grpc-status").cloned();
+        let body = resp.into_body().collect().await?;
+        if grpc {
+            let code = body.trailers().and_then(|t| t.get("grpc-status").cloned());
+            match code.or(grpc_status) {
+                Some(code) if code == "0" => {}
+                code => return Err(format!("gRPC call failed: grpc-status {code:?}").into()),
+            }
+        }
         Ok(status)
     }
 }

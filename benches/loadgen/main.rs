@@ -19,7 +19,7 @@
 //! | mode | does |
 //! |---|---|
 //! | `run` | closed loop (each connection sends its next request when the previous answer is read) or, with `--rate`, open loop: request `i` is due at `start + i / rate` and its latency is counted from that due time whenever every connection was busy then, so a slow server's queueing shows instead of being hidden (coordinated omission). HTTP/1.1 keep-alive or h2, plain or TLS, or `--handshakes`: a new TLS connection per request. One JSON line on stdout: throughput, error counts, HdrHistogram percentiles (p50 ... max) and a percentile curve, and the CPU time the processes named by `--proxy-pid` and `--side-pid` spent in the measured window. With `--dpop-key`, the token goes in `Authorization: DPoP` and every request carries its own ES256 proof, from a pool of `--dpop-proofs` signed before the run (`dpop`). |
-//! | `upstream` | the fast upstream: a current-thread hyper HTTP/1.1 server answering `200 pong` to everything, and an RFC 7662 introspection answer (`active`) to `POST /introspect` |
+//! | `upstream` | the fast upstream: a current-thread hyper HTTP/1.1 server answering `200 pong` to everything, and an RFC 7662 introspection answer (`active`) to `POST /introspect`; with `--grpc-listen`, also an h2c server answering every gRPC unary call with a small message and `grpc-status: 0` |
 //! | `keys` | an RS256 and an ES256 key, the JWK Set tokengate reads, the RS256 public key as PEM for HAProxy, signed tokens (one of each kind, a tampered one, a pool of distinct RS256 tokens, one bound to a DPoP key), the DPoP key, an opaque token, and a throwaway CA and `localhost` certificate |
 //! | `hold` | opens N keep-alive connections, one request on each, then holds them idle (for resident-memory measurements) |
 //! | `check` | one request, exit status 1 unless the answer has the expected status |
@@ -81,7 +81,10 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Some(Command::Run(args)) => run_command(&args),
         Some(Command::Check(args)) => check_command(&args),
-        Some(Command::Upstream { listen }) => upstream_command(listen),
+        Some(Command::Upstream {
+            listen,
+            grpc_listen,
+        }) => upstream_command(listen, grpc_listen),
         Some(Command::Keys { dir, pool }) => keys_command(&dir, pool),
         Some(Command::Hold {
             target,
@@ -127,6 +130,7 @@ fn smoke() -> Result<bool, BoxError> {
         tokens: None,
         dpop_key: None,
         dpop_proofs: 1,
+        grpc: false,
     };
     for rate in [None, Some(500.0)] {
         let args = RunArgs {

@@ -26,6 +26,8 @@ SCENARIOS = {
                "the same over h2"),
     "handshakes": ("TLS handshakes: a new connection per request, 64 at once", "nginx",
                    "full TLS 1.3 handshakes (X25519, P-256 certificate, no resumption) per second"),
+    "grpc": ("gRPC unary calls over h2c, 64 connections (one stream each)", "direct",
+             "gRPC proxying; nginx's grpc_pass checks no token"),
     "open": ("open loop at a fixed rate, 64 connections", "direct",
              "latency counted from each request's due time, so queueing shows"),
 }
@@ -40,6 +42,11 @@ TARGETS = {
     "tokengate-many": "tokengate, RS256 JWT, 1,000 routes and 20 issuers",
     "tokengate-nocache": "tokengate, RS256 JWT, identity cache off",
     "tokengate-fresh": "tokengate, a fresh RS256 JWT per request",
+    "tokengate-fleet": "tokengate, RS256 JWT, 100,000 revocations and a rate limit in Redis",
+    "tokengate-revocation": "tokengate, RS256 JWT, 100,000 revocations (no rate limit)",
+    "tokengate-h2-upstream": "tokengate, RS256 JWT, HTTP/1.1 client to an h2 upstream",
+    "tokengate-grpc": "tokengate, RS256 JWT (identity cache hit), h2 upstream",
+    "nginx-grpc": "nginx, grpc_pass (no token check)",
     "nginx": "nginx, plain reverse proxy (no token check)",
     "haproxy": "HAProxy, plain reverse proxy (no token check)",
     "haproxy-jwt": "HAProxy, RS256 jwt_verify on every request",
@@ -152,12 +159,37 @@ def get(stats, scenario, target):
     return stats.get((scenario, target))
 
 
-def targets(stats, growth=None, dpop=None):
+def targets(stats, growth=None, dpop=None, fleet=None):
     """The issue's targets: (target, measured, met) rows."""
     rows = []
 
     def row(name, measured, met, note=""):
         rows.append((name, measured, ("met" if met else "**missed**") + note))
+
+    plain = get(stats, "c64", "tokengate-rs256")
+    for target, what in (("tokengate-revocation", "a revocation list of 100,000 entries"),
+                         ("tokengate-fleet", "100,000 revocations and a rate limit in Redis")):
+        f = get(stats, "c64", target)
+        if plain and f:
+            added = f["proxy_cpu_us_per_req"] - plain["proxy_cpu_us_per_req"]
+            row(f"cached RS256 JWT with {what}: < 2 µs added CPU per request",
+                f"{f['proxy_cpu_us_per_req']:.1f} vs {plain['proxy_cpu_us_per_req']:.1f} µs = {added:+.1f} µs "
+                f"(rounds spread over {f['cpu_spread']:.1f} and {plain['cpu_spread']:.1f} µs); "
+                f"{fmt_int(f['rps'])} vs {fmt_int(plain['rps'])} req/s; p99 {fmt_lat(f['p99_us'])} vs "
+                f"{fmt_lat(plain['p99_us'])}", added < 2.0)
+    if fleet:
+        per = fleet["redis_commands"] / fleet["requests"]
+        detail = ", ".join(f"{k} {v}" for k, v in sorted(fleet["by_command"].items()))
+        row("rate limit in Redis: at most one Redis round trip per request",
+            f"{per:.2f} Redis commands per request ({fleet['redis_commands']} for "
+            f"{fleet['requests']} requests: {detail})", per <= 1.0)
+    tg, ng = get(stats, "grpc", "tokengate-grpc"), get(stats, "grpc", "nginx-grpc")
+    if tg and ng:
+        r = tg["rps"] / ng["rps"]
+        row("gRPC unary with JWT enforcement: throughput ≥ nginx grpc_pass",
+            f"{fmt_int(tg['rps'])} vs {fmt_int(ng['rps'])} calls/s = {r:.2f}× (CPU per call "
+            f"{tg['proxy_cpu_us_per_req']:.1f} vs {ng['proxy_cpu_us_per_req']:.1f} µs; p99 "
+            f"{fmt_lat(tg['p99_us'])} vs {fmt_lat(ng['p99_us'])})", r >= 1.0)
 
     tg, ng = get(stats, "c64", "tokengate-rs256"), get(stats, "c64", "nginx")
     if tg and ng:
@@ -330,6 +362,7 @@ def main():
     ap.add_argument("--machine", required=True)
     ap.add_argument("--growth", help="config_growth medians from benches/auth.rs (JSON)")
     ap.add_argument("--dpop", help="dpop group medians from benches/auth.rs (JSON)")
+    ap.add_argument("--fleet", help="Redis commands counted for rate-limited requests (JSON)")
     ap.add_argument("--readme", help="a Markdown file whose block between the peers "
                     "summary markers is replaced by this run's summary")
     ap.add_argument("--out", required=True)
@@ -355,7 +388,8 @@ def main():
           "| target | measured | |", "|---|---|---|"]
     growth = json.loads(Path(args.growth).read_text()) if args.growth else None
     dpop = json.loads(Path(args.dpop).read_text()) if args.dpop else None
-    for name, measured, verdict in targets(stats, growth, dpop):
+    fleet = json.loads(Path(args.fleet).read_text()) if args.fleet else None
+    for name, measured, verdict in targets(stats, growth, dpop, fleet):
         md.append(f"| {name} | {measured} | {verdict} |")
     md += ["", "## Results", ""]
     for scenario in SCENARIOS:

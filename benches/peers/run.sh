@@ -10,6 +10,11 @@
 #                                   # summary block of README.md
 #   benches/peers/run.sh --quick    # 1 round of 2 s, small pools: a smoke
 #                                   # run, written to target/bench-peers/report/
+#   benches/peers/run.sh --only 'c64/(tokengate-rs256|tokengate-fleet)'
+#                                   # only the runs whose SCENARIO/TARGET
+#                                   # matches (an extended regex); no memory
+#                                   # or criterion part; written to
+#                                   # target/bench-peers/report/
 #
 # Options: --rounds N, --duration SECONDS, --out DIR (raw results, default
 # target/bench-peers), --no-install (never apt-get), --no-build (use the
@@ -20,7 +25,8 @@
 # to wait before a run for other work on the machine to stop, 10),
 # DPOP_RATE (requests/s the DPoP run's pool of proofs is sized for, 40000).
 #
-# Installs Debian's haproxy and nginx with apt-get when they are missing.
+# Installs Debian's haproxy, nginx and redis-server with apt-get when they
+# are missing.
 # Only 127.0.0.1 is used. Every process started here is stopped by its pid
 # on exit.
 set -euo pipefail
@@ -37,6 +43,7 @@ QUICK=0
 INSTALL=1
 BUILD=1
 OUT="$ROOT/target/bench-peers"
+ONLY=""
 # The options that shape the results, as machine.json records the command.
 SHAPING=""
 while [ $# -gt 0 ]; do
@@ -47,7 +54,8 @@ while [ $# -gt 0 ]; do
         --out) OUT="$2"; shift ;;
         --no-install) INSTALL=0 ;;
         --no-build) BUILD=0 ;;
-        -h|--help) sed -n '2,24p' "$0"; exit 0 ;;
+        --only) ONLY="$2"; SHAPING+=" --only '$2'"; shift ;;
+        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -106,11 +114,11 @@ rss_kib() {
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 cores; proxy and load generator share one"
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
 command -v python3 >/dev/null || die "python3 is required for the report"
-if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null; then
-    [ "$INSTALL" = 1 ] || die "haproxy and nginx are missing (and --no-install was given)"
-    log "installing haproxy and nginx (Debian packages)"
+if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null; then
+    [ "$INSTALL" = 1 ] || die "haproxy, nginx or redis-server is missing (and --no-install was given)"
+    log "installing haproxy, nginx and redis-server (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx redis-server >/dev/null
 fi
 haproxy -vv 2>/dev/null | grep -q 'OpenSSL' || die "this haproxy is built without OpenSSL (no jwt_verify)"
 ulimit -n "$(ulimit -Hn)"
@@ -195,7 +203,8 @@ routes 999 >"$RUN/routes-1000"
 : >"$RUN/issuers-1"
 more_issuers $((MANY_ISSUERS - 1)) >"$RUN/issuers-20"
 
-# tokengate_config NAME PORT CACHE_SIZE ROUTES ISSUERS TLS(0|1) DPOP(0|1)
+# tokengate_config NAME PORT CACHE_SIZE ROUTES ISSUERS TLS(0|1) DPOP(0|1) [EXTRA]
+# EXTRA: a file in $RUN appended to the configuration.
 tokengate_config() {
     local tls="" dpop=""
     [ "$6" = 1 ] && tls="tls_cert = \"$KEYS/server.pem\"
@@ -214,31 +223,84 @@ text = text.replace("@ROUTES@", open(sys.argv[5]).read())
 open(sys.argv[2], "w").write(text)
 PY
     rm "$RUN/$1.toml.tmp"
+    [ -n "${8:-}" ] && cat "$RUN/$8" >>"$RUN/$1.toml"
     "$TOKENGATE" check --config "$RUN/$1.toml" >/dev/null 2>"$RUN/$1.check.log" ||
         die "tokengate rejects $RUN/$1.toml: $(cat "$RUN/$1.check.log")"
 }
 
-#                name      port      cache   routes      issuers   tls dpop
+# The fleet instance: a revocation list of 100,000 entries in Redis (none
+# of them matches the benchmark's tokens) and a rate limit in Redis on
+# /svc9/** (high enough never to refuse); /svc8/** has the list alone.
+cat >"$RUN/fleet-extra" <<EOF
+
+[redis]
+url = "redis://127.0.0.1:$((P + 50))/0"
+
+[revocation]
+
+[admin]
+listen = "127.0.0.1:$((P + 51))"
+api_token = "bench"
+
+[rate_limits.bench]
+key = "client_id"
+requests = 1000000000
+window_s = 1
+EOF
+# The gRPC instance: the upstream's h2c listener as an h2 upstream, for
+# gRPC calls (/bench.Echo/**) and for HTTP/1.1 requests (/h2svc/**).
+cat >"$RUN/grpc-extra" <<EOF
+
+[upstreams.grpc]
+url = "http://127.0.0.1:$((P + 2))"
+protocol = "h2"
+
+[[routes]]
+path = "/bench.Echo/**"
+upstream = "grpc"
+
+[[routes]]
+path = "/h2svc/**"
+upstream = "grpc"
+EOF
+
+#                name      port      cache   routes      issuers   tls dpop extra
 tokengate_config tg        $((P+10)) 100000  routes-10   issuers-1  0   1
 tokengate_config tg-nocache $((P+11)) 0      routes-10   issuers-1  0   0
 tokengate_config tg-fresh  $((P+12)) 100000  routes-10   issuers-1  0   0
 tokengate_config tg-many   $((P+13)) 100000  routes-1000 issuers-20 0   0
 tokengate_config tg-tls    $((P+14)) 100000  routes-10   issuers-1  1   0
 tokengate_config tg-mem    $((P+40)) 100000  routes-10   issuers-1  0   0
+tokengate_config tg-fleet  $((P+15)) 100000  routes-10   issuers-1  0   0   fleet-extra
+tokengate_config tg-grpc   $((P+16)) 100000  routes-10   issuers-1  0   0   grpc-extra
+# The rate limit goes on the last route (/svc9/**, the one measured).
+python3 - "$RUN/tg-fleet.toml" <<'PY2'
+import sys
+path = sys.argv[1]
+text = open(path).read()
+marker = 'path = "/svc9/**"\nupstream = "up"\n'
+assert marker in text, "no /svc9/** route"
+open(path, "w").write(text.replace(marker, marker + 'rate_limit = "bench"\n'))
+PY2
+"$TOKENGATE" check --config "$RUN/tg-fleet.toml" >/dev/null 2>"$RUN/tg-fleet.check.log" ||
+    die "tokengate rejects $RUN/tg-fleet.toml: $(cat "$RUN/tg-fleet.check.log")"
 
 mkdir -p "$RUN/nginx/tmp" "$RUN/nginx-mem/tmp"
 fill "$PEERS/nginx.conf.in" "$RUN/nginx/nginx.conf" "RUN=$RUN/nginx" \
-    "PORT=$((P + 20))" "TLS_PORT=$((P + 21))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS"
+    "PORT=$((P + 20))" "TLS_PORT=$((P + 21))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" \
+    "GRPC_PORT=$((P + 22))" "GRPC_UPSTREAM_PORT=$((P + 2))"
 fill "$PEERS/nginx.conf.in" "$RUN/nginx-mem/nginx.conf" "RUN=$RUN/nginx-mem" \
-    "PORT=$((P + 41))" "TLS_PORT=$((P + 42))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS"
+    "PORT=$((P + 41))" "TLS_PORT=$((P + 42))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" \
+    "GRPC_PORT=$((P + 43))" "GRPC_UPSTREAM_PORT=$((P + 2))"
 fill "$PEERS/haproxy.cfg.in" "$RUN/haproxy.cfg" "PORT=$((P + 30))" "JWT_PORT=$((P + 31))" \
     "TLS_PORT=$((P + 32))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" "ISS=$ISS" "AUD=$AUD"
 nginx -t -q -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log" ||
     die "nginx rejects $RUN/nginx/nginx.conf"
 haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy rejects $RUN/haproxy.cfg"
 
-for port in $((P + 1)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
-    $((P + 20)) $((P + 21)) $((P + 30)) $((P + 31)) $((P + 32)) $((P + 40)) $((P + 41)); do
+for port in $((P + 1)) $((P + 2)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
+    $((P + 15)) $((P + 16)) $((P + 20)) $((P + 21)) $((P + 22)) $((P + 30)) $((P + 31)) \
+    $((P + 32)) $((P + 40)) $((P + 41)) $((P + 43)) $((P + 50)); do
     port_free "$port" || die "127.0.0.1:$port is in use; set PORT_BASE"
 done
 
@@ -246,14 +308,44 @@ done
 # Start everything
 
 export RUST_LOG=warn
-start upstream "$CLIENT_CPU" "$LOADGEN" upstream --listen "127.0.0.1:$((P + 1))"
-for name in tg tg-nocache tg-fresh tg-many tg-tls; do
+start upstream "$CLIENT_CPU" "$LOADGEN" upstream --listen "127.0.0.1:$((P + 1))" \
+    --grpc-listen "127.0.0.1:$((P + 2))"
+# Redis for the fleet instance, on the load generator's core like the
+# upstream: no persistence, loopback only.
+start redis "$CLIENT_CPU" redis-server --port $((P + 50)) --bind 127.0.0.1 --save "" \
+    --appendonly no --dir "$RUN"
+wait_port $((P + 50))
+REDIS=(redis-cli -p $((P + 50)))
+# 100,000 revocations (80,000 jti, 10,000 sub, 10,000 client_id), written
+# straight into the hash the fleet reads at start; none matches a
+# benchmark token.
+python3 - "$(date +%s)" <<'PY2' | "${REDIS[@]}" --pipe >"$RUN/redis-seed.log"
+import json, sys
+now = int(sys.argv[1])
+def resp(*args):
+    out = [f"*{len(args)}\r\n"]
+    for a in args:
+        b = a.encode()
+        out.append(f"${len(b)}\r\n{a}\r\n")
+    return "".join(out)
+kinds = [("jti", 80000), ("sub", 10000), ("client_id", 10000)]
+lines = []
+n = 0
+for kind, count in kinds:
+    for i in range(count):
+        n += 1
+        entry = {"id": f"rv{n:06d}", kind: f"revoked-{kind}-{i}", "created_at": now, "expires_at": now + 86400}
+        lines.append(resp("HSET", "tokengate:revocations", entry["id"], json.dumps(entry)))
+sys.stdout.write("".join(lines))
+PY2
+[ "$("${REDIS[@]}" HLEN tokengate:revocations)" = 100000 ] || die "the revocation list was not seeded (see $RUN/redis-seed.log)"
+for name in tg tg-nocache tg-fresh tg-many tg-tls tg-fleet tg-grpc; do
     start "$name" "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/$name.toml"
 done
 start nginx "$PROXY_CPU" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log"
 start haproxy "$PROXY_CPU" haproxy -db -f "$RUN/haproxy.cfg"
-for port in $((P + 1)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
-    $((P + 20)) $((P + 21)) $((P + 30)) $((P + 31)) $((P + 32)); do
+for port in $((P + 1)) $((P + 2)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
+    $((P + 15)) $((P + 16)) $((P + 20)) $((P + 21)) $((P + 22)) $((P + 30)) $((P + 31)) $((P + 32)); do
     wait_port "$port"
 done
 NGINX_PIDS="$(pids_of "$PID_nginx")"
@@ -294,6 +386,45 @@ check --url "$U:$((P + 31))/svc9/ping" --tokens "$TOK_RS"
 check --url "$U:$((P + 31))/svc9/ping" --tokens "$TOK_BAD" --expect 401
 check --url "$U:$((P + 31))/svc9/ping" --expect 401
 check --url "$S:$((P + 32))/svc9/ping" --tokens "$TOK_RS" --tls-ca "$KEYS/ca.pem" --h2
+check --url "$U:$((P + 15))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 15))/svc8/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 15))/svc9/ping" --tokens "$TOK_BAD" --expect 401
+GRPC=(--h2 --grpc)
+check --url "$U:$((P + 2))/bench.Echo/Call" "${GRPC[@]}"
+check --url "$U:$((P + 22))/bench.Echo/Call" "${GRPC[@]}"
+check --url "$U:$((P + 16))/bench.Echo/Call" "${GRPC[@]}" --tokens "$TOK_RS"
+check --url "$U:$((P + 16))/h2svc/ping" --tokens "$TOK_RS"
+
+# The fleet instance holds the whole list before it is measured.
+for _ in $(seq 100); do
+    held=$(python3 - "http://127.0.0.1:$((P + 51))/revocations" <<'PY2' 2>/dev/null || echo 0
+import json, sys, urllib.request
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer bench"})
+print(len(json.load(urllib.request.urlopen(req, timeout=5))["revocations"]))
+PY2
+)
+    [ "$held" = 100000 ] && break
+    sleep 0.2
+done
+[ "$held" = 100000 ] || die "the fleet instance holds $held revocations, not 100000"
+
+# Redis operations per request on the rate-limited route: 200 requests
+# with nothing else running.
+"${REDIS[@]}" CONFIG RESETSTAT >/dev/null
+for _ in $(seq 200); do check --url "$U:$((P + 15))/svc9/ping" --tokens "$TOK_RS"; done
+"${REDIS[@]}" INFO commandstats >"$RUN/redis-commandstats.txt"
+FLEET="$OUT/fleet.json"
+python3 - "$RUN/redis-commandstats.txt" "$FLEET" <<'PY2'
+import json, re, sys
+calls = {}
+for line in open(sys.argv[1]):
+    m = re.match(r"cmdstat_([^:]+):calls=(\d+)", line.strip())
+    if m and m.group(1) not in ("info", "config|resetstat", "config"):
+        calls[m.group(1)] = int(m.group(2))
+json.dump({"requests": 200, "redis_commands": sum(calls.values()), "by_command": calls},
+          open(sys.argv[2], "w"), indent=1)
+PY2
+log "Redis commands for 200 rate-limited requests: $(cat "$FLEET" | tr -d '\n ')"
 
 # ---------------------------------------------------------------------------
 # The runs
@@ -320,6 +451,7 @@ wait_quiet() {
 measure() {
     local round="$1" scenario="$2" target="$3" pids="$4"
     shift 4
+    [ -z "$ONLY" ] || [[ "$scenario/$target" =~ $ONLY ]] || return 0
     wait_quiet
     local pid_args=()
     [ -n "$pids" ] && pid_args=(--proxy-pid "$pids")
@@ -358,6 +490,12 @@ one_round() {
     # The same instance and route, a DPoP-bound token: a fresh proof per request.
     measure "$r" c64 tokengate-dpop "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_DPOP" \
         "${DPOP_KEY[@]}" --dpop-proofs "$DPOP_POOL"
+    # The same token at the fleet instance: 100,000 revocations, and a rate
+    # limit in Redis (/svc9) or none (/svc8).
+    measure "$r" c64 tokengate-fleet "$PID_tg_fleet" --url "$U:$((P + 15))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 tokengate-revocation "$PID_tg_fleet" --url "$U:$((P + 15))/svc8/ping" "${c64[@]}" --tokens "$TOK_RS"
+    # HTTP/1.1 client, h2 upstream.
+    measure "$r" c64 tokengate-h2-upstream "$PID_tg_grpc" --url "$U:$((P + 16))/h2svc/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 tokengate-es256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_ES"
     measure "$r" c64 tokengate-opaque "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_OPAQUE"
     measure "$r" c64 tokengate-many "$PID_tg_many" --url "$U:$((P + 13))/svc999/ping" "${c64[@]}" --tokens "$TOK_MANY"
@@ -379,6 +517,12 @@ one_round() {
     measure "$r" handshakes tokengate-rs256 "$PID_tg_tls" --url "$S:$((P + 14))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
     measure "$r" handshakes nginx "$NGINX_PIDS" --url "$S:$((P + 21))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
     measure "$r" handshakes haproxy-jwt "$PID_haproxy" --url "$S:$((P + 32))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS" --handshakes
+
+    # gRPC unary calls over h2c, one stream at a time per connection.
+    local grpc=(--connections 64 --h2 --grpc)
+    measure "$r" grpc direct "" --url "$U:$((P + 2))/bench.Echo/Call" "${grpc[@]}"
+    measure "$r" grpc nginx-grpc "$NGINX_PIDS" --url "$U:$((P + 22))/bench.Echo/Call" "${grpc[@]}"
+    measure "$r" grpc tokengate-grpc "$PID_tg_grpc" --url "$U:$((P + 16))/bench.Echo/Call" "${grpc[@]}" --tokens "$TOK_RS"
 
     # Open loop at a fixed rate: latency from each request's due time.
     local open=(--connections 64 --rate "$OPEN_RATE")
@@ -425,12 +569,14 @@ memory() {
     log "memory $name: idle $idle KiB, $held KiB with $holding connections"
 }
 
+if [ -z "$ONLY" ]; then
 log "resident memory with $HOLD idle connections"
 start tg-mem "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/tg-mem.toml"
 start nginx-mem "$PROXY_CPU" nginx -p "$RUN/nginx-mem" -c "$RUN/nginx-mem/nginx.conf" -e "$RUN/nginx-mem/error.log"
 wait_port $((P + 40)); wait_port $((P + 41))
 memory tokengate "$PID_tg_mem" "$U:$((P + 40))/public/ping"
 memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
+fi
 
 # ---------------------------------------------------------------------------
 # Config growth, in process: what 1,000 routes and 20 issuers add to the
@@ -439,11 +585,13 @@ memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
 # below what throughput on a shared machine can resolve, so criterion
 # measures it on the proxy's core (benches/auth.rs, group config_growth).
 
+GROWTH="$OUT/growth.json"
+DPOP_VERIFY="$OUT/dpop.json"
+if [ -z "$ONLY" ]; then
 log "config growth and DPoP proof verification: criterion, config_growth and dpop groups of benches/auth.rs"
 rm -rf "$OUT/criterion"
 CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" --bench '^(config_growth|dpop)/' \
     --noplot >"$RUN/config-growth.log" 2>&1 || die "config_growth/dpop bench failed (see $RUN/config-growth.log)"
-GROWTH="$OUT/growth.json"
 python3 - "$OUT/criterion/config_growth" "$GROWTH" <<'PY'
 import json, pathlib, sys
 base = pathlib.Path(sys.argv[1])
@@ -456,7 +604,6 @@ for name in ("10_routes_1_issuer", "1000_routes_20_issuers"):
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
 log "config growth: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.0f ns" % (k, v["median_ns"]) for k, v in d.items()))' "$GROWTH")"
-DPOP_VERIFY="$OUT/dpop.json"
 python3 - "$OUT/criterion/dpop" "$DPOP_VERIFY" <<'PY'
 import json, pathlib, sys
 base = pathlib.Path(sys.argv[1])
@@ -469,6 +616,7 @@ for name in ("verify_es256", "es256_signature", "es256_key_parse", "verify_and_r
 json.dump(out, open(sys.argv[2], "w"), indent=1)
 PY
 log "DPoP: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.1f µs" % (k, v["median_ns"] / 1e3) for k, v in d.items()))' "$DPOP_VERIFY")"
+fi
 
 # ---------------------------------------------------------------------------
 # Machine and report
@@ -506,15 +654,19 @@ json.dump(info, open(sys.argv[1], "w"), indent=1)
 PY
 
 REPORT="$ROOT/docs/benchmarks"
-[ "$QUICK" = 1 ] && REPORT="$OUT/report"
+[ "$QUICK" = 1 ] || [ -n "$ONLY" ] && REPORT="$OUT/report"
 mkdir -p "$REPORT"
 cp "$RAW" "$REPORT/raw.jsonl"
 cp "$MEM" "$REPORT/memory.jsonl"
 cp "$OUT/machine.json" "$REPORT/machine.json"
-cp "$GROWTH" "$REPORT/growth.json"
-cp "$DPOP_VERIFY" "$REPORT/dpop.json"
-README_ARGS=()
-[ "$QUICK" = 1 ] || README_ARGS=(--readme "$ROOT/README.md")
+cp "$FLEET" "$REPORT/fleet.json"
+EXTRA_ARGS=(--fleet "$FLEET")
+if [ -z "$ONLY" ]; then
+    cp "$GROWTH" "$REPORT/growth.json"
+    cp "$DPOP_VERIFY" "$REPORT/dpop.json"
+    EXTRA_ARGS+=(--growth "$GROWTH" --dpop "$DPOP_VERIFY")
+fi
+[ "$QUICK" = 1 ] || [ -n "$ONLY" ] || EXTRA_ARGS+=(--readme "$ROOT/README.md")
 python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" \
-    --growth "$GROWTH" --dpop "$DPOP_VERIFY" --out "$REPORT" "${README_ARGS[@]}"
+    --out "$REPORT" "${EXTRA_ARGS[@]}"
 log "done in $(($(date +%s) - STARTED)) s: $REPORT/results.md, $REPORT/latency.svg"

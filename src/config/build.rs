@@ -247,6 +247,16 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
             1 << 20,
         ),
         max_connections: b.count(&k("max_connections"), u.max_connections, 1, 10_000_000),
+        protocol: match &u.protocol {
+            Keyword::Known(protocol) => *protocol,
+            Keyword::Unknown(other) => {
+                b.err(
+                    k("protocol"),
+                    format!("{other:?} is not \"http1\" or \"h2\""),
+                );
+                UpstreamProtocol::Http1
+            }
+        },
         oauth: super::upstream_oauth::oauth(b, name, u.oauth.as_ref()),
     }
 }

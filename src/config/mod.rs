@@ -354,6 +354,18 @@ pub enum Scheme {
     Https,
 }
 
+/// The protocol spoken to an upstream (`upstreams.X.protocol`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum UpstreamProtocol {
+    /// HTTP/1.1, a pool of keep-alive connections.
+    #[default]
+    Http1,
+    /// HTTP/2: ALPN `h2` over TLS, prior knowledge (h2c) over plain TCP;
+    /// streams multiplexed over few connections.
+    H2,
+}
+
 #[derive(Debug, Clone)]
 pub struct UpstreamConfig {
     pub name: String,
@@ -374,6 +386,7 @@ pub struct UpstreamConfig {
     /// without a cap a slow upstream makes the gateway open connections until
     /// it runs out of file descriptors. Default 1024.
     pub max_connections: usize,
+    pub protocol: UpstreamProtocol,
     /// The gateway's own token for this upstream; `None`: the caller's
     /// credential goes on as configured in `[forward]`.
     pub oauth: Option<UpstreamOAuth>,

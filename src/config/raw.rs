@@ -13,7 +13,7 @@ use std::collections::BTreeMap;
 
 use super::{
     Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Grant, Profile, RateLimitKey,
-    TokenBinding,
+    TokenBinding, UpstreamProtocol,
 };
 
 /// A keyword as written: the variant of `T` it names (by `T`'s serde
@@ -482,6 +482,9 @@ pub struct RawUpstream {
     /// Connections open to this upstream, idle and busy; default 1024; 1 to
     /// 10000000.
     pub max_connections: u64,
+    /// `http1` or `h2` (h2 over TLS by ALPN for https, prior knowledge for
+    /// http); default `http1`.
+    pub protocol: Keyword<UpstreamProtocol>,
     /// The gateway's own token for this upstream (`[upstreams.NAME.oauth]`);
     /// default none: the request goes on with the caller's credential.
     pub oauth: Option<RawUpstreamOAuth>,
@@ -498,6 +501,7 @@ impl Default for RawUpstream {
             pool_idle_timeout_ms: 90_000,
             pool_max_idle_per_host: 256,
             max_connections: 1024,
+            protocol: Keyword::Known(UpstreamProtocol::Http1),
             oauth: None,
         }
     }

@@ -336,6 +336,7 @@ fn load_keyword_errors_name_the_key_and_the_allowed_values() {
     };
     let cases = [
         (route("auth = \"maybe\""), "routes[1].auth", "\"maybe\" is not \"required\", \"optional\" or \"none\""),
+        (MINIMAL.replace("8081\"\n", "8081\"\nprotocol = \"h3\"\n"), "upstreams.app.protocol", "\"h3\" is not \"http1\" or \"h2\""),
         (issuer("profile = \"strict\""), "issuers.corp.profile", "\"strict\" is not \"generic\" or \"rfc9068\""),
         (intro("private_key_jwt"), "issuers.corp.introspection.auth_method", "\"private_key_jwt\" is not client_secret_basic or client_secret_post"),
         (issuer("algorithms = [\"RS256\", \"HS256\"]"), "issuers.corp.algorithms[1]", "\"HS256\": symmetric (HS*) algorithms are never accepted"),

@@ -8,7 +8,10 @@
 //! reads when the upstream exchange fails. The deadline counts from the
 //! moment the body starts to be forwarded and covers the whole body, so a
 //! body that trickles a byte at a time cannot hold an upstream connection
-//! for longer than the deadline either.
+//! for longer than the deadline either. For an HTTP/2 upstream the
+//! deadline ends when the upstream's response head arrives
+//! ([`BodyWatch::open_ended`]): a stream does not hold a connection to
+//! itself, and gRPC streams last as long as both ends want.
 //!
 //! A request without a body (the common case: `GET`, or `Content-Length:
 //! 0`) costs nothing: no timer and no shared state.
@@ -18,7 +21,7 @@ use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use std::future::Future;
 use std::pin::Pin;
-use std::sync::atomic::{AtomicU8, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU8, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::Duration;
@@ -36,9 +39,13 @@ pub enum ClientBodyError {
 }
 
 /// What happened to a forwarded body, shared between the body (owned by the
-/// upstream connection) and the forwarding code.
+/// upstream connection) and the forwarding code; and whether the deadline
+/// still holds.
 #[derive(Debug, Default)]
-pub struct BodyWatch(AtomicU8);
+pub struct BodyWatch {
+    state: AtomicU8,
+    open_ended: AtomicBool,
+}
 
 /// The states a [`BodyWatch`] records.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -53,11 +60,16 @@ pub enum BodyState {
 
 impl BodyWatch {
     fn set(&self, state: BodyState) {
-        self.0.store(state as u8, Ordering::Release);
+        self.state.store(state as u8, Ordering::Release);
+    }
+
+    /// Lifts the deadline: the body may take as long as the exchange lasts.
+    pub fn open_ended(&self) {
+        self.open_ended.store(true, Ordering::Release);
     }
 
     pub fn state(&self) -> BodyState {
-        match self.0.load(Ordering::Acquire) {
+        match self.state.load(Ordering::Acquire) {
             1 => BodyState::Complete,
             2 => BodyState::Malformed,
             3 => BodyState::TimedOut,
@@ -125,6 +137,7 @@ impl Body for RequestBody {
                 guard.watch.set(BodyState::Malformed);
                 Poll::Ready(Some(Err(ClientBodyError::Malformed(e))))
             }
+            Poll::Pending if guard.watch.open_ended.load(Ordering::Acquire) => Poll::Pending,
             Poll::Pending => match guard.deadline.as_mut().poll(cx) {
                 Poll::Ready(()) => {
                     guard.watch.set(BodyState::TimedOut);

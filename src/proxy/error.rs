@@ -27,6 +27,14 @@ pub enum UpstreamError {
         upstream: String,
         reason: &'static str,
     },
+    /// The request needs what the upstream's `protocol` cannot carry: gRPC
+    /// over `http1`, or a WebSocket upgrade over `h2`. A configuration
+    /// mistake, so the gateway's failure.
+    #[error("upstream {upstream}: {reason}")]
+    WrongProtocol {
+        upstream: String,
+        reason: &'static str,
+    },
     /// The upstream request target could not be built: our failure.
     #[error("upstream {upstream}: the request target cannot be built")]
     BadTarget { upstream: String },

@@ -6,7 +6,7 @@
 //! some servers fold into `-` and so could smuggle an identity header.
 //! Response: hop-by-hop headers plus `Proxy-Authenticate`.
 
-use http::header::{HeaderName, CONNECTION, COOKIE, UPGRADE};
+use http::header::{HeaderName, CONNECTION, CONTENT_TYPE, COOKIE, TE, TRAILER, UPGRADE};
 use http::{HeaderMap, HeaderValue};
 
 use crate::header_names::{is_client_address, is_hop_by_hop, is_routing_override};
@@ -64,6 +64,58 @@ pub fn clean_request(headers: &mut HeaderMap, policy: &RequestPolicy) {
         headers.insert(CONNECTION, HeaderValue::from_static("upgrade"));
         headers.insert(UPGRADE, upgrade.clone());
     }
+}
+
+/// Whether the client's `TE` lists `trailers` (RFC 9110 section 10.1.4):
+/// the one `TE` value an HTTP/2 upstream is sent, as gRPC servers require.
+pub fn asks_for_trailers(headers: &HeaderMap) -> bool {
+    headers
+        .get_all(TE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .any(|t| {
+            t.split(';')
+                .next()
+                .unwrap_or("")
+                .trim()
+                .eq_ignore_ascii_case("trailers")
+        })
+}
+
+/// The `Trailer` field an HTTP/1.1 client is answered with when an h2
+/// upstream's trailers are relayed to it: the names the upstream declared,
+/// and for a gRPC answer the trailers of the gRPC protocol. hyper writes
+/// only declared trailers into a chunked body, so others are dropped.
+pub fn trailer_declaration(response: &HeaderMap) -> Option<HeaderValue> {
+    let mut names: Vec<&str> = response
+        .get_all(TRAILER)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(','))
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .collect();
+    if is_grpc(response) {
+        names.extend(["grpc-status", "grpc-message", "grpc-status-details-bin"]);
+    }
+    if names.is_empty() {
+        return None;
+    }
+    HeaderValue::from_str(&names.join(", ")).ok()
+}
+
+/// A gRPC request: `content-type` `application/grpc` or
+/// `application/grpc+<format>` (and `;` parameters).
+pub fn is_grpc(headers: &HeaderMap) -> bool {
+    let Some(value) = headers.get(CONTENT_TYPE) else {
+        return false;
+    };
+    let b = value.as_bytes();
+    const GRPC: &[u8] = b"application/grpc";
+    b.len() >= GRPC.len()
+        && b[..GRPC.len()].eq_ignore_ascii_case(GRPC)
+        && matches!(b.get(GRPC.len()), None | Some(b'+' | b';'))
 }
 
 /// Joins an h2 request's `cookie` fields into the one header an HTTP/1.1

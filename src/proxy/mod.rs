@@ -1,5 +1,6 @@
-//! Forwarding to an upstream (docs/behavior.md section 8): a pooled client
-//! per upstream, a freshly built upstream request, bodies streamed both ways,
+//! Forwarding to an upstream (docs/behavior.md sections 8 and 15): a pooled
+//! client per upstream (HTTP/1.1, or HTTP/2 with `protocol = "h2"`), a
+//! freshly built upstream request, bodies and trailers streamed both ways,
 //! 502 on connection failure, 504 when the response head is late, and
 //! WebSocket tunnels. Makes no auth decisions: it is handed the identity
 //! headers to add.
@@ -102,6 +103,8 @@ pub async fn forward(
     mut req: Request<Incoming>,
     fwd: Forwarded<'_>,
 ) -> Result<Response<ResponseBody>, UpstreamError> {
+    let h2 = upstream.pool.is_h2();
+    check_protocol(upstream, &req, &fwd, h2)?;
     let handshake = fwd
         .policy
         .upgrade
@@ -112,13 +115,9 @@ pub async fn forward(
     let (body, watch) = RequestBody::new(body, fwd.body_read_timeout);
     let mut out = Request::new(body);
     *out.method_mut() = parts.method;
-    *out.uri_mut() = uri;
-    *out.version_mut() = Version::HTTP_11;
     let mut headers = parts.headers;
+    let trailers = h2 && headers::asks_for_trailers(&headers);
     headers::clean_request(&mut headers, &fwd.policy);
-    if parts.version == Version::HTTP_2 {
-        headers::join_cookies(&mut headers);
-    }
     if fwd.strip_authorization {
         headers.remove(http::header::AUTHORIZATION);
     }
@@ -126,6 +125,22 @@ pub async fn forward(
         headers.insert(http::header::AUTHORIZATION, authorization.clone());
     }
     add_forwarding_headers(&mut headers, upstream, &fwd);
+    if h2 {
+        // The authority travels as `:authority`, not as a Host field
+        // (RFC 9113 section 8.3.1).
+        let host = headers.remove(HOST);
+        *out.uri_mut() = absolute(upstream, uri, host)?;
+        *out.version_mut() = Version::HTTP_2;
+        if trailers {
+            headers.insert(http::header::TE, HeaderValue::from_static("trailers"));
+        }
+    } else {
+        *out.uri_mut() = uri;
+        *out.version_mut() = Version::HTTP_11;
+        if parts.version == Version::HTTP_2 {
+            headers::join_cookies(&mut headers);
+        }
+    }
     *out.headers_mut() = headers;
 
     let started = std::time::Instant::now();
@@ -147,6 +162,12 @@ pub async fn forward(
             }
         },
     };
+    if let (true, Some(watch)) = (h2, &watch) {
+        // A stream may go on as long as both ends keep it open (gRPC
+        // streaming): once the upstream has answered, the body deadline no
+        // longer holds anything the gateway needs back.
+        watch.open_ended();
+    }
     let switching = resp.status() == StatusCode::SWITCHING_PROTOCOLS;
     if switching {
         let Some(handshake) = handshake else {
@@ -162,7 +183,23 @@ pub async fn forward(
             })?;
         handshake.spawn(hyper::upgrade::on(&mut resp), fwd.token_left);
     }
+    // An HTTP/1.1 client gets trailers only in a chunked body that declared
+    // them in `Trailer` (which hop-by-hop cleaning removes): declared again
+    // after it.
+    let declared = (trailers && parts.version != Version::HTTP_2)
+        .then(|| headers::trailer_declaration(resp.headers()))
+        .flatten();
     headers::clean_response(resp.headers_mut(), switching);
+    if let Some(declared) = declared {
+        // Only a chunked body has trailers, even when its length is known.
+        let headers = resp.headers_mut();
+        headers.remove(http::header::CONTENT_LENGTH);
+        headers.insert(
+            http::header::TRANSFER_ENCODING,
+            HeaderValue::from_static("chunked"),
+        );
+        headers.insert(http::header::TRAILER, declared);
+    }
     // The client gets its own protocol version, whatever the upstream spoke
     // (an HTTP/1.0 upstream must not turn the client's keep-alive off).
     *resp.version_mut() = match parts.version {
@@ -189,6 +226,49 @@ fn send_failure(upstream: &Upstream, watch: Option<&BodyWatch>, e: SendError) ->
             cause: e.to_string(),
         },
     }
+}
+
+/// Refuses what the upstream's protocol cannot carry: gRPC needs HTTP/2
+/// (its status travels in trailers), a WebSocket upgrade needs HTTP/1.1.
+fn check_protocol(
+    upstream: &Upstream,
+    req: &Request<Incoming>,
+    fwd: &Forwarded,
+    h2: bool,
+) -> Result<(), UpstreamError> {
+    let reason = match h2 {
+        false if headers::is_grpc(req.headers()) => "gRPC needs an upstream with protocol \"h2\"",
+        true if fwd.policy.upgrade.is_some() => {
+            "a WebSocket upgrade needs an upstream with protocol \"http1\""
+        }
+        _ => return Ok(()),
+    };
+    Err(UpstreamError::WrongProtocol {
+        upstream: upstream.config.name.clone(),
+        reason,
+    })
+}
+
+/// The absolute URI an HTTP/2 request carries: the upstream's scheme, the
+/// authority the Host field would have named, and the origin-form target.
+fn absolute(
+    upstream: &Upstream,
+    target: Uri,
+    host: Option<HeaderValue>,
+) -> Result<Uri, UpstreamError> {
+    let authority = host
+        .and_then(|h| http::uri::Authority::try_from(h.as_bytes()).ok())
+        .unwrap_or_else(|| upstream.config.authority.clone());
+    let scheme = match upstream.config.scheme {
+        crate::config::Scheme::Http => http::uri::Scheme::HTTP,
+        crate::config::Scheme::Https => http::uri::Scheme::HTTPS,
+    };
+    let mut parts = target.into_parts();
+    parts.scheme = Some(scheme);
+    parts.authority = Some(authority);
+    Uri::from_parts(parts).map_err(|_| UpstreamError::BadTarget {
+        upstream: upstream.config.name.clone(),
+    })
 }
 
 fn upstream_uri(

@@ -72,6 +72,7 @@ impl Seen {
 #[derive(Default)]
 struct State {
     hits: AtomicUsize,
+    connections: AtomicUsize,
     seen: Mutex<Vec<Seen>>,
     arrived: Notify,
     release: Notify,
@@ -98,7 +99,12 @@ impl Upstream {
 
     /// The same over TLS with `pki`'s `localhost` certificate.
     pub async fn echo_tls(pki: &Pki) -> Upstream {
-        let acceptor = TlsAcceptor::from(pki.server_config(&[b"http/1.1"]));
+        Upstream::echo_tls_alpn(pki, &[b"http/1.1"]).await
+    }
+
+    /// The same, offering these ALPN protocols.
+    pub async fn echo_tls_alpn(pki: &Pki, alpn: &[&[u8]]) -> Upstream {
+        let acceptor = TlsAcceptor::from(pki.server_config(alpn));
         Upstream::spawn(Some(acceptor)).await
     }
 
@@ -148,6 +154,11 @@ impl Upstream {
         self.state.hits.load(Ordering::SeqCst)
     }
 
+    /// TCP connections accepted so far.
+    pub fn connections(&self) -> usize {
+        self.state.connections.load(Ordering::SeqCst)
+    }
+
     /// Every request received so far, once its body was read.
     pub fn requests(&self) -> Vec<Seen> {
         self.state.seen.lock().expect("lock").clone()
@@ -186,6 +197,7 @@ async fn accept_loop(listener: TcpListener, state: Arc<State>, tls: Option<TlsAc
         let Ok((stream, _)) = listener.accept().await else {
             continue;
         };
+        state.connections.fetch_add(1, Ordering::SeqCst);
         let state = state.clone();
         let tls = tls.clone();
         tokio::spawn(async move {

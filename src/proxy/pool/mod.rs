@@ -1,5 +1,8 @@
 //! Connections to one upstream: HTTP/1.1 over TCP or TLS, kept open and
-//! reused (docs/behavior.md section 8). Built on hyper's connection-level
+//! reused (docs/behavior.md section 8); for `protocol = "h2"`, streams
+//! multiplexed over few HTTP/2 connections instead ([`multiplex`], section
+//! 15), under the same cap and connect timeout. What follows is the HTTP/1.1
+//! pool. Built on hyper's connection-level
 //! client (`client::conn::http1`), so the request path pays for one
 //! connection's dispatch and nothing else: no pool keys, no checkout futures.
 //!
@@ -52,13 +55,14 @@ use tokio::sync::{Notify, OwnedSemaphorePermit, Semaphore};
 use tokio::task::AbortHandle;
 use tokio_rustls::TlsConnector;
 
-use crate::config::{ConfigError, Scheme, UpstreamConfig};
+use crate::config::{ConfigError, Scheme, UpstreamConfig, UpstreamProtocol};
 use idle::{sweep, Idle, IdleList};
 use replay::Replay;
 use wire::Counted;
 pub use wire::PooledBody;
 
 mod idle;
+mod multiplex;
 mod replay;
 mod wire;
 
@@ -101,6 +105,9 @@ pub struct Pool {
     /// waiting at the cap.
     returned: Notify,
     idle: Mutex<IdleList>,
+    /// `protocol = "h2"`: the multiplexed connections; the idle list and
+    /// its sweeper are then unused.
+    h2: Option<multiplex::Multiplexed>,
 }
 
 /// A connection's sending half, and whether its I/O has read anything since
@@ -134,7 +141,10 @@ impl Pool {
                 let key = |k: &str| format!("upstreams.{}.{k}", config.name);
                 let mut tls = crate::tls::client_config(config.ca_file.as_deref())
                     .map_err(|reason| ConfigError::new(key("ca_file"), reason))?;
-                tls.alpn_protocols = vec![b"http/1.1".to_vec()];
+                tls.alpn_protocols = match config.protocol {
+                    UpstreamProtocol::Http1 => vec![b"http/1.1".to_vec()],
+                    UpstreamProtocol::H2 => vec![b"h2".to_vec()],
+                };
                 let bare = host.trim_start_matches('[').trim_end_matches(']');
                 let name = rustls_pki_types::ServerName::try_from(bare.to_string())
                     .map_err(|_| ConfigError::new(key("url"), "not a TLS server name"))?;
@@ -157,7 +167,13 @@ impl Pool {
             slots: Arc::new(Semaphore::new(config.max_connections)),
             returned: Notify::new(),
             idle: Mutex::new(IdleList::default()),
+            h2: (config.protocol == UpstreamProtocol::H2).then(multiplex::Multiplexed::default),
         })
+    }
+
+    /// The upstream speaks HTTP/2.
+    pub fn is_h2(&self) -> bool {
+        self.h2.is_some()
     }
 
     /// Sends `req` on an idle connection, or a new one, and returns the
@@ -168,6 +184,9 @@ impl Pool {
         self: &Arc<Self>,
         req: Request<ReqBody>,
     ) -> Result<Response<PooledBody>, SendError> {
+        if let Some(h2) = &self.h2 {
+            return Box::pin(self.send_multiplexed(h2, req)).await;
+        }
         let req = req.map(Either::Left);
         let conn = match self.checkout() {
             Some(conn) => conn,
@@ -318,6 +337,7 @@ impl Pool {
             let mut pooled = PooledBody {
                 body,
                 home: (!upgrading).then(|| (conn, Arc::clone(self))),
+                _stream: None,
             };
             pooled.return_if_done();
             pooled
@@ -336,11 +356,7 @@ impl Pool {
     }
 
     async fn open(&self, slot: OwnedSemaphorePermit) -> Result<Conn, SendError> {
-        let connect_error = |e: io::Error| SendError::Connect(e.to_string());
-        let tcp = TcpStream::connect((self.host_for_connect(), self.port))
-            .await
-            .map_err(connect_error)?;
-        let _ = tcp.set_nodelay(true);
+        let tcp = self.tcp().await?;
         match &self.tls {
             None => self.handshake(tcp, slot).await,
             Some((connector, name)) => {
@@ -351,6 +367,14 @@ impl Pool {
                 self.handshake(tls, slot).await
             }
         }
+    }
+
+    async fn tcp(&self) -> Result<TcpStream, SendError> {
+        let tcp = TcpStream::connect((self.host_for_connect(), self.port))
+            .await
+            .map_err(connect_error)?;
+        let _ = tcp.set_nodelay(true);
+        Ok(tcp)
     }
 
     fn host_for_connect(&self) -> &str {
@@ -376,6 +400,10 @@ impl Pool {
         });
         Ok(Conn { sender, read_any })
     }
+}
+
+fn connect_error(e: io::Error) -> SendError {
+    SendError::Connect(e.to_string())
 }
 
 impl Drop for Pool {

@@ -10,7 +10,7 @@ use super::WireBody;
 /// Whether a request may be sent again after a connection failed under it
 /// without an answer: idempotent (RFC 9110 section 9.2.2) and no body to
 /// replay.
-fn replayable(method: &Method, bodiless: bool) -> bool {
+pub(super) fn replayable(method: &Method, bodiless: bool) -> bool {
     bodiless
         && matches!(
             *method,

@@ -13,6 +13,7 @@ use std::task::{Context, Poll};
 use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::sync::OwnedSemaphorePermit;
 
+use super::multiplex::StreamSlot;
 use super::{Conn, Pool};
 
 /// A connection's I/O: holds its permit for as long as the connection (or
@@ -73,9 +74,20 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for Counted<IO> {
 pub struct PooledBody {
     pub(super) body: Incoming,
     pub(super) home: Option<(Conn, Arc<Pool>)>,
+    /// An HTTP/2 stream's place on its connection, freed with the body.
+    pub(super) _stream: Option<StreamSlot>,
 }
 
 impl PooledBody {
+    /// The body of an HTTP/2 stream: nothing to hand back but its place.
+    pub(super) fn stream(body: Incoming, slot: StreamSlot) -> PooledBody {
+        PooledBody {
+            body,
+            home: None,
+            _stream: Some(slot),
+        }
+    }
+
     /// The body, for a `101` whose connection becomes a tunnel.
     pub fn into_inner(self) -> Incoming {
         self.body
