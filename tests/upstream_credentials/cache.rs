@@ -116,20 +116,13 @@ async fn a_reload_keeps_the_token_of_an_unchanged_oauth_table() {
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
     let config = |scope: &str| {
-        GatewayConfig::new()
-            .issuer(Issuer::new("corp", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
-            .upstream_with(
-                "billing",
-                &upstream.url(),
-                &format!(
-                    "[upstreams.billing.oauth]\ngrant = \"client_credentials\"\n\
-                     token_endpoint = \"{}\"\nclient_id = \"gw\"\nclient_secret = \"s\"\n\
-                     scope = \"{scope}\"",
-                    idp.token_endpoint()
-                ),
-            )
-            .route(Route::new("/api/**", "billing"))
-            .render()
+        minimal_config(
+            &idp,
+            &upstream,
+            &idp.token_endpoint(),
+            &format!("scope = \"{scope}\""),
+        )
+        .render()
     };
     let gw = FileGateway::start(&config("a")).await;
     eventually("the issuer's keys", || gw.not_ready().is_empty()).await;

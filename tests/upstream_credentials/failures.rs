@@ -73,18 +73,8 @@ async fn an_unreachable_token_endpoint_is_a_503() {
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
     let closed = common::closed_port().await;
-    let gw = GatewayConfig::new()
-        .issuer(Issuer::new("corp", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
-        .upstream_with(
-            "billing",
-            &upstream.url(),
-            &format!(
-                "[upstreams.billing.oauth]\ngrant = \"client_credentials\"\n\
-                 token_endpoint = \"http://127.0.0.1:{closed}/token\"\n\
-                 client_id = \"gw\"\nclient_secret = \"s\"\ntimeout_ms = 1000"
-            ),
-        )
-        .route(Route::new("/api/**", "billing"))
+    let endpoint = format!("http://127.0.0.1:{closed}/token");
+    let gw = minimal_config(&idp, &upstream, &endpoint, "timeout_ms = 1000")
         .start()
         .await;
     let caller = key.token(&claims(&idp.issuer(), AUD));

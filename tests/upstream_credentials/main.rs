@@ -155,6 +155,25 @@ async fn held_concurrent_calls(s: &Setup, caller: &str, n: usize, hits: usize) -
     statuses
 }
 
+/// The smallest configuration with upstream credentials: issuer `corp` at
+/// `idp`, `/api/**` to upstream `billing` at `upstream`, whose `oauth`
+/// table asks `token_endpoint` for client credentials, plus `lines`.
+fn minimal_config(
+    idp: &TestIdp,
+    upstream: &Upstream,
+    token_endpoint: &str,
+    lines: &str,
+) -> GatewayConfig {
+    let oauth = format!(
+        "[upstreams.billing.oauth]\ngrant = \"client_credentials\"\n\
+         token_endpoint = \"{token_endpoint}\"\nclient_id = \"gw\"\nclient_secret = \"s\"\n{lines}"
+    );
+    GatewayConfig::new()
+        .issuer(Issuer::new("corp", &idp.issuer()).jwks_uri(&idp.jwks_uri()))
+        .upstream_with("billing", &upstream.url(), &oauth)
+        .route(Route::new("/api/**", "billing"))
+}
+
 /// A 502 `bad_gateway` from the gateway itself, without a challenge.
 fn assert_bad_gateway(reply: &Reply, what: &str) {
     let body = reply.gateway_error(502);
