@@ -24,6 +24,7 @@ use crate::config::TokenBinding;
 use crate::proxy::error::UpstreamError;
 use crate::ratelimit::Verdict;
 use crate::target::TargetError;
+use crate::upstream_auth::TokenFailure;
 
 static GRPC_STATUS: HeaderName = HeaderName::from_static("grpc-status");
 static GRPC_MESSAGE: HeaderName = HeaderName::from_static("grpc-message");
@@ -34,6 +35,9 @@ const RETRY_ISSUER_S: u32 = 5;
 const RETRY_UPSTREAM_S: u32 = 1;
 /// The description of every answer given while an issuer cannot be consulted.
 const ISSUER_UNAVAILABLE: &str = "the token issuer cannot be consulted";
+/// The description of every 503 while an upstream's token endpoint cannot
+/// be consulted.
+const TOKEN_ENDPOINT_UNAVAILABLE: &str = "the upstream's token endpoint cannot be consulted";
 
 /// Why the gateway answers instead of the upstream.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -451,6 +455,27 @@ fn upstream_answer(e: &UpstreamError) -> Answer<'_> {
             "the request body did not arrive in time",
         )
         .extra(Extra::Close),
+        UpstreamError::Credentials { cause, .. } => credentials_answer(*cause),
+    }
+}
+
+/// The upstream's own token could not be had (extensions section 14): a
+/// refusal (our credentials or configuration) or an unusable answer is a
+/// 502; an endpoint that cannot be consulted, a 503 to retry.
+fn credentials_answer(cause: TokenFailure) -> Answer<'static> {
+    use Blame::{Gateway, Upstream};
+    match cause {
+        TokenFailure::Refused(_) | TokenFailure::NoSubjectToken => Answer::bad_gateway(
+            Gateway,
+            "the upstream's token endpoint refused the gateway's token request",
+        ),
+        TokenFailure::NotBearer | TokenFailure::NoAccessToken => Answer::bad_gateway(
+            Upstream,
+            "the upstream's token endpoint did not issue a bearer token",
+        ),
+        TokenFailure::Unavailable(_) | TokenFailure::Interrupted => {
+            Answer::unavailable(Upstream, TOKEN_ENDPOINT_UNAVAILABLE, RETRY_ISSUER_S)
+        }
     }
 }
 
@@ -523,6 +548,88 @@ mod tests {
             why: Unusable::Stale,
         }
         .into()
+    }
+
+    fn credentials(cause: TokenFailure) -> Rejection {
+        UpstreamError::Credentials {
+            upstream: "billing".into(),
+            cause,
+        }
+        .into()
+    }
+
+    /// Extensions section 14: body code, Retry-After, outcome and log level
+    /// of each way the upstream's own token can fail.
+    #[test]
+    fn credentials_failure_table() {
+        use crate::fetch::FetchError;
+        let cases: Vec<(TokenFailure, &str, Option<&str>, &str, Blame)> = vec![
+            (
+                TokenFailure::Refused("invalid_grant"),
+                "bad_gateway",
+                None,
+                "upstream_error",
+                Blame::Gateway,
+            ),
+            (
+                TokenFailure::NotBearer,
+                "bad_gateway",
+                None,
+                "upstream_error",
+                Blame::Upstream,
+            ),
+            (
+                TokenFailure::NoAccessToken,
+                "bad_gateway",
+                None,
+                "upstream_error",
+                Blame::Upstream,
+            ),
+            (
+                TokenFailure::Unavailable(FetchError::Connect),
+                "temporarily_unavailable",
+                Some("5"),
+                "unavailable",
+                Blame::Upstream,
+            ),
+            (
+                TokenFailure::Unavailable(FetchError::Status(500)),
+                "temporarily_unavailable",
+                Some("5"),
+                "unavailable",
+                Blame::Upstream,
+            ),
+            (
+                TokenFailure::Unavailable(FetchError::NotJson),
+                "temporarily_unavailable",
+                Some("5"),
+                "unavailable",
+                Blame::Upstream,
+            ),
+        ];
+        for (cause, code, retry, outcome, blame) in cases {
+            let rejection = credentials(cause);
+            assert_eq!(rejection.outcome(), outcome, "{cause:?}");
+            assert_eq!(rejection.blame(), blame, "{cause:?}");
+            let text = rejection.to_string();
+            assert!(text.starts_with("upstream billing: "), "{text}");
+            let resp = rejection.into_response(&realm_r());
+            assert_eq!(header(&resp, RETRY_AFTER).as_deref(), retry, "{cause:?}");
+            assert_eq!(header(&resp, WWW_AUTHENTICATE), None, "{cause:?}");
+            let body = futures_util::FutureExt::now_or_never(http_body_util::BodyExt::collect(
+                resp.into_body(),
+            ))
+            .unwrap()
+            .unwrap()
+            .to_bytes();
+            let json: serde_json::Value = serde_json::from_slice(&body).unwrap();
+            assert_eq!(json["error"], code, "{cause:?}");
+        }
+        let refused = credentials(TokenFailure::Refused("invalid_client")).to_string();
+        assert!(
+            refused.contains("invalid_client"),
+            "the log names the code: {refused}"
+        );
     }
 
     fn header(resp: &Response<Full<Bytes>>, name: http::header::HeaderName) -> Option<String> {
@@ -649,6 +756,10 @@ mod tests {
             (Rejection::UnsupportedTransferCoding, 501, None),
             (UpstreamError::MalformedBody.into(), 400, None),
             (UpstreamError::BodyTimeout.into(), 408, None),
+            (credentials(TokenFailure::Refused("invalid_client")), 502, None),
+            (credentials(TokenFailure::NotBearer), 502, None),
+            (credentials(TokenFailure::NoAccessToken), 502, None),
+            (credentials(TokenFailure::Unavailable(crate::fetch::FetchError::Timeout)), 503, None),
         ];
         for (rej, status, challenge) in cases {
             let resp = rej.clone().into_response(&realm_r());

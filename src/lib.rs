@@ -21,6 +21,7 @@
 //! | [`evidence`] | what a request shows about its sender: the DPoP target URI, the client certificate |
 //! | [`runtime`] | the immutable snapshot a request runs against (compiled routes, verifiers, upstreams), swapped whole on reload |
 //! | [`proxy`] | the upstream request, header hygiene, pooled connections, `UpstreamError`, tunnels |
+//! | [`upstream_auth`] | `[upstreams.NAME.oauth]`: the gateway's own token for an upstream (client credentials, token exchange) |
 //! | [`auth`] | bearer extraction, JWT verification, key sets, introspection, `AuthError`, the verified principal |
 //! | [`metadata`] | RFC 9728 protected-resource metadata: the documents and their lookup |
 //! | [`policy`] | route scope rules |
@@ -40,7 +41,8 @@
 //! snapshot. `service` normalises the target (`target`), finds the
 //! [`runtime::CompiledRoute`] (`route`), extracts and verifies the
 //! credential (`auth`), checks the route's scopes (`policy`) and its rate
-//! limit (`ratelimit`), and forwards (`proxy`), streaming the upstream's
+//! limit (`ratelimit`), gets the upstream's own token if it has one
+//! (`upstream_auth`), and forwards (`proxy`), streaming the upstream's
 //! answer back. A phase that refuses returns its error;
 //! [`error::Rejection`] renders and logs it in one place.
 
@@ -74,3 +76,4 @@ pub mod target;
 pub mod telemetry;
 pub mod tls;
 pub mod tools;
+pub mod upstream_auth;

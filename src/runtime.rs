@@ -28,6 +28,7 @@ use crate::ratelimit::RateLimits;
 use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
+use crate::upstream_auth::TokenSource;
 
 pub struct Runtime {
     pub config: Config,
@@ -71,6 +72,9 @@ pub struct CompiledRoute {
     /// The resource the route protects: its challenges name the metadata
     /// URL, and its tokens must have the identifier in `aud`.
     pub resource: Option<Arc<ResourceMetadata>>,
+    /// The upstream's own token, when it has `[upstreams.NAME.oauth]`;
+    /// shared by every route to that upstream.
+    pub credentials: Option<Arc<TokenSource>>,
 }
 
 impl Runtime {
@@ -88,7 +92,8 @@ impl Runtime {
 
     /// Builds a snapshot that carries over the issuer state of `previous`
     /// that still holds (key sets of unchanged key sources, caches of
-    /// unchanged issuers), so a reload causes neither a refetch storm nor a
+    /// unchanged issuers, the tokens of upstreams whose `oauth` table is
+    /// unchanged), so a reload causes neither a refetch storm nor a
     /// window without keys. No network I/O.
     pub fn build_next(config: Config, previous: Option<&Runtime>) -> Result<Runtime, ConfigErrors> {
         let clock = previous.map_or_else(Clock::system, |p| p.clock.clone());
@@ -172,10 +177,32 @@ impl Runtime {
                 Arc::new(ResourceMetadata::new(r.clone(), &enforced))
             })
             .collect();
+        let credentials: Vec<Option<Arc<TokenSource>>> = config
+            .upstreams
+            .iter()
+            .map(|u| {
+                let oauth = u.oauth.as_ref()?;
+                let kept = previous
+                    .into_iter()
+                    .flat_map(|p| &p.compiled)
+                    .filter_map(|r| r.credentials.as_ref())
+                    .find(|c| c.serves(&u.name, oauth));
+                let source = kept.cloned().unwrap_or_else(|| {
+                    Arc::new(TokenSource::new(
+                        &u.name,
+                        oauth,
+                        fetcher.clone(),
+                        clock.clone(),
+                    ))
+                });
+                Some(source)
+            })
+            .collect();
         let compiled = config
             .routes
             .iter()
             .map(|r| CompiledRoute {
+                credentials: credentials[r.upstream].clone(),
                 resource: r.resource.map(|i| Arc::clone(&resources[i])),
                 config: r.clone(),
                 upstream: Arc::clone(&upstreams[r.upstream]),

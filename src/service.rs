@@ -22,11 +22,12 @@ use crate::evidence;
 use crate::metadata::{self, ResourceMetadata};
 use crate::policy;
 use crate::proxy::headers::{is_grpc, sane_request_id, websocket_upgrade, RequestPolicy};
-use crate::proxy::{self, Forwarded, ResponseBody, X_REQUEST_ID};
+use crate::proxy::{self, Forwarded, ResponseBody, UpstreamError, X_REQUEST_ID};
 use crate::ratelimit::{Caller, Verdict};
 use crate::route::Match;
 use crate::runtime::{CompiledRoute, Runtime};
 use crate::target::{normalize_host, normalize_path, TargetError};
+use crate::upstream_auth::{CallerToken, TokenSource};
 
 /// What the gateway knows about the connection a request came on.
 #[derive(Debug, Clone)]
@@ -185,6 +186,10 @@ async fn pipeline<'a>(
     if let Some(refused) = rate.as_ref().filter(|v| !v.allowed) {
         return Err(Rejection::RateLimited(refused.clone()));
     }
+    let authorization = match &compiled.credentials {
+        None => None,
+        Some(source) => Some(upstream_token(compiled, source, verified.as_ref()).await?),
+    };
     let identity = principal
         .as_deref()
         .map(|p| identity_headers(rt, p))
@@ -212,7 +217,9 @@ async fn pipeline<'a>(
             peer_trusted,
             upgrade,
         },
-        strip_authorization: rt.config.forward.strip_authorization,
+        // The caller's credential never reaches an upstream with its own token.
+        strip_authorization: rt.config.forward.strip_authorization || authorization.is_some(),
+        authorization,
         body_read_timeout: server.body_read_timeout,
     };
     // Boxed: the forwarding future is large, and hyper moves the service
@@ -256,6 +263,27 @@ async fn rate_limit(
             .check(&caller, rt.fleet.redis.as_deref(), &rt.clock)
             .await,
     )
+}
+
+/// The upstream's own `Authorization` (extensions section 14): the
+/// gateway's client-credentials token, or the token exchanged for the
+/// caller's verified one.
+async fn upstream_token(
+    compiled: &CompiledRoute,
+    source: &TokenSource,
+    verified: Option<&Verified<'_>>,
+) -> Result<HeaderValue, UpstreamError> {
+    let caller = verified.map(|v| CallerToken {
+        token: v.token,
+        expires_at: v.principal.expires_at,
+    });
+    source
+        .authorization(caller)
+        .await
+        .map_err(|cause| UpstreamError::Credentials {
+            upstream: compiled.upstream.config.name.clone(),
+            cause,
+        })
 }
 
 /// What the request shows about its sender, for bound tokens.

@@ -204,6 +204,14 @@ pub fn tunnel_closed(reason: &'static str) {
     metrics::counter!("tokengate_tunnels_closed_total", "reason" => reason).increment(1);
 }
 
+/// Counts one token request of an upstream's `oauth` client by result
+/// (`tokengate_upstream_token_requests_total{upstream,result}`; `ok`, an
+/// RFC 6749 section 5.2 code, or why no answer came).
+pub fn upstream_token_request(upstream: &str, result: &'static str) {
+    handle();
+    metrics::counter!("tokengate_upstream_token_requests_total", "upstream" => upstream.to_string(), "result" => result).increment(1);
+}
+
 /// Counts a configuration reload by result (`ok` or `error`).
 pub fn reload(result: &'static str) {
     handle();

@@ -90,7 +90,7 @@ fn demo_printed_commands_behave_as_printed() {
         .collect();
     assert_eq!(
         expected,
-        vec![200, 403, 401, 401, 200, 200, 200, 401],
+        vec![200, 403, 401, 401, 200, 200, 200, 401, 200],
         "{lines:#?}"
     );
     // The DPoP commands create their key file in the shell's directory.
@@ -125,9 +125,26 @@ fn demo_printed_commands_behave_as_printed() {
         stdout.contains("\"x-auth-client-id\":\"demo-opaque\""),
         "{stdout}"
     );
+    // Every route but the last strips the caller's token; the last one's
+    // upstream gets the gateway's own token, from client demo-gateway.
+    let (before, billing) = stdout
+        .rsplit_once("HTTP/1.1 ")
+        .unwrap_or_else(|| panic!("the upstream-credentials call: {stdout}"));
     assert!(
-        !stdout.contains("\"authorization\""),
+        billing.contains("\"path\":\"/api/billing/invoices\""),
+        "{stdout}"
+    );
+    assert!(
+        !before.contains("\"authorization\""),
         "the demo strips the token upstream: {stdout}"
+    );
+    assert!(billing.contains("\"authorization\":\"Bearer "), "{stdout}");
+    assert!(billing.contains("\"sub\":\"demo-gateway\""), "{stdout}");
+    assert!(billing.contains("\"scope\":\"billing:read\""), "{stdout}");
+    // The exchanged token: for demo-reader, with demo-gateway as actor.
+    assert!(
+        billing.contains("\"issued_token_type\":\"urn:ietf:params:oauth:token-type:access_token\""),
+        "{stdout}"
     );
     assert!(
         stdout.contains("\"path\":\"/api/dpop/42\""),

@@ -162,6 +162,15 @@ fn base() -> Vec<(&'static str, Vec<(String, String)>)> {
             "[upstreams.orders]",
             kv(&[("url", "\"http://127.0.0.1:8081\"")]),
         ),
+        (
+            "[upstreams.orders.oauth]",
+            kv(&[
+                ("grant", "\"client_credentials\""),
+                ("token_endpoint", "\"https://idp.example.com/token\""),
+                ("client_id", "\"tokengate\""),
+                ("client_secret", "\"secret\""),
+            ]),
+        ),
         ("[forward]", vec![]),
         ("[dpop]", vec![]),
         ("[redis]", kv(&[("url", "\"redis://127.0.0.1:6379/0\"")])),

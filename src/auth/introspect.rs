@@ -22,11 +22,8 @@
 //! receiving one new token make one call.
 
 use aws_lc_rs::digest::{Context, SHA256};
-use base64::engine::general_purpose::STANDARD;
-use base64::Engine;
 use bytes::Bytes;
-use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
-use http::{HeaderValue, Request, StatusCode};
+use http::{Request, StatusCode};
 use http_body_util::Full;
 use moka::future::Cache;
 use serde_json::{Map, Value};
@@ -39,7 +36,8 @@ use super::shared_answers::{SharedAnswers, StoredAnswer};
 use super::{claims, Principal};
 use crate::clock::Clock;
 use crate::config::{ClientAuthMethod, IntrospectionRules, IssuerConfig};
-use crate::fetch::HttpFetcher;
+pub use crate::fetch::form_encode;
+use crate::fetch::{ClientAuth, HttpFetcher};
 use crate::fleet::client::Redis;
 
 /// An introspection answer larger than this is a failure.
@@ -81,28 +79,13 @@ pub struct Introspector {
     /// The issuer's `leeway_s`, for `nbf`.
     leeway: f64,
     forward_claims: Vec<String>,
-    basic: Option<HeaderValue>,
+    client: ClientAuth,
     fetcher: HttpFetcher,
     cache: Cache<[u8; 32], Cached>,
     in_flight: Arc<Semaphore>,
     cache_counters: crate::telemetry::CacheCounters,
     clock: Clock,
     shared: Option<Arc<Redis>>,
-}
-
-/// `application/x-www-form-urlencoded` encoding of one value.
-pub fn form_encode(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for b in value.bytes() {
-        match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'*' | b'-' | b'.' | b'_' => {
-                out.push(b as char)
-            }
-            b' ' => out.push('+'),
-            _ => out.push_str(&format!("%{b:02X}")),
-        }
-    }
-    out
 }
 
 impl Introspector {
@@ -115,17 +98,11 @@ impl Introspector {
         clock: Clock,
         shared: Option<Arc<Redis>>,
     ) -> Introspector {
-        let basic = (config.auth_method == ClientAuthMethod::ClientSecretBasic).then(|| {
-            let pair = format!(
-                "{}:{}",
-                form_encode(&config.client_id),
-                form_encode(config.client_secret.expose())
-            );
-            let mut v = HeaderValue::from_str(&format!("Basic {}", STANDARD.encode(pair)))
-                .unwrap_or_else(|_| HeaderValue::from_static("Basic"));
-            v.set_sensitive(true);
-            v
-        });
+        let client = ClientAuth::new(
+            config.auth_method == ClientAuthMethod::ClientSecretBasic,
+            &config.client_id,
+            config.client_secret.expose(),
+        );
         let cache = Cache::builder()
             .max_capacity(100_000)
             .expire_after(AnswerExpiry(clock.clone()))
@@ -139,7 +116,7 @@ impl Introspector {
             scope_claims: issuer.scope_claims.clone(),
             leeway: issuer.leeway.as_secs_f64(),
             forward_claims,
-            basic,
+            client,
             fetcher,
             cache,
             in_flight: Arc::new(Semaphore::new(config.max_concurrent)),
@@ -278,23 +255,10 @@ impl Introspector {
     }
 
     fn request(&self, token: &str) -> Result<Request<Full<Bytes>>, IntrospectionFailure> {
-        let mut body = format!("token={}&token_type_hint=access_token", form_encode(token));
-        if self.basic.is_none() {
-            body.push_str(&format!(
-                "&client_id={}&client_secret={}",
-                form_encode(&self.config.client_id),
-                form_encode(self.config.client_secret.expose())
-            ));
-        }
-        let mut req = Request::post(self.config.endpoint.clone())
-            .header(CONTENT_TYPE, "application/x-www-form-urlencoded")
-            .header(ACCEPT, "application/json")
-            .body(Full::new(Bytes::from(body)))
-            .map_err(|_| IntrospectionFailure::Request)?;
-        if let Some(basic) = &self.basic {
-            req.headers_mut().insert(AUTHORIZATION, basic.clone());
-        }
-        Ok(req)
+        let form = format!("token={}&token_type_hint=access_token", form_encode(token));
+        self.client
+            .form_post(&self.config.endpoint, form)
+            .map_err(|_| IntrospectionFailure::Request)
     }
 
     /// Decides an introspection answer (RFC 7662 section 2.2) at `now`.
@@ -386,6 +350,9 @@ impl Answer {
 mod tests {
     use super::*;
     use crate::config::Config;
+    use base64::engine::general_purpose::STANDARD;
+    use base64::Engine;
+    use http::header::{ACCEPT, AUTHORIZATION, CONTENT_TYPE};
     use serde_json::json;
     use std::path::Path;
 

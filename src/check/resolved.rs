@@ -8,9 +8,9 @@ use std::time::Duration;
 use super::render::{Item, Table};
 use super::MASK;
 use crate::config::{
-    AuthMode, ClientAuthMethod, ClientCertAuth, Config, IssuerConfig, KeySource, Profile,
+    AuthMode, ClientAuthMethod, ClientCertAuth, Config, Grant, IssuerConfig, KeySource, Profile,
     RateLimitConfig, RateLimitKey, RedisConfig, RedisServers, ResourceConfig, RouteConfig, Scheme,
-    TokenBinding, UpstreamConfig,
+    TokenBinding, UpstreamConfig, UpstreamOAuth,
 };
 
 fn ms(d: Duration) -> Value {
@@ -259,19 +259,20 @@ fn introspection(t: Table, i: &IssuerConfig) -> Table {
                 .with("endpoint", x.endpoint.to_string())
                 .with("client_id", x.client_id.clone())
                 .with("client_secret", MASK)
-                .with(
-                    "auth_method",
-                    match x.auth_method {
-                        ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
-                        ClientAuthMethod::ClientSecretPost => "client_secret_post",
-                    },
-                )
+                .with("auth_method", auth_method_name(x.auth_method))
                 .with("cache_ttl_s", secs(x.cache_ttl))
                 .with("negative_cache_ttl_s", secs(x.negative_cache_ttl))
                 .with("timeout_ms", ms(x.timeout))
                 .with("max_concurrent", x.max_concurrent),
         ),
         None => t.with_unset("introspection", "not configured: JWTs only"),
+    }
+}
+
+fn auth_method_name(method: ClientAuthMethod) -> &'static str {
+    match method {
+        ClientAuthMethod::ClientSecretBasic => "client_secret_basic",
+        ClientAuthMethod::ClientSecretPost => "client_secret_post",
     }
 }
 
@@ -285,7 +286,7 @@ fn upstream_url(u: &UpstreamConfig) -> String {
 }
 
 fn upstream(u: &UpstreamConfig) -> Table {
-    Table::default()
+    let t = Table::default()
         .with("url", upstream_url(u))
         .with("timeout_ms", ms(u.timeout))
         .with("connect_timeout_ms", ms(u.connect_timeout))
@@ -297,7 +298,32 @@ fn upstream(u: &UpstreamConfig) -> Table {
             "not set: the built-in web PKI roots",
         )
         .with("pool_idle_timeout_ms", ms(u.pool_idle_timeout))
-        .with("pool_max_idle_per_host", u.pool_max_idle_per_host)
+        .with("pool_max_idle_per_host", u.pool_max_idle_per_host);
+    match &u.oauth {
+        Some(o) => t.with_table("oauth", oauth(o)),
+        None => t.with_unset("oauth", "not configured: the caller's credential goes on"),
+    }
+}
+
+/// `[upstreams.NAME.oauth]`, the secret masked.
+fn oauth(o: &UpstreamOAuth) -> Table {
+    let text = |v: &Option<String>| v.clone().map(Into::into);
+    Table::default()
+        .with(
+            "grant",
+            match o.grant {
+                Grant::ClientCredentials => "client_credentials",
+                Grant::TokenExchange => "token_exchange",
+            },
+        )
+        .with("token_endpoint", o.token_endpoint.to_string())
+        .with("client_id", o.client_id.clone())
+        .with("client_secret", MASK)
+        .with("auth_method", auth_method_name(o.auth_method))
+        .with_option("scope", text(&o.scope), "not sent")
+        .with_option("resource", text(&o.resource), "not sent")
+        .with("refresh_skew_s", secs(o.refresh_skew))
+        .with("timeout_ms", ms(o.timeout))
 }
 
 fn auth_name(a: AuthMode) -> &'static str {

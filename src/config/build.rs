@@ -257,6 +257,7 @@ fn upstream(b: &mut Builder, name: &str, u: &RawUpstream) -> UpstreamConfig {
                 UpstreamProtocol::Http1
             }
         },
+        oauth: super::upstream_oauth::oauth(b, name, u.oauth.as_ref()),
     }
 }
 
@@ -388,6 +389,16 @@ fn route(b: &mut Builder, i: usize, r: &RawRoute, names: &Names) -> RouteConfig 
             AuthMode::Required
         }
     };
+    let exchanges = upstreams
+        .get(upstream)
+        .and_then(|u| u.oauth.as_ref())
+        .is_some_and(|o| o.grant == Grant::TokenExchange);
+    if exchanges && auth != AuthMode::Required {
+        b.err(
+            k("auth"),
+            "a route to an upstream with grant = \"token_exchange\" needs auth = \"required\" (every request needs a token to exchange)",
+        );
+    }
     scope_list(b, &k("scopes"), &r.scopes);
     scope_list(b, &k("any_scopes"), &r.any_scopes);
     if auth == AuthMode::None

@@ -91,6 +91,17 @@ impl<'a> Builder<'a> {
         }
     }
 
+    /// A required http(s) URL the gateway fetches from (see
+    /// [`Builder::fetch_url`]).
+    pub(super) fn required_fetch_url(&mut self, key: &str, value: &Option<String>) -> Uri {
+        let text = self.required(key, value).to_string();
+        if text.is_empty() {
+            Uri::default()
+        } else {
+            self.fetch_url(key, &text)
+        }
+    }
+
     /// An http(s) URL the gateway fetches from, under [`fetch_scheme`].
     pub(super) fn fetch_url(&mut self, key: &str, value: &str) -> Uri {
         match value.parse::<Uri>() {

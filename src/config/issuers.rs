@@ -4,7 +4,6 @@
 //! [`JwtRules`] only with a key source and [`IntrospectionRules`] only with
 //! an `[introspection]` table, and needs one of the two.
 
-use http::Uri;
 use std::time::Duration;
 
 use super::builder::Builder;
@@ -120,22 +119,8 @@ pub(super) fn issuer(b: &mut Builder, name: &str, i: &RawIssuer) -> IssuerConfig
 
 fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> IntrospectionRules {
     let k = |field: &str| format!("issuers.{name}.introspection.{field}");
-    let endpoint = b.required(&k("endpoint"), &r.endpoint).to_string();
-    let endpoint = if endpoint.is_empty() {
-        Uri::default()
-    } else {
-        b.fetch_url(&k("endpoint"), &endpoint)
-    };
-    let auth_method = match &r.auth_method {
-        Keyword::Known(method) => *method,
-        Keyword::Unknown(other) => {
-            b.err(
-                k("auth_method"),
-                format!("{other:?} is not client_secret_basic or client_secret_post"),
-            );
-            ClientAuthMethod::ClientSecretBasic
-        }
-    };
+    let endpoint = b.required_fetch_url(&k("endpoint"), &r.endpoint);
+    let auth_method = auth_method(b, &k("auth_method"), &r.auth_method);
     IntrospectionRules {
         endpoint,
         client_id: b.required(&k("client_id"), &r.client_id).to_string(),
@@ -148,5 +133,23 @@ fn introspection(b: &mut Builder, name: &str, r: &RawIntrospection) -> Introspec
         negative_cache_ttl: b.secs(&k("negative_cache_ttl_s"), r.negative_cache_ttl_s, 0),
         timeout: b.ms(&k("timeout_ms"), r.timeout_ms),
         max_concurrent: b.count(&k("max_concurrent"), r.max_concurrent, 1, 1 << 20),
+    }
+}
+
+/// A client authentication method at an identity provider's endpoint.
+pub(super) fn auth_method(
+    b: &mut Builder,
+    key: &str,
+    method: &Keyword<ClientAuthMethod>,
+) -> ClientAuthMethod {
+    match method {
+        Keyword::Known(method) => *method,
+        Keyword::Unknown(other) => {
+            b.err(
+                key,
+                format!("{other:?} is not client_secret_basic or client_secret_post"),
+            );
+            ClientAuthMethod::ClientSecretBasic
+        }
     }
 }

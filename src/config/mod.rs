@@ -20,6 +20,7 @@ mod load;
 mod raw;
 mod resources;
 mod suggest;
+mod upstream_oauth;
 
 use http::{HeaderName, Method, Uri};
 use ipnet::IpNet;
@@ -34,6 +35,7 @@ use crate::route::Pattern;
 pub use builder::fetch_scheme;
 pub use load::{env_overrides, file_digest, ConfigError, ConfigErrors};
 pub use resources::WELL_KNOWN;
+pub use upstream_oauth::{Grant, UpstreamOAuth};
 
 /// The whole validated configuration.
 #[derive(Debug, Clone)]
@@ -385,6 +387,9 @@ pub struct UpstreamConfig {
     /// it runs out of file descriptors. Default 1024.
     pub max_connections: usize,
     pub protocol: UpstreamProtocol,
+    /// The gateway's own token for this upstream; `None`: the caller's
+    /// credential goes on as configured in `[forward]`.
+    pub oauth: Option<UpstreamOAuth>,
 }
 
 #[derive(Debug, Clone)]

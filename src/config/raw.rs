@@ -12,8 +12,8 @@ use serde::Deserialize;
 use std::collections::BTreeMap;
 
 use super::{
-    Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Profile, RateLimitKey, TokenBinding,
-    UpstreamProtocol,
+    Algorithm, AuthMode, ClientAuthMethod, ClientCertAuth, Grant, Profile, RateLimitKey,
+    TokenBinding, UpstreamProtocol,
 };
 
 /// A keyword as written: the variant of `T` it names (by `T`'s serde
@@ -485,6 +485,9 @@ pub struct RawUpstream {
     /// `http1` or `h2` (h2 over TLS by ALPN for https, prior knowledge for
     /// http); default `http1`.
     pub protocol: Keyword<UpstreamProtocol>,
+    /// The gateway's own token for this upstream (`[upstreams.NAME.oauth]`);
+    /// default none: the request goes on with the caller's credential.
+    pub oauth: Option<RawUpstreamOAuth>,
 }
 
 impl Default for RawUpstream {
@@ -499,6 +502,54 @@ impl Default for RawUpstream {
             pool_max_idle_per_host: 256,
             max_connections: 1024,
             protocol: Keyword::Known(UpstreamProtocol::Http1),
+            oauth: None,
+        }
+    }
+}
+
+/// `[upstreams.NAME.oauth]`: how the gateway gets the token it sends this
+/// upstream (RFC 6749 section 4.4, RFC 8693).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawUpstreamOAuth {
+    /// `client_credentials` (the gateway's own token) or `token_exchange`
+    /// (one per caller token, RFC 8693); required.
+    pub grant: Option<Keyword<Grant>>,
+    /// The token endpoint; required; https (http only to loopback).
+    pub token_endpoint: Option<String>,
+    /// The gateway's client id at the token endpoint; required, non-empty.
+    pub client_id: Option<String>,
+    /// The gateway's client secret; required, non-empty; never logged or
+    /// printed.
+    pub client_secret: Option<String>,
+    /// `client_secret_basic` or `client_secret_post`; default
+    /// `client_secret_basic`.
+    pub auth_method: Keyword<ClientAuthMethod>,
+    /// The `scope` parameter; default empty (not sent); RFC 6749 scope
+    /// tokens separated by single spaces.
+    pub scope: String,
+    /// The RFC 8707 `resource` parameter; default empty (not sent); an
+    /// absolute URI without fragment.
+    pub resource: String,
+    /// Renew this long before `expires_in` runs out (at most half the
+    /// lifetime); default 30; at most 86400.
+    pub refresh_skew_s: u64,
+    /// Deadline for one token request (then 503); default 2000; 1 to 60000.
+    pub timeout_ms: u64,
+}
+
+impl Default for RawUpstreamOAuth {
+    fn default() -> Self {
+        Self {
+            grant: None,
+            token_endpoint: None,
+            client_id: None,
+            client_secret: None,
+            auth_method: Keyword::Known(ClientAuthMethod::ClientSecretBasic),
+            scope: String::new(),
+            resource: String::new(),
+            refresh_skew_s: 30,
+            timeout_ms: 2_000,
         }
     }
 }

@@ -1,6 +1,7 @@
 //! The development issuer of `tokengate demo` (docs/behavior.md section 10):
 //! an OAuth 2.0 token endpoint for the `client_credentials` grant (RFC 6749
-//! section 4.4) issuing ES256 JWT access tokens in the RFC 9068 shape, opaque
+//! section 4.4) and RFC 8693 token exchange ([`exchange`]), issuing ES256
+//! JWT access tokens in the RFC 9068 shape, opaque
 //! tokens for one client with an RFC 7662 introspection endpoint, a
 //! discovery document and the JWKS. A token request with a DPoP proof gets a
 //! DPoP-bound token (RFC 9449 section 5). Development only: fixed demo
@@ -25,6 +26,7 @@ use std::sync::Mutex;
 use crate::config::DpopConfig;
 
 mod clients;
+mod exchange;
 mod form;
 mod proof;
 mod wire;
@@ -150,12 +152,32 @@ impl Issuer {
             "token_endpoint": format!("{b}/token"),
             "jwks_uri": format!("{b}/jwks"),
             "introspection_endpoint": format!("{b}/introspect"),
-            "grant_types_supported": ["client_credentials"],
+            "grant_types_supported": ["client_credentials", exchange::GRANT],
             "token_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "introspection_endpoint_auth_methods_supported": ["client_secret_basic", "client_secret_post"],
             "scopes_supported": ["orders:read", "orders:write"],
             "dpop_signing_alg_values_supported": self.proofs.algorithms(),
         })
+    }
+
+    /// The claims of an access token (RFC 9068 section 2.2) for `sub`,
+    /// issued to `client`.
+    fn claims(&self, sub: &str, client: &Client, scope: &str, iat: u64, exp: u64) -> Value {
+        json!({
+            "iss": self.base_url, "aud": AUDIENCE, "sub": sub, "client_id": client.id,
+            "scope": scope, "iat": iat, "exp": exp, "jti": random_b64(16),
+        })
+    }
+
+    /// Signs `claims` as an `at+jwt`.
+    fn sign(&self, claims: &Value) -> Result<String, OAuthError> {
+        let header = Header {
+            typ: Some("at+jwt".into()),
+            kid: Some(self.kid.clone()),
+            ..Header::new(jsonwebtoken::Algorithm::ES256)
+        };
+        jsonwebtoken::encode(&header, claims, &self.key)
+            .map_err(|_| oauth_error("server_error", "signing failed"))
     }
 
     /// A JWT access token; bound to the DPoP key `jkt` when given.
@@ -166,20 +188,11 @@ impl Issuer {
         jkt: Option<&str>,
     ) -> Result<String, OAuthError> {
         let iat = now();
-        let header = Header {
-            typ: Some("at+jwt".into()),
-            kid: Some(self.kid.clone()),
-            ..Header::new(jsonwebtoken::Algorithm::ES256)
-        };
-        let mut claims = json!({
-            "iss": self.base_url, "aud": AUDIENCE, "sub": client.id, "client_id": client.id,
-            "scope": scope, "iat": iat, "exp": iat + TOKEN_LIFETIME_S, "jti": random_b64(16),
-        });
+        let mut claims = self.claims(client.id, client, scope, iat, iat + TOKEN_LIFETIME_S);
         if let Some(jkt) = jkt {
             claims["cnf"] = json!({ "jkt": jkt });
         }
-        jsonwebtoken::encode(&header, &claims, &self.key)
-            .map_err(|_| oauth_error("server_error", "signing failed"))
+        self.sign(&claims)
     }
 
     async fn token(
@@ -191,10 +204,13 @@ impl Issuer {
             .get("grant_type")
             .ok_or(oauth_error("invalid_request", "grant_type is required"))?;
         let client = clients::authenticate(headers, form)?;
+        if grant == exchange::GRANT {
+            return self.exchange(client, form);
+        }
         if grant != "client_credentials" {
             return Err(oauth_error(
                 "unsupported_grant_type",
-                "only client_credentials is supported",
+                "only client_credentials and token exchange are supported",
             ));
         }
         let scope = granted_scope(client, form.get("scope"))?;
@@ -363,6 +379,70 @@ mod tests {
         assert_eq!(v["token_type"], "Bearer");
         assert_eq!(v["scope"], "orders:read");
         assert_eq!(v["access_token"].as_str().unwrap().split('.').count(), 3);
+    }
+
+    /// RFC 8693: the gateway's client exchanges a caller's token for one of
+    /// the same subject, itself the actor; anything else is refused.
+    #[tokio::test]
+    async fn token_exchange_keeps_the_subject_and_names_the_actor() {
+        let issuer = test_issuer();
+        let cc = form(&[("grant_type", "client_credentials")]);
+        let caller = issuer
+            .token(&basic("demo-reader", "reader-secret"), &cc)
+            .await
+            .unwrap()["access_token"]
+            .as_str()
+            .unwrap()
+            .to_string();
+        let type_at = "urn:ietf:params:oauth:token-type:access_token";
+        let exchange = |token: &str, client: (&str, &str)| {
+            let f = form(&[
+                ("grant_type", exchange::GRANT),
+                ("subject_token", token),
+                ("subject_token_type", type_at),
+            ]);
+            let h = basic(client.0, client.1);
+            let issuer = &issuer;
+            async move { issuer.token(&h, &f).await }
+        };
+        let v = exchange(&caller, ("demo-gateway", "gateway-secret"))
+            .await
+            .unwrap();
+        assert_eq!(v["token_type"], "Bearer");
+        assert_eq!(v["issued_token_type"], type_at);
+        let payload = v["access_token"]
+            .as_str()
+            .unwrap()
+            .split('.')
+            .nth(1)
+            .unwrap();
+        let claims: Value =
+            serde_json::from_slice(&URL_SAFE_NO_PAD.decode(payload).unwrap()).unwrap();
+        assert_eq!(claims["sub"], "demo-reader");
+        assert_eq!(claims["client_id"], "demo-gateway");
+        assert_eq!(claims["act"], json!({"sub": "demo-gateway"}));
+
+        let refused = [
+            (
+                format!("{caller}x"),
+                ("demo-gateway", "gateway-secret"),
+                "invalid_grant",
+            ),
+            (
+                "nope".to_string(),
+                ("demo-gateway", "gateway-secret"),
+                "invalid_grant",
+            ),
+            (
+                caller.clone(),
+                ("demo-reader", "reader-secret"),
+                "unauthorized_client",
+            ),
+        ];
+        for (token, client, code) in refused {
+            let err = exchange(&token, client).await.err().map(|e| e.code);
+            assert_eq!(err, Some(code), "{client:?}");
+        }
     }
 
     #[tokio::test]

@@ -58,6 +58,14 @@ pub fn config(ports: &Ports) -> Result<Config, ConfigErrors> {
             "UPSTREAMS__ECHO__URL",
             format!("http://127.0.0.1:{}", ports.upstream),
         ),
+        (
+            "UPSTREAMS__BILLING__URL",
+            format!("http://127.0.0.1:{}", ports.upstream),
+        ),
+        (
+            "UPSTREAMS__BILLING__OAUTH__TOKEN_ENDPOINT",
+            format!("{issuer}/token"),
+        ),
     ]
     .into_iter()
     .map(|(key, value)| (format!("TOKENGATE_{key}"), value))
@@ -169,8 +177,15 @@ Development only. Paste these into another terminal:
   curl -i -w '\\n' -H \"Authorization: DPoP $DPOP_TOKEN\" -H \"DPoP: {call_proof}\" {gw}/api/dpop/42
   # expect 401 invalid_token: the same token as a bearer token
   curl -i -w '\\n' -H \"Authorization: Bearer $DPOP_TOKEN\" {gw}/api/dpop/42
+  # 4. upstream credentials: this upstream gets the gateway's own token (client demo-gateway,
+  #    from the issuer's token endpoint), never yours; the echo's token_claims show which arrived
+  # expect 200
+  curl -i -w '\\n' -H \"Authorization: Bearer $TOKEN\" {gw}/api/billing/invoices
+  # the issuer also exchanges a caller's token (RFC 8693), for grant = \"token_exchange\":
+  curl -s -w '\\n' -u demo-gateway:gateway-secret -d grant_type=urn:ietf:params:oauth:grant-type:token-exchange -d subject_token=$TOKEN -d subject_token_type=urn:ietf:params:oauth:token-type:access_token {idp}/token
 
-Other clients: demo-writer / writer-secret (orders:read orders:write).
+Other clients: demo-writer / writer-secret (orders:read orders:write); demo-gateway / gateway-secret
+(the gateway's own: billing:read, and token exchange).
 Press Ctrl-C to stop.",
         up = port + 2,
         reader = token("demo-reader", "reader-secret"),

@@ -44,4 +44,10 @@ pub enum UpstreamError {
     /// The client's body did not arrive within `body_read_timeout_ms`.
     #[error("request body timed out")]
     BodyTimeout,
+    /// The upstream's own token (`[upstreams.NAME.oauth]`) could not be had.
+    #[error("upstream {upstream}: {cause}")]
+    Credentials {
+        upstream: String,
+        cause: crate::upstream_auth::TokenFailure,
+    },
 }

@@ -91,6 +91,9 @@ pub struct Forwarded<'a> {
     pub policy: headers::RequestPolicy<'a>,
     /// Also removes `access_token` query parameters.
     pub strip_authorization: bool,
+    /// The upstream's own `Authorization` (`[upstreams.NAME.oauth]`),
+    /// sent instead of the caller's.
+    pub authorization: Option<HeaderValue>,
     pub body_read_timeout: std::time::Duration,
 }
 
@@ -117,6 +120,9 @@ pub async fn forward(
     headers::clean_request(&mut headers, &fwd.policy);
     if fwd.strip_authorization {
         headers.remove(http::header::AUTHORIZATION);
+    }
+    if let Some(authorization) = &fwd.authorization {
+        headers.insert(http::header::AUTHORIZATION, authorization.clone());
     }
     add_forwarding_headers(&mut headers, upstream, &fwd);
     if h2 {

@@ -59,7 +59,12 @@ fn text(bytes: &[u8]) -> String {
 #[test]
 fn check_valid_config_prints_resolved_config_without_secrets() {
     let dir = tempfile::tempdir().unwrap();
-    let path = write_config(dir.path(), VALID);
+    let with_oauth = format!(
+        "{VALID}\n[upstreams.app.oauth]\ngrant = \"client_credentials\"\n\
+         token_endpoint = \"https://idp.example.com/token\"\nclient_id = \"gateway\"\n\
+         client_secret = \"upstream-s3cret-value\"\n"
+    );
+    let path = write_config(dir.path(), &with_oauth);
     let out = tokengate(&["check", "--config", path.to_str().unwrap()], &[]);
     let stdout = text(&out.stdout);
     assert!(out.status.success(), "{stdout}{}", text(&out.stderr));
@@ -67,6 +72,10 @@ fn check_valid_config_prints_resolved_config_without_secrets() {
     assert!(stdout.contains("http://127.0.0.1:9/base"), "{stdout}");
     assert!(stdout.contains("/orders/**"), "{stdout}");
     assert!(!stdout.contains("s3cret-value"), "secret printed: {stdout}");
+    assert!(
+        stdout.contains("token_endpoint = \"https://idp.example.com/token\""),
+        "the upstream's oauth table: {stdout}"
+    );
     assert!(
         stdout.contains("routes[1] is shadowed by routes[0]"),
         "no shadow warning: {stdout}"

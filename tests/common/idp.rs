@@ -6,6 +6,8 @@
 //! | `/jwks` | the current key set (switchable at run time), or the injected failure |
 //! | `/jwks-moved` | the current key set: the target of the redirect failure |
 //! | `/introspect` | RFC 7662 introspection from a programmable table, or the injected failure |
+//! | `/token` | the gateway's own token requests: answers as programmed ([`TokenAnswer`]), recorded, holdable |
+//! | `/token-error/CODE` | a token endpoint that always refuses: 400 (401 for `invalid_client`) `{"error": CODE}` |
 //! | anything else | 404 |
 //!
 //! with a hit counter per endpoint, an optional `Cache-Control: max-age` on
@@ -44,7 +46,10 @@ use tokio::task::JoinHandle;
 
 mod server;
 use server::accept_loop;
+mod token;
 mod wait;
+
+pub use token::TokenAnswer;
 
 pub use wait::{eventually, issuer_table, readyz, wait_not_ready, wait_ready, EVENTUALLY};
 
@@ -110,6 +115,22 @@ pub struct IntrospectCall {
 }
 
 impl IntrospectCall {
+    /// Reads `req` whole (an unreadable body counts as empty).
+    async fn read(req: Request<Incoming>) -> IntrospectCall {
+        let (parts, body) = req.into_parts();
+        let body = body
+            .collect()
+            .await
+            .map(|b| b.to_bytes())
+            .unwrap_or_default();
+        IntrospectCall {
+            method: parts.method,
+            uri: parts.uri,
+            headers: parts.headers,
+            body,
+        }
+    }
+
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers
             .get(name)
@@ -211,6 +232,7 @@ struct State {
     /// Every request and every connection dropped while down.
     total_hits: AtomicUsize,
     introspection: Introspection,
+    token: token::TokenEndpoint,
 }
 
 pub struct TestIdp {
@@ -246,6 +268,7 @@ impl TestIdp {
                 in_flight: AtomicUsize::new(0),
                 max_in_flight: AtomicUsize::new(0),
             },
+            token: token::TokenEndpoint::new(),
         });
         let task = tokio::spawn(accept_loop(listener, state.clone()));
         TestIdp { addr, state, task }

@@ -21,6 +21,10 @@
 //                                     (tls_client_certificate_bound_access_tokens)
 //   tokengate / gateway-secret        introspection caller, client_secret_basic
 //   tokengate-post / gateway-post-secret  introspection caller, client_secret_post
+//   tokengate-upstream / gateway-upstream-secret  the gateway's own client for an
+//                                     upstream: client_credentials, client_secret_basic
+//   tokengate-exchange / gateway-exchange-secret  the gateway's own client for an
+//                                     upstream: token exchange, client_secret_post
 //   spa (public, PKCE)                authorization_code + refresh_token,
 //                                     redirect_uri http://127.0.0.1:9/cb (nothing listens there)
 //
@@ -37,6 +41,13 @@
 //   GET  /test/stats   {"hits": {"jwks": N, "introspection": N, "token": N, "revocation": N},
 //                       "kids": [...]}: requests received per endpoint, the published kids
 //   POST /test/rotate  {"kid": NEW}: key rotation, see rotate() below
+//
+// Token exchange (RFC 8693): oidc-provider has no built-in token exchange;
+// it is registered as a custom grant type (registerGrantType, below). The
+// subject token must be an active access token this provider issued and
+// stores (opaque: https://opaque.test); the new token is a JWT access token
+// for the requested resource, for the same subject, with the exchanging
+// client as `act` (extraTokenClaims), expiring no later than the subject.
 //
 // Key rotation: oidc-provider takes its signing keys (`jwks`) at
 // construction and offers no way to change them afterwards. A rotation
@@ -56,6 +67,8 @@ const API = 'https://api.test';
 const OPAQUE = 'https://opaque.test';
 const SCOPES = 'orders:read orders:write';
 const REDIRECT_URI = 'http://127.0.0.1:9/cb';
+const TOKEN_EXCHANGE = 'urn:ietf:params:oauth:grant-type:token-exchange';
+const ACCESS_TOKEN_TYPE = 'urn:ietf:params:oauth:token-type:access_token';
 
 let keyCounter = 0;
 // Requests served per path, for the tests' call-count assertions.
@@ -159,6 +172,22 @@ function configuration(keys) {
         token_endpoint_auth_method: 'client_secret_post',
       },
       {
+        client_id: 'tokengate-upstream',
+        client_secret: 'gateway-upstream-secret',
+        grant_types: ['client_credentials'],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_basic',
+      },
+      {
+        client_id: 'tokengate-exchange',
+        client_secret: 'gateway-exchange-secret',
+        grant_types: [TOKEN_EXCHANGE],
+        response_types: [],
+        redirect_uris: [],
+        token_endpoint_auth_method: 'client_secret_post',
+      },
+      {
         client_id: 'spa',
         application_type: 'web',
         token_endpoint_auth_method: 'none',
@@ -186,6 +215,10 @@ function configuration(keys) {
         getResourceServerInfo,
       },
     },
+    // The exchanging client acts for the subject (RFC 8693 section 4.1).
+    extraTokenClaims: async (_ctx, token) => (token.gty === TOKEN_EXCHANGE
+      ? { act: { sub: token.clientId } }
+      : undefined),
     pkce: { required: () => true },
     rotateRefreshToken: true,
     // Refresh tokens for clients allowed the grant that asked for offline_access.
@@ -203,8 +236,48 @@ function configuration(keys) {
   };
 }
 
+// RFC 8693 section 2.1 as a custom grant: the subject token is looked up
+// in the provider's own store (opaque access or client-credentials tokens).
+async function tokenExchange(ctx) {
+  const { client, params, provider } = ctx.oidc;
+  if (params.subject_token_type !== ACCESS_TOKEN_TYPE) {
+    throw new errors.InvalidRequest('subject_token_type must be an access token');
+  }
+  const subject = (await provider.AccessToken.find(params.subject_token))
+    ?? (await provider.ClientCredentials.find(params.subject_token));
+  if (!subject || subject.isExpired) {
+    throw new errors.InvalidGrant('subject_token is not an active access token');
+  }
+  const info = await getResourceServerInfo(ctx, params.resource);
+  const allowed = new Set(info.scope.split(' '));
+  const requested = (params.scope ?? subject.scope ?? '').split(' ').filter(Boolean);
+  if (requested.some((s) => !allowed.has(s) || !subject.scopes.has(s))) {
+    throw new errors.InvalidScope('the requested scope exceeds the subject token', params.scope);
+  }
+  const token = new provider.AccessToken({
+    accountId: subject.accountId ?? subject.clientId,
+    client,
+    gty: TOKEN_EXCHANGE,
+    scope: requested.join(' ') || undefined,
+    resourceServer: { ...info, identifier: () => params.resource },
+  });
+  const now = Math.floor(Date.now() / 1000);
+  token.expiresIn = Math.max(1, Math.min(info.accessTokenTTL, subject.exp - now));
+  const value = await token.save();
+  ctx.body = {
+    access_token: value,
+    issued_token_type: ACCESS_TOKEN_TYPE,
+    token_type: token.tokenType,
+    expires_in: token.expiration,
+    scope: token.scope,
+  };
+}
+
 function buildProvider(issuer, keys) {
   const provider = new Provider(issuer, configuration(keys));
+  provider.registerGrantType(TOKEN_EXCHANGE, tokenExchange, [
+    'subject_token', 'subject_token_type', 'resource', 'scope',
+  ]);
   // Surface server-side failures on stderr (the test shows stderr on failure).
   provider.on('server_error', (_ctx, err) => console.error('server_error:', err));
   return provider;

@@ -10,7 +10,10 @@
 //! The binary runs as a child process against a `jwks_file` issuer, two
 //! introspection issuers served by the in-test identity provider (client
 //! secret sent by Basic and by POST), one introspection issuer on a closed
-//! port, and the recording upstream.
+//! port, the recording upstream, and three upstreams with their own
+//! `[upstreams.NAME.oauth]` token: one served by the identity provider, one
+//! whose token endpoint refuses (logged at error with the upstream and the
+//! code), one whose token endpoint is down.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -20,7 +23,7 @@ mod secrets;
 
 use base64::engine::general_purpose::STANDARD;
 use base64::Engine;
-use common::idp::TestIdp;
+use common::idp::{TestIdp, TokenAnswer};
 use common::mint::{claims, now, with, Key, AUD};
 use common::{
     closed_port, empty, get_with, Body, Client, GatewayConfig, Issuer, Pki, Route, Upstream,
@@ -44,6 +47,9 @@ const BASIC_SECRET: &str = "logs-basic-client-secret-Zq81";
 const POST_CLIENT: &str = "logs-gateway-post";
 const POST_SECRET: &str = "logs-post-client-secret-Xw27";
 const DOWN_SECRET: &str = "logs-down-client-secret-Kp55";
+const UPSTREAM_CLIENT: &str = "logs-upstream-client";
+const UPSTREAM_SECRET: &str = "logs-upstream-client-secret-Wd43";
+const UPSTREAM_POST_SECRET: &str = "logs-upstream-post-secret-Nf18";
 const USER_PASSWORD: &str = "hunter2-logs-user-pw";
 const PROXY_PASSWORD: &str = "proxy-pw-logs-Vb90";
 

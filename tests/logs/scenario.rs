@@ -83,6 +83,15 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
         STANDARD.encode(format!("proxy-user:{PROXY_PASSWORD}")),
     );
     let malformed = secret("malformed bearer", format!("malformed-{tag}-Jk8"));
+    let good6 = secret("valid JWT (upstream credentials)", jwt("logs-erin"));
+    let upstream_token = secret(
+        "the gateway's upstream token",
+        format!("gw-upstream-{tag}-Pz5"),
+    );
+    idp.set_token_answer(TokenAnswer::Json(
+        200,
+        json!({"access_token": upstream_token, "token_type": "Bearer", "expires_in": 300}),
+    ));
     let bearer = |t: &str| format!("Bearer {t}");
     let proxy = format!("Basic {proxy_basic}");
 
@@ -220,8 +229,44 @@ pub(crate) fn scenario(key: &Key, idp: &TestIdp, tag: &str) -> Scenario {
             route: "/open/**",
             subject: "-",
         },
+        Case {
+            what: "upstream credentials: the gateway's own token",
+            request: get_with("/billing/o", &[("authorization", &bearer(&good6))]),
+            status: 200,
+            outcome: "forwarded",
+            route: "/billing/**",
+            subject: "logs-erin",
+        },
+        Case {
+            what: "upstream credentials: the token endpoint refuses (invalid_client)",
+            request: get_with("/refused/p", &[("authorization", &bearer(&good6))]),
+            status: 502,
+            outcome: "upstream_error",
+            route: "/refused/**",
+            subject: "logs-erin",
+        },
+        Case {
+            what: "upstream credentials: the token endpoint is down",
+            request: get_with("/unreachable/q", &[("authorization", &bearer(&good6))]),
+            status: 503,
+            outcome: "unavailable",
+            route: "/unreachable/**",
+            subject: "logs-erin",
+        },
     ];
     secrets.extend([
+        (
+            "upstream client secret".to_string(),
+            UPSTREAM_SECRET.to_string(),
+        ),
+        (
+            "upstream client secret (POST)".to_string(),
+            UPSTREAM_POST_SECRET.to_string(),
+        ),
+        (
+            "the gateway's Basic credentials for the upstream".to_string(),
+            STANDARD.encode(format!("{UPSTREAM_CLIENT}:{UPSTREAM_SECRET}")),
+        ),
         ("Basic client secret".to_string(), BASIC_SECRET.to_string()),
         ("POST client secret".to_string(), POST_SECRET.to_string()),
         ("down client secret".to_string(), DOWN_SECRET.to_string()),
@@ -266,7 +311,35 @@ pub(crate) fn config(idp: &TestIdp, upstream: &Upstream, closed: u16, tls: Optio
                 .introspection("timeout_ms = 2000"),
         )
         .upstream("echo", &upstream.url())
+        .upstream_with(
+            "billing",
+            &upstream.url(),
+            &oauth_table("billing", &idp.token_endpoint(), UPSTREAM_SECRET, ""),
+        )
+        .upstream_with(
+            "billing_refused",
+            &upstream.url(),
+            &oauth_table(
+                "billing_refused",
+                &format!("{}/token-error/invalid_client", idp.base_url()),
+                UPSTREAM_SECRET,
+                "",
+            ),
+        )
+        .upstream_with(
+            "billing_down",
+            &upstream.url(),
+            &oauth_table(
+                "billing_down",
+                &format!("http://127.0.0.1:{closed}/token"),
+                UPSTREAM_POST_SECRET,
+                "auth_method = \"client_secret_post\"",
+            ),
+        )
         .route(Route::new("/api/**", "echo").issuers(&["corp", "opaque"]))
+        .route(Route::new("/billing/**", "billing").issuers(&["corp"]))
+        .route(Route::new("/refused/**", "billing_refused").issuers(&["corp"]))
+        .route(Route::new("/unreachable/**", "billing_down").issuers(&["corp"]))
         .route(Route::new("/post/**", "echo").issuers(&["post"]))
         .route(Route::new("/down/**", "echo").issuers(&["down"]))
         .route(Route::open("/open/**", "echo"))
@@ -276,4 +349,13 @@ pub(crate) fn config(idp: &TestIdp, upstream: &Upstream, closed: u16, tls: Optio
                 .issuers(&["corp"]),
         )
         .render()
+}
+
+/// `[upstreams.NAME.oauth]`: client credentials for the gateway's client
+/// at `endpoint`, with `secret` and `lines`.
+fn oauth_table(name: &str, endpoint: &str, secret: &str, lines: &str) -> String {
+    format!(
+        "[upstreams.{name}.oauth]\ngrant = \"client_credentials\"\ntoken_endpoint = \"{endpoint}\"\n\
+         client_id = \"{UPSTREAM_CLIENT}\"\nclient_secret = \"{secret}\"\n{lines}"
+    )
 }

@@ -83,6 +83,15 @@ async fn no_secret_in_logs(format: Format, tls: bool) {
         leaks[..leaks.len().min(5)].join("\n")
     );
 
+    // The upstream-credentials refusal is logged at error, with the
+    // upstream and the RFC 6749 section 5.2 code (and still no secret).
+    assert!(
+        lines.iter().any(|l| l.contains("ERROR")
+            && l.contains("upstream billing_refused")
+            && l.contains("invalid_client")),
+        "no error line names the upstream and the code ({format:?})"
+    );
+
     // 2. Exactly one access-log event per request, with every field.
     let events = access_events(&lines, format);
     assert_eq!(

@@ -14,6 +14,8 @@
 //! | `dpop_bound_token_needs_a_fresh_proof_of_its_key` | RFC 9449: `cnf.jkt` token, proofs by the `dpop` package; replay, wrong key, Bearer scheme |
 //! | `certificate_bound_token_needs_its_certificate_in_the_handshake` | RFC 8705: `cnf["x5t#S256"]` token, rcgen certificates over TLS |
 //! | `unbound_token_on_a_dpop_route_gets_a_dpop_challenge` | `token_binding = "dpop"` refuses a Bearer token |
+//! | `client_credentials_token_for_the_upstream_passes_a_second_gateway` | upstream credentials: the gateway's own RFC 6749 4.4 token with an RFC 8707 resource, verified by a second tokengate |
+//! | `token_exchange_for_each_caller_passes_a_second_gateway` | upstream credentials: RFC 8693 token exchange (a custom grant type in provider.mjs), one token per caller |
 //!
 //! Setup, once per test binary: `node` must be on PATH (else the tests
 //! print a skip line and pass, unless `REQUIRE_OIDC_E2E=1`, which
@@ -34,6 +36,7 @@ mod bound_tokens;
 mod client_cert;
 mod dpop_key;
 mod service_tokens;
+mod upstream_credentials;
 mod user_tokens;
 
 use base64::engine::general_purpose::{STANDARD, URL_SAFE_NO_PAD};

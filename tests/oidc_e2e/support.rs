@@ -107,11 +107,15 @@ pub(crate) async fn start_gateway(upstream: &Upstream, issuer: Issuer) -> Gatewa
 /// A gateway trusting the provider's JWTs for `https://api.test`, with
 /// `key_source` (and any other issuer keys) given by the test.
 pub(crate) async fn jwt_gateway(op: &Provider, upstream: &Upstream, key_source: &str) -> Gateway {
-    let issuer = Issuer::new("op", &op.issuer)
+    start_gateway(upstream, jwt_issuer(op, key_source)).await
+}
+
+/// The provider as an issuer of RFC 9068 JWTs for `https://api.test`.
+pub(crate) fn jwt_issuer(op: &Provider, key_source: &str) -> Issuer {
+    Issuer::new("op", &op.issuer)
         .audiences(&[API])
         .with(key_source)
-        .with("algorithms = [\"RS256\"]\nprofile = \"rfc9068\"");
-    start_gateway(upstream, issuer).await
+        .with("algorithms = [\"RS256\"]\nprofile = \"rfc9068\"")
 }
 
 /// A gateway introspecting the provider's opaque tokens for
@@ -123,15 +127,26 @@ pub(crate) async fn opaque_gateway(
     auth_method: &str,
     cache_ttl_s: u64,
 ) -> Gateway {
-    let issuer = Issuer::new("op", &op.issuer)
+    let issuer = opaque_issuer(op, (client_id, client_secret), auth_method, cache_ttl_s);
+    start_gateway(upstream, issuer).await
+}
+
+/// The provider as an issuer of opaque tokens for `https://opaque.test`,
+/// introspected as `client_id`.
+pub(crate) fn opaque_issuer(
+    op: &Provider,
+    (client_id, client_secret): (&str, &str),
+    auth_method: &str,
+    cache_ttl_s: u64,
+) -> Issuer {
+    Issuer::new("op", &op.issuer)
         .audiences(&[OPAQUE])
         .introspection(&format!(
             "endpoint = \"{}\"\nclient_id = \"{client_id}\"\n\
              client_secret = \"{client_secret}\"\nauth_method = \"{auth_method}\"\n\
              cache_ttl_s = {cache_ttl_s}\nnegative_cache_ttl_s = 1\ntimeout_ms = 2000",
             op.url("/token/introspection")
-        ));
-    start_gateway(upstream, issuer).await
+        ))
 }
 
 pub(crate) async fn call(gw: &Gateway, method: &str, path: &str, token: Option<&str>) -> Reply {

@@ -21,6 +21,8 @@ pub struct Client {
     pub opaque: bool,
     /// May call the introspection endpoint.
     pub introspects: bool,
+    /// May exchange a caller's token for its own (RFC 8693).
+    pub exchanges: bool,
 }
 
 /// The demo's clients, printed by `tokengate demo`.
@@ -31,6 +33,7 @@ pub const CLIENTS: &[Client] = &[
         scopes: Some("orders:read"),
         opaque: false,
         introspects: false,
+        exchanges: false,
     },
     Client {
         id: "demo-writer",
@@ -38,6 +41,7 @@ pub const CLIENTS: &[Client] = &[
         scopes: Some("orders:read orders:write"),
         opaque: false,
         introspects: false,
+        exchanges: false,
     },
     Client {
         id: "demo-opaque",
@@ -45,6 +49,7 @@ pub const CLIENTS: &[Client] = &[
         scopes: Some("orders:read"),
         opaque: true,
         introspects: false,
+        exchanges: false,
     },
     Client {
         id: "tokengate",
@@ -52,6 +57,15 @@ pub const CLIENTS: &[Client] = &[
         scopes: None,
         opaque: false,
         introspects: true,
+        exchanges: false,
+    },
+    Client {
+        id: "demo-gateway",
+        secret: "gateway-secret",
+        scopes: Some("billing:read"),
+        opaque: false,
+        introspects: false,
+        exchanges: true,
     },
 ];
 

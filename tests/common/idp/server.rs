@@ -47,6 +47,16 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
     if req.uri().path() == "/introspect" {
         return Ok(introspect(&state.introspection, req).await);
     }
+    if req.uri().path() == "/token" {
+        return Ok(state.token.answer(req).await);
+    }
+    if let Some(code) = req.uri().path().strip_prefix("/token-error/") {
+        let status = match code {
+            "invalid_client" => StatusCode::UNAUTHORIZED,
+            _ => StatusCode::BAD_REQUEST,
+        };
+        return Ok(json_response(status, json!({ "error": code }).to_string()));
+    }
     let key_set = || json!({ "keys": state.keys.lock().expect("lock").clone() });
     let resp = match req.uri().path() {
         path if path.ends_with("/.well-known/openid-configuration") => {
@@ -112,19 +122,9 @@ async fn answer(state: &State, req: Request<Incoming>) -> Result<Response<Full<B
 /// `/introspect`: records the call, waits (delay, then the gate), then
 /// answers from the table or with the injected failure.
 async fn introspect(state: &Introspection, req: Request<Incoming>) -> Response<Full<Bytes>> {
-    let (parts, body) = req.into_parts();
-    let body = body
-        .collect()
-        .await
-        .map(|b| b.to_bytes())
-        .unwrap_or_default();
+    let call = IntrospectCall::read(req).await;
     let _in_flight = InFlight::enter(state);
-    state.calls.lock().expect("lock").push(IntrospectCall {
-        method: parts.method.clone(),
-        uri: parts.uri,
-        headers: parts.headers,
-        body: body.clone(),
-    });
+    state.calls.lock().expect("lock").push(call.clone());
     state.hits.fetch_add(1, Ordering::SeqCst);
     let delay = *state.delay.lock().expect("lock");
     tokio::time::sleep(delay).await;
@@ -158,10 +158,10 @@ async fn introspect(state: &Introspection, req: Request<Incoming>) -> Response<F
             return json_response(StatusCode::OK, r#"[{"active":true}]"#.into())
         }
     }
-    if parts.method != Method::POST {
+    if call.method != Method::POST {
         return error(StatusCode::METHOD_NOT_ALLOWED, "invalid_request");
     }
-    let token = std::str::from_utf8(&body)
+    let token = std::str::from_utf8(&call.body)
         .ok()
         .and_then(form_decode)
         .and_then(|form| form.into_iter().find(|(n, _)| n == "token"))
@@ -179,7 +179,7 @@ async fn introspect(state: &Introspection, req: Request<Incoming>) -> Response<F
     json_response(StatusCode::OK, answer.to_string())
 }
 
-fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
+pub(super) fn json_response(status: StatusCode, body: String) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body)));
     *resp.status_mut() = status;
     resp.headers_mut().insert(
