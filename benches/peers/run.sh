@@ -240,7 +240,7 @@ url = "redis://127.0.0.1:$((P + 50))/0"
 
 [admin]
 listen = "127.0.0.1:$((P + 51))"
-api_token = "bench"
+api_token = "bench-admin-token-0123"
 
 [rate_limits.bench]
 key = "client_id"
@@ -399,7 +399,7 @@ check --url "$U:$((P + 16))/h2svc/ping" --tokens "$TOK_RS"
 for _ in $(seq 100); do
     held=$(python3 - "http://127.0.0.1:$((P + 51))/revocations" <<'PY2' 2>/dev/null || echo 0
 import json, sys, urllib.request
-req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer bench"})
+req = urllib.request.Request(sys.argv[1], headers={"Authorization": "Bearer bench-admin-token-0123"})
 print(len(json.load(urllib.request.urlopen(req, timeout=5))["revocations"]))
 PY2
 )

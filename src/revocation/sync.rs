@@ -155,10 +155,34 @@ pub async fn resync(redis: &Redis, deny: &DenyList, state: &mut SyncState, now: 
     true
 }
 
+/// Reads the whole hash in pages of [`PAGE`] entries (`HSCAN`), so that
+/// each Redis operation stays small and within `redis.timeout_ms` however
+/// long the list is (one `HGETALL` of 100,000 entries takes longer than
+/// the default 100 ms). An entry added or removed during the scan may be
+/// missed; its push, or the next resync, brings it.
 async fn read_all(redis: &Redis) -> Option<HashMap<String, String>> {
-    let cmd = redis::cmd("HGETALL").arg(redis.key(NAME)).clone();
-    redis.query("revocation_sync", &cmd).await
+    let key = redis.key(NAME);
+    let mut all = HashMap::new();
+    let mut cursor: u64 = 0;
+    loop {
+        let cmd = redis::cmd("HSCAN")
+            .arg(&key)
+            .arg(cursor)
+            .arg("COUNT")
+            .arg(PAGE)
+            .clone();
+        let (next, page): (u64, Vec<(String, String)>) =
+            redis.query("revocation_sync", &cmd).await?;
+        all.extend(page);
+        if next == 0 {
+            return Some(all);
+        }
+        cursor = next;
+    }
 }
+
+/// Entries per `HSCAN` page.
+const PAGE: usize = 1000;
 
 /// Writes this instance's live entries into the hash and gives it an
 /// epoch (unless another instance just did).
