@@ -178,11 +178,18 @@ def targets(stats, growth=None, dpop=None, fleet=None):
                 f"{fmt_int(f['rps'])} vs {fmt_int(plain['rps'])} req/s; p99 {fmt_lat(f['p99_us'])} vs "
                 f"{fmt_lat(plain['p99_us'])}", added < 2.0)
     if fleet:
-        per = fleet["redis_commands"] / fleet["requests"]
-        detail = ", ".join(f"{k} {v}" for k, v in sorted(fleet["by_command"].items()))
+        # Commands a Lua script calls are counted by Redis too, but run
+        # inside the one EVALSHA: round trips are the client's commands.
+        calls = fleet["by_command"]
+        trips = calls.get("evalsha", 0) + calls.get("eval", 0)
+        inside = {k: v for k, v in calls.items() if k in ("get", "set", "time")}
+        other = {k: v for k, v in calls.items() if k not in ("evalsha", "eval", "get", "set", "time")}
+        per = trips / fleet["requests"]
+        detail = ", ".join(f"{k.upper()} {v}" for k, v in sorted(inside.items()))
+        rest = ", ".join(f"{k.upper()} {v}" for k, v in sorted(other.items())) or "none"
         row("rate limit in Redis: at most one Redis round trip per request",
-            f"{per:.2f} Redis commands per request ({fleet['redis_commands']} for "
-            f"{fleet['requests']} requests: {detail})", per <= 1.0)
+            f"{per:.2f} round trips per request: {trips} EVALSHA for {fleet['requests']} requests "
+            f"(inside the script: {detail}; other commands meanwhile: {rest})", per <= 1.0)
     tg, ng = get(stats, "grpc", "tokengate-grpc"), get(stats, "grpc", "nginx-grpc")
     if tg and ng:
         r = tg["rps"] / ng["rps"]
