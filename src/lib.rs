@@ -11,6 +11,7 @@
 //! |---|---|
 //! | [`gateway`] | the entry point: the admin listener, the reload triggers and the server against one shutdown |
 //! | [`reload`] | replacing the snapshot: `SIGHUP` and `server.watch_config`, side by side |
+//! | [`service_manager`] | systemd's `sd_notify`: ready once serving with every issuer usable, reloading around `SIGHUP`, stopping at the drain |
 //! | [`admin`] | `/healthz`, `/readyz`, `/metrics` |
 //! | [`server`] | accept loop, connection limit, TLS handshake, HTTP/1.1 + h2, timeouts, drain |
 //! | [`service`] | the request path, top to bottom |
@@ -71,6 +72,7 @@ pub mod route;
 pub mod runtime;
 pub mod server;
 pub mod service;
+pub mod service_manager;
 pub mod shutdown;
 pub mod target;
 pub mod telemetry;

@@ -13,6 +13,7 @@ use tracing_subscriber::EnvFilter;
 use tokengate::config::{Config, ConfigErrors};
 use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime};
+use tokengate::service_manager;
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers, and glibc's malloc/free showed up as about a tenth of
@@ -183,9 +184,16 @@ async fn serve(rt: Runtime) -> anyhow::Result<()> {
     let (tls, routes) = (rt.tls.is_some(), rt.routes.len());
     // Signal handlers first: the log line below tells scripts the gateway
     // serves, and a signal sent then must find them installed.
-    let stop = shutdown_signal();
-    let serving = gateway::start(runtime::shared(rt), Listeners { gateway, admin }, stop);
+    let signal = shutdown_signal();
+    let stop = async move {
+        signal.await;
+        service_manager::stopping();
+    };
+    let shared = runtime::shared(rt);
+    let serving = gateway::start(shared.clone(), Listeners { gateway, admin }, stop);
     tracing::info!(%listen, tls, routes, "tokengate serving");
+    // Under systemd (Type=notify): READY=1 once every issuer is usable too.
+    tokio::spawn(service_manager::ready_when_issuers_ready(shared));
     serving.await;
     Ok(())
 }

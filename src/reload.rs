@@ -2,7 +2,9 @@
 //! file, builds a whole new [`Runtime`] and swaps it in, or keeps the
 //! running one on any error. [`triggers`] starts both ways a reload is
 //! asked for, side by side: `SIGHUP`, and (with `server.watch_config`) a
-//! change of the file's content.
+//! change of the file's content. A `SIGHUP` reload is reported to the
+//! service manager ([`crate::service_manager`]), as `systemctl reload` asks
+//! for it.
 
 use std::future::Future;
 use std::path::Path;
@@ -105,7 +107,9 @@ async fn on_sighup(shared: &SharedRuntime, path: &Path, hup: Option<Hangup>) {
     #[cfg(unix)]
     if let Some(mut hup) = hup {
         while hup.recv().await.is_some() {
+            crate::service_manager::reloading();
             reload_logged(shared, path, "SIGHUP").await;
+            crate::service_manager::reloaded();
         }
     }
     #[cfg(not(unix))]

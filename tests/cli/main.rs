@@ -1,6 +1,6 @@
 //! The binary as a user runs it, one module a subject: `run` (exit codes,
-//! environment overrides, signals), `check`, `init`, and the key, token and
-//! certificate tools.
+//! environment overrides, signals), `check`, `init`, the key, token and
+//! certificate tools, and `service_manager` (systemd's `sd_notify`).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -9,6 +9,7 @@ mod check;
 mod init;
 mod keys;
 mod run;
+mod service_manager;
 
 use std::process::Output;
 

@@ -37,7 +37,7 @@ methods = ["GET"]
 upstream = "app"
 "#;
 
-fn write_config(dir: &Path, text: &str) -> PathBuf {
+pub(crate) fn write_config(dir: &Path, text: &str) -> PathBuf {
     let path = dir.join("tokengate.toml");
     std::fs::write(&path, text).unwrap();
     path
@@ -156,6 +156,11 @@ fn run_missing_config_file_exits_1() {
 /// Starts `tokengate run`, waits for its "serving" log line, returns the
 /// child and the address it listens on.
 fn start(path: &Path) -> (Child, String) {
+    start_with_env(path, &[])
+}
+
+/// [`start`] with extra environment variables.
+pub(crate) fn start_with_env(path: &Path, env: &[(&str, &str)]) -> (Child, String) {
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -165,6 +170,7 @@ fn start(path: &Path) -> (Child, String) {
             "json",
         ])
         .env("RUST_LOG", "info")
+        .envs(env.iter().copied())
         .stdout(Stdio::null())
         .stderr(Stdio::piped())
         .spawn()
@@ -186,7 +192,7 @@ fn start(path: &Path) -> (Child, String) {
     panic!("tokengate did not start");
 }
 
-fn signal(child: &Child, sig: &str) {
+pub(crate) fn signal(child: &Child, sig: &str) {
     let status = Command::new("kill")
         .args([sig, &child.id().to_string()])
         .status()
@@ -194,7 +200,7 @@ fn signal(child: &Child, sig: &str) {
     assert!(status.success());
 }
 
-fn wait_exit(child: &mut Child) -> Option<i32> {
+pub(crate) fn wait_exit(child: &mut Child) -> Option<i32> {
     let deadline = Instant::now() + Duration::from_secs(20);
     while Instant::now() < deadline {
         if let Some(status) = child.try_wait().unwrap() {
@@ -210,7 +216,7 @@ fn wait_exit(child: &mut Child) -> Option<i32> {
 /// A loopback port that was free a moment ago: bound, read, released (the
 /// binary reports only the gateway's address, so the admin port is chosen
 /// here).
-fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     listener.local_addr().unwrap().port()
 }
@@ -251,7 +257,7 @@ fn get_body(addr: &str, path: &str) -> String {
     buf
 }
 
-fn get_status(addr: &str, path: &str) -> u16 {
+pub(crate) fn get_status(addr: &str, path: &str) -> u16 {
     get_body(addr, path)
         .split(' ')
         .nth(1)
