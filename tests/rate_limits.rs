@@ -372,6 +372,17 @@ fn configuration_refusals_name_the_key() {
 /// Two gateways on one Redis, both connected, each with the `/sub/**`
 /// route under `by_sub` (`requests` per hour by `sub`).
 async fn fleet(redis: &RedisServer, prefix: &str, requests: u64) -> (Setup, Gateway) {
+    let (s, mut others) = fleet_of(redis, prefix, requests, 2).await;
+    (s, others.remove(0))
+}
+
+/// `n` such gateways: the first in the [`Setup`], the others beside it.
+async fn fleet_of(
+    redis: &RedisServer,
+    prefix: &str,
+    requests: u64,
+    n: usize,
+) -> (Setup, Vec<Gateway>) {
     let key = Key::es256("rl-fleet");
     let idp = TestIdp::with_keys(&[&key]).await;
     let upstream = Upstream::echo().await;
@@ -385,20 +396,57 @@ async fn fleet(redis: &RedisServer, prefix: &str, requests: u64) -> (Setup, Gate
             "[redis]\nurl = \"{}\"\nkey_prefix = \"{prefix}\"\ntimeout_ms = 500\n",
             redis.url()
         ));
-    let a = config.start().await;
-    let b = config.start().await;
-    for gw in [&a, &b] {
-        wait_ready(gw).await;
-        wait_redis(gw, "ok").await;
+    let mut gateways = Vec::new();
+    for _ in 0..n {
+        let gw = config.start().await;
+        wait_ready(&gw).await;
+        wait_redis(&gw, "ok").await;
+        gateways.push(gw);
     }
     let s = Setup {
         idp,
         key,
         upstream,
-        gw: a,
+        gw: gateways.remove(0),
         clock: Clock::system(),
     };
-    (s, b)
+    (s, gateways)
+}
+
+/// Three gateways on one Redis, 90 requests of one subject at once, 30
+/// through each: exactly the limit of 30 is forwarded, the other 60 get
+/// 429, whichever gateway they reached (the decision is one atomic script
+/// in Redis).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_gateways_hold_one_limit_under_concurrent_load() {
+    let Some(redis) =
+        RedisServer::start_for("three_gateways_hold_one_limit_under_concurrent_load").await
+    else {
+        return;
+    };
+    let (s, others) = fleet_of(&redis, "rl-three:", 30, 3).await;
+    let token = s.token(json!({}));
+    let addrs = [s.gw.addr(), others[0].addr(), others[1].addr()];
+    let mut calls = tokio::task::JoinSet::new();
+    for i in 0..90 {
+        let (addr, token) = (addrs[i % 3], token.clone());
+        calls.spawn(async move {
+            Client::h1()
+                .fetch(addr, common::bearer("/sub/x", &token))
+                .await
+                .status
+                .as_u16()
+        });
+    }
+    let mut statuses = Vec::new();
+    while let Some(status) = calls.join_next().await {
+        statuses.push(status.expect("task"));
+    }
+    let passed = statuses.iter().filter(|s| **s == 200).count();
+    let limited = statuses.iter().filter(|s| **s == 429).count();
+    println!("three gateways, limit 30: {passed} forwarded, {limited} refused with 429");
+    assert_eq!((passed, limited), (30, 60), "{statuses:?}");
+    assert_eq!(s.upstream.hits(), 30);
 }
 
 /// Polls `/readyz` until its `redis` member is `status`.
