@@ -54,10 +54,11 @@ async fn h2_upstream_is_reached_over_h2c_by_http1_and_h2_clients() {
     assert_eq!(upstream.hits(), 2);
 }
 
-#[tokio::test]
-async fn h2_upstream_over_tls_negotiates_h2_by_alpn() {
+/// A gateway whose `/api/**` goes to an https upstream offering `alpn`,
+/// with `protocol = "h2"`.
+async fn tls_h2_gateway(alpn: &[&[u8]]) -> (Pki, Upstream, Gateway) {
     let pki = Pki::generate();
-    let upstream = Upstream::echo_tls_alpn(&pki, &[b"h2"]).await;
+    let upstream = Upstream::echo_tls_alpn(&pki, alpn).await;
     let toml = GatewayConfig::new()
         .upstream_with(
             "secure",
@@ -67,6 +68,12 @@ async fn h2_upstream_over_tls_negotiates_h2_by_alpn() {
         .route(Route::open("/api/**", "secure"))
         .render();
     let gw = Gateway::start_in(&toml, pki.dir()).await;
+    (pki, upstream, gw)
+}
+
+#[tokio::test]
+async fn h2_upstream_over_tls_negotiates_h2_by_alpn() {
+    let (_pki, upstream, gw) = tls_h2_gateway(&[b"h2"]).await;
     let reply = gw.send(&Client::h1(), request("POST", "/api/x")).await;
     assert_eq!(reply.status, 200);
     let seen = upstream.last();
@@ -76,17 +83,7 @@ async fn h2_upstream_over_tls_negotiates_h2_by_alpn() {
 
 #[tokio::test]
 async fn h2_upstream_over_tls_that_only_speaks_http1_is_502() {
-    let pki = Pki::generate();
-    let upstream = Upstream::echo_tls_alpn(&pki, &[b"http/1.1"]).await;
-    let toml = GatewayConfig::new()
-        .upstream_with(
-            "secure",
-            &upstream.url(),
-            "ca_file = \"ca.pem\"\nprotocol = \"h2\"",
-        )
-        .route(Route::open("/api/**", "secure"))
-        .render();
-    let gw = Gateway::start_in(&toml, pki.dir()).await;
+    let (_pki, upstream, gw) = tls_h2_gateway(&[b"http/1.1"]).await;
     let reply = gw.send(&Client::h1(), request("GET", "/api/x")).await;
     // rustls refuses a handshake whose ALPN has nothing in common.
     assert_eq!(reply.status, 502);
