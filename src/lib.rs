@@ -27,6 +27,7 @@
 //! | [`policy`] | route scope rules |
 //! | [`ratelimit`] | `[rate_limits.NAME]`: GCRA per key, shared through Redis or local, the `RateLimit` headers |
 //! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
+//! | [`trace`] | W3C trace context, sampling, the OpenTelemetry spans and their export |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`config`] | the file and environment → validated, typed [`config::Config`] |
 //! | [`route`] | path patterns and the first-match route table |
@@ -76,4 +77,5 @@ pub mod target;
 pub mod telemetry;
 pub mod tls;
 pub mod tools;
+pub mod trace;
 pub mod upstream_auth;
