@@ -26,8 +26,8 @@
 //! | [`metadata`] | RFC 9728 protected-resource metadata: the documents and their lookup |
 //! | [`policy`] | route scope rules |
 //! | [`ratelimit`] | `[rate_limits.NAME]`: GCRA per key, shared through Redis or local, the `RateLimit` headers |
-//! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`trace`] | W3C trace context, sampling, the OpenTelemetry spans and their export |
+//! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`config`] | the file and environment → validated, typed [`config::Config`] |
 //! | [`route`] | path patterns and the first-match route table |

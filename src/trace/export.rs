@@ -178,31 +178,31 @@ impl Export {
     }
 }
 
-/// Collects a batch (up to [`BATCH`] spans, or what came within [`DELAY`]
-/// of the first) and sends it, until closed; then sends the rest.
+/// Collects a batch (until it has [`BATCH`] spans, or [`DELAY`] after its
+/// first span, or a flush) and sends it, until closed; then sends the rest.
 async fn run(mut pending: Pending, shared: Arc<Shared>, dropped: Counter) {
     let mut batch = Vec::with_capacity(BATCH);
     let mut failing = false;
     loop {
-        if batch.is_empty() && !shared.closing.load(Ordering::Acquire) {
-            let woken = tokio::select! {
-                n = pending.rx.recv_many(&mut batch, BATCH) => if n == 0 { break } else { false },
-                _ = shared.wake.notified() => true,
-            };
-            if !woken && batch.len() < BATCH {
-                let _ = tokio::time::timeout(DELAY, shared.wake.notified()).await;
+        let closing = shared.closing.load(Ordering::Acquire);
+        if !closing && !collect(&mut pending.rx, &mut batch, &shared.wake).await {
+            // Every sender is gone: nothing more can come.
+            if batch.is_empty() {
+                break;
             }
         }
-        while batch.len() < BATCH {
-            match pending.rx.try_recv() {
-                Ok(span) => batch.push(span),
-                Err(_) => break,
+        if closing {
+            while batch.len() < BATCH {
+                match pending.rx.try_recv() {
+                    Ok(span) => batch.push(span),
+                    Err(_) => break,
+                }
+            }
+            if batch.is_empty() {
+                break;
             }
         }
         if batch.is_empty() {
-            if shared.closing.load(Ordering::Acquire) {
-                break;
-            }
             continue;
         }
         let count = batch.len() as u64;
@@ -219,4 +219,27 @@ async fn run(mut pending: Pending, shared: Arc<Shared>, dropped: Counter) {
             }
         }
     }
+}
+
+/// Fills `batch` from the queue: waits for a first span (or a wake-up),
+/// then takes more until the batch is full, [`DELAY`] has passed or a
+/// wake-up comes. `false` when the queue is closed.
+async fn collect(
+    rx: &mut mpsc::Receiver<SpanData>,
+    batch: &mut Vec<SpanData>,
+    wake: &Notify,
+) -> bool {
+    tokio::select! {
+        n = rx.recv_many(batch, BATCH) => if n == 0 { return false },
+        _ = wake.notified() => return true,
+    }
+    let deadline = tokio::time::Instant::now() + DELAY;
+    while batch.len() < BATCH {
+        tokio::select! {
+            n = rx.recv_many(batch, BATCH - batch.len()) => if n == 0 { return false },
+            _ = tokio::time::sleep_until(deadline) => break,
+            _ = wake.notified() => break,
+        }
+    }
+    true
 }
