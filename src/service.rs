@@ -11,8 +11,6 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
-use opentelemetry::KeyValue;
-
 use crate::auth::bearer::{self, Credential};
 use crate::auth::binding::{self, Evidence};
 use crate::auth::dpop::DPOP_NONCE;
@@ -236,13 +234,7 @@ async fn pipeline<'a>(
     // future into place; a small outer future keeps those moves cheap.
     let forwarded = Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await;
     if let Some(call) = call {
-        match &forwarded {
-            Ok(resp) => call.set(KeyValue::new(
-                "http.response.status_code",
-                i64::from(resp.status().as_u16()),
-            )),
-            Err(_) => call.failed("the upstream call failed"),
-        }
+        call.answered(forwarded.as_ref().ok().map(|r| r.status().as_u16()));
     }
     let mut resp = forwarded?;
     if let Some(verdict) = &rate {

@@ -243,9 +243,16 @@ impl ChildSpan {
         self.0.span().set_status(Status::error(reason));
     }
 
-    /// Adds an attribute.
-    pub fn set(&self, attribute: KeyValue) {
-        self.0.span().set_attribute(attribute);
+    /// The upstream call's outcome: the response status, or `None` when
+    /// no response came.
+    pub fn answered(&self, status: Option<u16>) {
+        match status {
+            Some(status) => self.0.span().set_attribute(KeyValue::new(
+                "http.response.status_code",
+                i64::from(status),
+            )),
+            None => self.failed("the upstream call failed"),
+        }
     }
 }
 
