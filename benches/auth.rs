@@ -38,6 +38,8 @@
 //!   as every proof's key is) and `verify_and_remember_es256`: a new proof
 //!   each iteration (signed outside the measurement), verified and its
 //!   `jti` recorded in the replay cache, as the gateway does per request.
+//! * `otel/cached_jwt/{auth_only,export_off,export_on}`: what tracing adds
+//!   to a request with a cached JWT, export off and on (`auth/otel.rs`).
 //!
 //! The fixtures come from the tests' token minter: one RSA-2048, one P-256
 //! and one Ed25519 key, published as a JWK Set in a file the issuer's
@@ -54,6 +56,8 @@
 #[path = "../tests/common/mint.rs"]
 #[allow(dead_code)]
 mod mint;
+#[path = "auth/otel.rs"]
+mod otel;
 
 use criterion::{BenchmarkId, Criterion, Throughput};
 use http::Method;
@@ -82,6 +86,7 @@ fn main() -> Result<(), BoxError> {
     rs256(&mut c, &bed)?;
     config_growth(&mut c, &bed)?;
     dpop(&mut c)?;
+    otel::otel(&mut c, &bed.rt, &bed.otel, bed.rs256_token()?)?;
     c.final_summary();
     Ok(())
 }
@@ -96,6 +101,8 @@ struct Bed {
     tokens: Vec<(&'static str, String)>,
     /// The RS256 key's JWK, as published.
     rs_jwk: serde_json::Value,
+    /// The cached gateway without and with span export (`otel/*`).
+    otel: otel::OtelBed,
 }
 
 impl Bed {
@@ -123,13 +130,26 @@ impl Bed {
             let _enter = rt.enter();
             (build(Some(0))?, build(None)?)
         };
+        let otel = otel::OtelBed::new(dir.path(), &rt)?;
         Ok(Bed {
+            otel,
             rt,
             uncached,
             cached,
             tokens,
             rs_jwk: keys[0].jwk(),
         })
+    }
+}
+
+impl Bed {
+    /// The token signed with the RSA key.
+    fn rs256_token(&self) -> Result<&str, BoxError> {
+        self.tokens
+            .iter()
+            .find(|(alg, _)| *alg == "RS256")
+            .map(|(_, token)| token.as_str())
+            .ok_or_else(|| "auth fixture: no RS256 token".into())
     }
 }
 
@@ -216,12 +236,7 @@ fn rs256(c: &mut Criterion, bed: &Bed) -> Result<(), BoxError> {
     use tokengate::auth::jwk::KeySet;
     use tokengate::config::Algorithm;
 
-    let token = bed
-        .tokens
-        .iter()
-        .find(|(alg, _)| *alg == "RS256")
-        .map(|(_, token)| token.as_str())
-        .ok_or("auth fixture: no RS256 token")?;
+    let token = bed.rs256_token()?;
     let jwk = bed.rs_jwk.clone();
     let member = |name: &str| jwk[name].as_str().map(str::to_owned);
     let (n, e) = match (member("n"), member("e")) {

@@ -158,6 +158,20 @@ impl ClientAuth {
     }
 }
 
+/// The connector of outbound HTTP/1.1 (http, or https with the webpki
+/// roots), shared by the fetcher and span export.
+pub fn https_connector() -> Result<HttpsConnector<HttpConnector>, String> {
+    let mut http = HttpConnector::new();
+    http.enforce_http(false);
+    http.set_nodelay(true);
+    let tls = crate::tls::client_config(None)?;
+    Ok(hyper_rustls::HttpsConnectorBuilder::new()
+        .with_tls_config(tls)
+        .https_or_http()
+        .enable_http1()
+        .wrap_connector(http))
+}
+
 /// The pooled client; cheap to clone.
 #[derive(Clone)]
 pub struct HttpFetcher {
@@ -166,15 +180,7 @@ pub struct HttpFetcher {
 
 impl HttpFetcher {
     pub fn new() -> Result<HttpFetcher, String> {
-        let mut http = HttpConnector::new();
-        http.enforce_http(false);
-        http.set_nodelay(true);
-        let tls = crate::tls::client_config(None)?;
-        let connector = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_tls_config(tls)
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(http);
+        let connector = https_connector()?;
         let client = Client::builder(TokioExecutor::new())
             .timer(TokioTimer::new())
             .pool_timer(TokioTimer::new())

@@ -55,5 +55,14 @@ pub fn start(
     tokio::spawn(crate::reload::triggers(shared.clone(), async move {
         reload_stop.until(Phase::Draining).await
     }));
-    crate::server::serve(shared, listeners.gateway, phases, shutdown)
+    let served = crate::server::serve(shared.clone(), listeners.gateway, phases, shutdown);
+    async move {
+        served.await;
+        // The spans of the last requests, within a bounded wait.
+        let tracing = shared.load().tracing.clone();
+        tracing.shutdown(SPAN_FLUSH_WAIT).await;
+    }
 }
+
+/// How long a stop waits for queued spans to reach the collector.
+const SPAN_FLUSH_WAIT: std::time::Duration = std::time::Duration::from_secs(2);

@@ -27,6 +27,7 @@
 //! | [`metadata`] | RFC 9728 protected-resource metadata: the documents and their lookup |
 //! | [`policy`] | route scope rules |
 //! | [`ratelimit`] | `[rate_limits.NAME]`: GCRA per key, shared through Redis or local, the `RateLimit` headers |
+//! | [`trace`] | W3C trace context, sampling, the OpenTelemetry spans and their export |
 //! | [`fetch`] | outbound HTTP to identity providers: deadlines, size limits, no redirects |
 //! | [`telemetry`] | the Prometheus recorder and the per-route metric handles |
 //! | [`config`] | the file and environment → validated, typed [`config::Config`] |
@@ -78,4 +79,5 @@ pub mod target;
 pub mod telemetry;
 pub mod tls;
 pub mod tools;
+pub mod trace;
 pub mod upstream_auth;

@@ -28,6 +28,7 @@ use crate::ratelimit::RateLimits;
 use crate::revocation::DenyList;
 use crate::route::{RouteKey, RouteTable};
 use crate::telemetry::RouteMetrics;
+use crate::trace::Tracing;
 use crate::upstream_auth::TokenSource;
 
 pub struct Runtime {
@@ -58,6 +59,9 @@ pub struct Runtime {
     /// Every `[rate_limits.NAME]` with its local state; an unchanged limit
     /// keeps its state over a reload.
     pub rate_limits: RateLimits,
+    /// Trace context and span export; carried over a reload that leaves
+    /// `[tracing]` unchanged.
+    pub tracing: Arc<Tracing>,
 }
 
 /// One route, compiled once per snapshot: its configuration and everything
@@ -131,6 +135,16 @@ impl Runtime {
             Some(p) => p.fetcher.clone(),
             None => HttpFetcher::new().map_err(|e| ConfigError::new("tls", e))?,
         };
+        let tracing = match previous {
+            Some(p) if p.config.tracing == config.tracing => Some(p.tracing.clone()),
+            _ => match Tracing::new(&config.tracing) {
+                Ok(t) => Some(Arc::new(t)),
+                Err(e) => {
+                    errors.push(ConfigError::new("tracing.otlp_endpoint", e));
+                    None
+                }
+            },
+        };
         let fleet = Fleet::new(&config, previous.map(|p| &p.fleet));
         let auth = match Authenticator::new(
             &config,
@@ -145,7 +159,7 @@ impl Runtime {
                 None
             }
         };
-        let Some(auth) = auth.filter(|_| errors.is_empty()) else {
+        let (Some(auth), Some(tracing), true) = (auth, tracing, errors.is_empty()) else {
             return Err(ConfigErrors(errors));
         };
         let routes = RouteTable::new(
@@ -213,6 +227,7 @@ impl Runtime {
         let revocations = previous.map(|p| p.revocations.clone()).unwrap_or_default();
         let rate_limits = RateLimits::new(&config.rate_limits, previous.map(|p| &p.rate_limits));
         Ok(Runtime {
+            tracing,
             fleet,
             revocations,
             rate_limits,
@@ -267,6 +282,7 @@ impl Runtime {
     /// more.
     pub fn start(&self) {
         self.auth.start();
+        self.tracing.start();
         if let Some(redis) = &self.fleet.redis {
             if redis.start() {
                 crate::revocation::sync::start(

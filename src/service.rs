@@ -27,6 +27,7 @@ use crate::ratelimit::{Caller, Verdict};
 use crate::route::Match;
 use crate::runtime::{CompiledRoute, Runtime};
 use crate::target::{normalize_host, normalize_path, TargetError};
+use crate::trace::RequestSpan;
 use crate::upstream_auth::{CallerToken, TokenSource};
 
 /// What the gateway knows about the connection a request came on.
@@ -68,7 +69,9 @@ pub async fn handle(
     let method = req.method().clone();
     let grpc = is_grpc(req.headers());
     let mut trace = Trace::default();
-    let result = pipeline(rt, conn, req, request_id.clone(), &mut trace).await;
+    let span = rt.tracing.begin(req.headers());
+    let running = pipeline(rt, conn, req, request_id.clone(), &mut trace, &span);
+    let result = span.instrument(running).await;
     let (mut resp, outcome) = match result {
         Ok(mut resp) => {
             if let (true, Some(d)) = (trace.used_dpop, &rt.auth.dpop) {
@@ -110,10 +113,12 @@ pub async fn handle(
         .or_insert(request_id.clone());
     let elapsed = start.elapsed();
     rt.route_metrics(trace.route).record(outcome, elapsed);
+    let route = trace.route.map(|r| r.config.path.as_str());
+    span.finish(route, &method, resp.status().as_u16(), outcome);
     tracing::info!(
         target: "tokengate::access",
         method = %method,
-        route = trace.route.map_or("-", |r| r.config.path.as_str()),
+        route = route.unwrap_or("-"),
         subject = trace
             .principal
             .as_deref()
@@ -148,6 +153,7 @@ async fn pipeline<'a>(
     req: Request<Incoming>,
     request_id: HeaderValue,
     trace: &mut Trace<'a>,
+    span: &RequestSpan,
 ) -> Result<Response<ResponseBody>, Rejection> {
     check_framing(&req)?;
     let (host, original_host) = request_host(&req).map_err(Rejection::BadTarget)?;
@@ -198,6 +204,7 @@ async fn pipeline<'a>(
         .then(|| websocket_upgrade(req.headers()))
         .flatten();
     let path = path.into_owned();
+    let (upstream_trace, call) = span.upstream_call(&compiled.upstream.config.name);
     let fwd = Forwarded {
         peer: conn.peer,
         peer_ip: &conn.peer_ip,
@@ -221,10 +228,15 @@ async fn pipeline<'a>(
         strip_authorization: rt.config.forward.strip_authorization || authorization.is_some(),
         authorization,
         body_read_timeout: server.body_read_timeout,
+        trace: upstream_trace,
     };
     // Boxed: the forwarding future is large, and hyper moves the service
     // future into place; a small outer future keeps those moves cheap.
-    let mut resp = Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await?;
+    let forwarded = Box::pin(proxy::forward(&compiled.upstream, req, fwd)).await;
+    if let Some(call) = call {
+        call.answered(forwarded.as_ref().ok().map(|r| r.status().as_u16()));
+    }
+    let mut resp = forwarded?;
     if let Some(verdict) = &rate {
         verdict.add_to(resp.headers_mut());
     }

@@ -212,6 +212,13 @@ pub fn upstream_token_request(upstream: &str, result: &'static str) {
     metrics::counter!("tokengate_upstream_token_requests_total", "upstream" => upstream.to_string(), "result" => result).increment(1);
 }
 
+/// `tokengate_trace_spans_dropped_total`: spans lost to a full export
+/// queue or a failed export.
+pub fn trace_spans_dropped() -> Counter {
+    handle();
+    metrics::counter!("tokengate_trace_spans_dropped_total")
+}
+
 /// Counts a configuration reload by result (`ok` or `error`).
 pub fn reload(result: &'static str) {
     handle();

@@ -175,6 +175,7 @@ fn base() -> Vec<(&'static str, Vec<(String, String)>)> {
         ("[dpop]", vec![]),
         ("[redis]", kv(&[("url", "\"redis://127.0.0.1:6379/0\"")])),
         ("[revocation]", vec![]),
+        ("[tracing]", vec![]),
         (
             "[rate_limits.per_client]",
             kv(&[

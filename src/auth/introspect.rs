@@ -26,6 +26,7 @@ use bytes::Bytes;
 use http::{Request, StatusCode};
 use http_body_util::Full;
 use moka::future::Cache;
+use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -204,12 +205,20 @@ impl Introspector {
     /// One endpoint call; also returns the answer document, for sharing.
     async fn call_endpoint(&self, token: &str) -> Result<(Cached, Map<String, Value>), AuthError> {
         let now = self.clock.now();
+        let span = crate::trace::child(
+            "introspection",
+            KeyValue::new("tokengate.issuer", self.name.clone()),
+        );
         let result = self.exchange(token, now).await;
-        self.count(match &result {
+        let label = match &result {
             Ok((Answer::Active(_), _)) => "active",
             Ok((Answer::Refused(_), _)) => "inactive",
             Err(cause) => cause.label(),
-        });
+        };
+        if let (Some(span), Err(_)) = (&span, &result) {
+            span.failed(label);
+        }
+        self.count(label);
         let (answer, doc) = result.map_err(|cause| AuthError::Introspection {
             issuer: self.name.clone(),
             cause,

@@ -26,7 +26,7 @@ fn strings<T: ToString>(items: impl IntoIterator<Item = T>) -> Value {
 }
 
 /// `server`, `admin`, `issuers`, `upstreams`, `forward`, `dpop`,
-/// `resources`, `redis`, `revocation`, `rate_limits`.
+/// `resources`, `redis`, `revocation`, `rate_limits`, `tracing`.
 pub(super) fn config(c: &Config) -> Table {
     let s = &c.server;
     let server = Table::default()
@@ -163,6 +163,21 @@ pub(super) fn config(c: &Config) -> Table {
         Table::default().with("sync_interval_s", secs(c.revocation.sync_interval)),
     )
     .with_table("rate_limits", limits)
+    .with_table("tracing", tracing(&c.tracing))
+}
+
+/// `[tracing]`: the collector URL as resolved (with `/v1/traces`).
+fn tracing(t: &crate::config::TracingConfig) -> Table {
+    let table = match &t.otlp_traces {
+        Some(uri) => Table::default().with("otlp_endpoint", uri.to_string()),
+        None => Table::default().with_unset(
+            "otlp_endpoint",
+            "not set: no span export (traceparent is still sent upstream)",
+        ),
+    };
+    table
+        .with("service_name", t.service_name.clone())
+        .with("sample_ratio", t.sample_ratio)
 }
 
 /// `[redis]`; URLs are masked, since they may hold a password.

@@ -23,6 +23,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
     let redis = super::fleet::redis(&mut b, raw.redis.as_ref());
     let revocation = super::fleet::revocation(&mut b, &raw.revocation);
     let rate_limits = super::fleet::rate_limits(&mut b, &raw.rate_limits);
+    let tracing = super::tracing::tracing(&mut b, &raw.tracing);
     let rate_limit_names: Vec<&String> = raw.rate_limits.keys().collect();
     let issuers: Vec<IssuerConfig> = raw
         .issuers
@@ -75,6 +76,7 @@ pub(super) fn build(raw: RawConfig, base_dir: &Path) -> Result<Config, ConfigErr
         redis,
         revocation,
         rate_limits,
+        tracing,
         source: None,
         source_digest: None,
     })

@@ -20,6 +20,7 @@ mod load;
 mod raw;
 mod resources;
 mod suggest;
+mod tracing;
 mod upstream_oauth;
 
 use http::{HeaderName, Method, Uri};
@@ -58,6 +59,7 @@ pub struct Config {
     pub revocation: RevocationConfig,
     /// Rate limits in name order; routes refer to them by index.
     pub rate_limits: Vec<RateLimitConfig>,
+    pub tracing: TracingConfig,
     /// The file this configuration came from, if any (reload re-reads it).
     pub source: Option<PathBuf>,
     /// SHA-256 of that file's bytes, so a watcher can tell a real change.
@@ -184,6 +186,18 @@ impl fmt::Debug for RedisServers {
             RedisServers::Cluster(urls) => write!(f, "Cluster(<{} urls>)", urls.len()),
         }
     }
+}
+
+/// `[tracing]` (extensions section 15).
+#[derive(Debug, Clone, PartialEq)]
+pub struct TracingConfig {
+    /// Where spans are POSTed (`{otlp_endpoint}/v1/traces`); `None`: no
+    /// export (trace context is still passed on).
+    pub otlp_traces: Option<Uri>,
+    pub service_name: String,
+    /// 0.0 to 1.0: the share of requests without a parent's decision that
+    /// are sampled.
+    pub sample_ratio: f64,
 }
 
 /// `[revocation]`.

@@ -78,6 +78,36 @@ pub struct RawConfig {
     /// Named rate limits (`[rate_limits.NAME]`) routes refer to; default none.
     #[serde(default)]
     pub rate_limits: BTreeMap<String, RawRateLimit>,
+    /// W3C trace context and OpenTelemetry export (`[tracing]`); all
+    /// defaults when absent.
+    #[serde(default)]
+    pub tracing: RawTracing,
+}
+
+/// `[tracing]`: trace context and span export (extensions section 15).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct RawTracing {
+    /// The OTLP/HTTP collector base URL (spans are POSTed as protobuf to
+    /// `{otlp_endpoint}/v1/traces`), an http or https URL; default empty:
+    /// nothing is exported, but trace context still reaches upstreams.
+    pub otlp_endpoint: String,
+    /// The `service.name` resource attribute of exported spans; default
+    /// `tokengate`; must not be empty.
+    pub service_name: String,
+    /// The share of requests without a parent's sampling decision that are
+    /// sampled; default 1.0; 0 to 1.
+    pub sample_ratio: f64,
+}
+
+impl Default for RawTracing {
+    fn default() -> Self {
+        Self {
+            otlp_endpoint: String::new(),
+            service_name: "tokengate".into(),
+            sample_ratio: 1.0,
+        }
+    }
 }
 
 /// `[redis]`: where instances share state.

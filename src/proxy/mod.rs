@@ -22,6 +22,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 
 use crate::config::{ConfigError, UpstreamConfig};
+use crate::trace::{TRACEPARENT, TRACESTATE};
 use body::{BodyState, BodyWatch, RequestBody};
 pub use error::UpstreamError;
 use pool::{Pool, PooledBody, SendError};
@@ -95,6 +96,9 @@ pub struct Forwarded<'a> {
     /// sent instead of the caller's.
     pub authorization: Option<HeaderValue>,
     pub body_read_timeout: std::time::Duration,
+    /// The trace context the upstream receives (`traceparent`, and the
+    /// caller's `tracestate` only with the caller's valid `traceparent`).
+    pub trace: crate::trace::UpstreamTrace,
 }
 
 /// Sends `req` to `upstream` and returns its answer with cleaned headers.
@@ -125,6 +129,10 @@ pub async fn forward(
         headers.insert(http::header::AUTHORIZATION, authorization.clone());
     }
     add_forwarding_headers(&mut headers, upstream, &fwd);
+    headers.insert(&TRACEPARENT, fwd.trace.traceparent.clone());
+    if !fwd.trace.keep_tracestate {
+        headers.remove(&TRACESTATE);
+    }
     if h2 {
         // The authority travels as `:authority`, not as a Host field
         // (RFC 9113 section 8.3.1).

@@ -73,7 +73,12 @@ fn renew(client: &Arc<TokenClient>, slot: &Arc<Slot>) -> Renewal {
     if let Some(fresh) = fresh {
         return future::ready(Ok(fresh)).boxed().shared();
     }
-    let task = tokio::spawn(fetch(client.clone(), slot.clone()));
+    // The request's trace context goes along: the token request is a
+    // span of the request that needed it.
+    let task = tokio::spawn(crate::trace::in_current_context(fetch(
+        client.clone(),
+        slot.clone(),
+    )));
     let shared = async move { task.await.unwrap_or(Err(TokenFailure::Interrupted)) }
         .boxed()
         .shared();

@@ -9,6 +9,7 @@
 //! token endpoint sent is kept but a known error code.
 
 use http::{HeaderValue, StatusCode, Uri};
+use opentelemetry::KeyValue;
 use serde_json::{Map, Value};
 use std::time::Duration;
 
@@ -149,11 +150,18 @@ impl TokenClient {
 
     /// One token request, counted in `tokengate_upstream_token_requests_total`.
     pub(super) async fn fetch(&self, subject_token: Option<&str>) -> Result<Token, TokenFailure> {
+        let span = crate::trace::child(
+            "upstream token request",
+            KeyValue::new("tokengate.upstream", self.upstream.clone()),
+        );
         let result = self.exchange(subject_token).await;
         let label = match &result {
             Ok(_) => "ok",
             Err(e) => e.label(),
         };
+        if let (Some(span), Err(_)) = (&span, &result) {
+            span.failed(label);
+        }
         crate::telemetry::upstream_token_request(&self.upstream, label);
         result
     }

@@ -7,6 +7,7 @@
 use arc_swap::ArcSwap;
 use futures_util::future::{BoxFuture, FutureExt, Shared};
 use http::Uri;
+use opentelemetry::KeyValue;
 use std::sync::atomic::AtomicBool;
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -64,7 +65,14 @@ impl KeyStore {
     /// `max-age` the response asked for.
     async fn refresh(&self) -> RefreshResult {
         let settings = self.settings.load_full();
+        let span = crate::trace::child(
+            "key set fetch",
+            KeyValue::new("tokengate.issuer", settings.name.clone()),
+        );
         let result = self.fetch(&settings).await;
+        if let (Some(span), Err(e)) = (&span, &result) {
+            span.failed(e.label());
+        }
         let current = self.state.load_full();
         let next = match &result {
             Ok((set, _)) => KeyState {
@@ -160,13 +168,14 @@ impl KeyStore {
             return inflight.clone();
         }
         let this = Arc::clone(self);
-        let task = tokio::spawn(async move {
+        // A fetch started for a request is a span of that request's trace.
+        let task = tokio::spawn(crate::trace::in_current_context(async move {
             let result = this.refresh().await;
             if let Ok(mut miss) = this.miss.lock() {
                 miss.inflight = None;
             }
             result
-        });
+        }));
         let fut = async move { task.await.unwrap_or(Err(FetchError::Failed)) }
             .boxed()
             .shared();
