@@ -6,7 +6,7 @@
 //! Plain HTTP/1.1, meant for loopback or a private network.
 
 use bytes::Bytes;
-use http::header::{CACHE_CONTROL, CONTENT_TYPE};
+use http::header::CONTENT_TYPE;
 use http::{HeaderValue, Method, Request, Response, StatusCode};
 use http_body_util::Full;
 use hyper::body::Incoming;
@@ -74,16 +74,16 @@ async fn answer(rt: &Runtime, req: Request<Incoming>) -> Response<Full<Bytes>> {
         return api::handle(api, req).await;
     }
     if req.method() != Method::GET && req.method() != Method::HEAD {
-        return json(
+        return api::respond(
             StatusCode::METHOD_NOT_ALLOWED,
             serde_json::json!({"error": "method_not_allowed"}),
         );
     }
     match req.uri().path() {
-        "/healthz" => json(StatusCode::OK, serde_json::json!({"status": "ok"})),
+        "/healthz" => api::respond(StatusCode::OK, serde_json::json!({"status": "ok"})),
         "/readyz" => readyz(rt),
         "/metrics" => metrics(rt),
-        _ => json(
+        _ => api::respond(
             StatusCode::NOT_FOUND,
             serde_json::json!({"error": "not_found"}),
         ),
@@ -108,7 +108,7 @@ fn readyz(rt: &Runtime) -> Response<Full<Bytes>> {
         true => StatusCode::OK,
         false => StatusCode::SERVICE_UNAVAILABLE,
     };
-    json(status, body)
+    api::respond(status, body)
 }
 
 fn metrics(rt: &Runtime) -> Response<Full<Bytes>> {
@@ -118,15 +118,5 @@ fn metrics(rt: &Runtime) -> Response<Full<Bytes>> {
         CONTENT_TYPE,
         HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
     );
-    resp
-}
-
-fn json(status: StatusCode, body: serde_json::Value) -> Response<Full<Bytes>> {
-    let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
-    *resp.status_mut() = status;
-    resp.headers_mut()
-        .insert(CONTENT_TYPE, HeaderValue::from_static("application/json"));
-    resp.headers_mut()
-        .insert(CACHE_CONTROL, HeaderValue::from_static("no-store"));
     resp
 }

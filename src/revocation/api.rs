@@ -223,7 +223,9 @@ fn error(status: StatusCode, code: &str, description: &str) -> Response<Full<Byt
     )
 }
 
-fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
+/// A JSON answer of the admin listener (`no-store`); also used by
+/// [`crate::admin`] for `/readyz`.
+pub fn respond(status: StatusCode, body: Value) -> Response<Full<Bytes>> {
     let mut resp = Response::new(Full::new(Bytes::from(body.to_string())));
     *resp.status_mut() = status;
     resp.headers_mut()
