@@ -130,30 +130,51 @@ async fn http1_upstream_still_receives_no_te() {
 
 /// An h2c upstream that answers every request with a body and trailers.
 async fn trailers_upstream() -> SocketAddr {
+    let (addr, _) = h2c_upstream(None, |_req: Request<Incoming>| async {
+        let mut trailers = HeaderMap::new();
+        trailers.insert("x-checksum", HeaderValue::from_static("abc123"));
+        trailers.insert("grpc-status", HeaderValue::from_static("0"));
+        let body = Full::new(Bytes::from_static(b"payload"))
+            .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
+        let mut resp = Response::new(body);
+        resp.headers_mut()
+            .insert("content-type", HeaderValue::from_static("application/grpc"));
+        resp.headers_mut()
+            .insert("trailer", HeaderValue::from_static("x-checksum"));
+        Ok::<_, Infallible>(resp)
+    })
+    .await;
+    addr
+}
+
+/// An h2c (prior knowledge) server on 127.0.0.1:0 answering with
+/// `answer`, allowing `streams` concurrent streams per connection (no
+/// limit when `None`); its address and its accepted-connection count.
+async fn h2c_upstream<F, Fut, B>(
+    streams: Option<u32>,
+    answer: F,
+) -> (SocketAddr, std::sync::Arc<AtomicUsize>)
+where
+    F: Fn(Request<Incoming>) -> Fut + Copy + Send + 'static,
+    Fut: std::future::Future<Output = Result<Response<B>, Infallible>> + Send + 'static,
+    B: hyper::body::Body<Data = Bytes> + Send + 'static,
+    B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
     let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
+    let connections = std::sync::Arc::new(AtomicUsize::new(0));
+    let counted = connections.clone();
     tokio::spawn(async move {
         while let Ok((tcp, _)) = listener.accept().await {
-            let service = service_fn(|_req: Request<Incoming>| async {
-                let mut trailers = HeaderMap::new();
-                trailers.insert("x-checksum", HeaderValue::from_static("abc123"));
-                trailers.insert("grpc-status", HeaderValue::from_static("0"));
-                let body = Full::new(Bytes::from_static(b"payload"))
-                    .with_trailers(async move { Some(Ok::<_, Infallible>(trailers)) });
-                let mut resp = Response::new(body);
-                resp.headers_mut()
-                    .insert("content-type", HeaderValue::from_static("application/grpc"));
-                resp.headers_mut()
-                    .insert("trailer", HeaderValue::from_static("x-checksum"));
-                Ok::<_, Infallible>(resp)
-            });
+            counted.fetch_add(1, Ordering::SeqCst);
             tokio::spawn(
                 hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .serve_connection(TokioIo::new(tcp), service),
+                    .max_concurrent_streams(streams)
+                    .serve_connection(TokioIo::new(tcp), service_fn(answer)),
             );
         }
     });
-    addr
+    (addr, connections)
 }
 
 /// Trailers reach h2 clients as they are, and HTTP/1.1 clients that asked
@@ -250,25 +271,11 @@ async fn many_concurrent_requests_share_one_h2_upstream_connection() {
 /// An h2c upstream allowing `streams` concurrent streams per connection;
 /// every answer takes 300 ms. Returns its address and its connection count.
 async fn limited_upstream(streams: u32) -> (SocketAddr, std::sync::Arc<AtomicUsize>) {
-    let listener = TcpListener::bind("127.0.0.1:0").await.expect("bind");
-    let addr = listener.local_addr().expect("addr");
-    let connections = std::sync::Arc::new(AtomicUsize::new(0));
-    let counted = connections.clone();
-    tokio::spawn(async move {
-        while let Ok((tcp, _)) = listener.accept().await {
-            counted.fetch_add(1, Ordering::SeqCst);
-            let service = service_fn(|_req: Request<Incoming>| async {
-                tokio::time::sleep(std::time::Duration::from_millis(300)).await;
-                Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
-            });
-            tokio::spawn(
-                hyper::server::conn::http2::Builder::new(TokioExecutor::new())
-                    .max_concurrent_streams(streams)
-                    .serve_connection(TokioIo::new(tcp), service),
-            );
-        }
-    });
-    (addr, connections)
+    h2c_upstream(Some(streams), |_req: Request<Incoming>| async {
+        tokio::time::sleep(std::time::Duration::from_millis(300)).await;
+        Ok::<_, Infallible>(Response::new(Full::new(Bytes::from_static(b"ok"))))
+    })
+    .await
 }
 
 /// At the upstream's SETTINGS_MAX_CONCURRENT_STREAMS a connection is full
