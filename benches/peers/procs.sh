@@ -1,3 +1,4 @@
+# shellcheck shell=bash
 # Shared by run.sh and profiles.sh (sourced, not run): logging, and the
 # processes a run starts: each is recorded and stopped by its pid on exit.
 # The caller sets RUN (the directory for process logs) before `start`.

@@ -29,6 +29,8 @@
 # are missing.
 # Only 127.0.0.1 is used. Every process started here is stopped by its pid
 # on exit.
+# The PID_<name> variables are set by start (procs.sh), with printf -v.
+# shellcheck disable=SC2154
 set -euo pipefail
 
 ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
@@ -424,7 +426,7 @@ for line in open(sys.argv[1]):
 json.dump({"requests": 200, "redis_commands": sum(calls.values()), "by_command": calls},
           open(sys.argv[2], "w"), indent=1)
 PY2
-log "Redis commands for 200 rate-limited requests: $(cat "$FLEET" | tr -d '\n ')"
+log "Redis commands for 200 rate-limited requests: $(tr -d '\n ' <"$FLEET")"
 
 # ---------------------------------------------------------------------------
 # The runs
