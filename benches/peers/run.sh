@@ -1,11 +1,14 @@
 #!/usr/bin/env bash
 # Latency under load: tokengate against nginx (plain reverse proxy) and
 # HAProxy 2.6 (jwt_verify), every proxy on one worker thread pinned to one
-# core, the load generator and the upstream on another. Scenarios run
-# interleaved (A B C, A B C...) over several rounds; the report takes
-# medians. docs/benchmarks/methodology.md says what is measured and how.
+# core, the load generator (in-repo, and wrk) and the upstream (in-repo, and
+# an nginx `return 200`) on another. Scenarios run interleaved (A B C,
+# A B C...) over several rounds; the report pairs the targets within each
+# round (median and range over the rounds) and gives the medians.
+# docs/benchmarks/methodology.md says what is measured and how.
 #
-#   benches/peers/run.sh            # 3 rounds of 5 s per run, ~12 minutes;
+#   benches/peers/run.sh            # 7 rounds of 1 + 3 s per run, about 27
+#                                   # minutes on a quiet 2-core machine;
 #                                   # writes docs/benchmarks/ and the
 #                                   # summary block of README.md
 #   benches/peers/run.sh --quick    # 1 round of 2 s, small pools: a smoke
@@ -16,17 +19,19 @@
 #                                   # or criterion part; written to
 #                                   # target/bench-peers/report/
 #
-# Options: --rounds N, --duration SECONDS, --out DIR (raw results, default
-# target/bench-peers), --no-install (never apt-get), --no-build (use the
-# binaries already built: target/dist/tokengate and the bench executables
-# in target/release/deps). Environment:
+# Options: --rounds N (7), --duration SECONDS (3, measured after 1 s of
+# warm-up), --out DIR (raw results, default target/bench-peers),
+# --no-install (never apt-get), --no-build (use the binaries already built:
+# $CARGO_TARGET_DIR or target/: dist/tokengate and the newest bench
+# executables in release/deps). Environment:
 # PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18000), OPEN_RATE (requests/s of
 # the open-loop runs, 8000), HOLD_CONNECTIONS (10000), QUIET_WAIT (seconds
-# to wait before a run for other work on the machine to stop, 10),
+# to wait at most before a run for other work on the machine to stop, 10),
+# QUIET_BUDGET (seconds all those waits may add up to, 300),
 # DPOP_RATE (requests/s the DPoP run's pool of proofs is sized for, 40000).
 #
-# Installs Debian's haproxy, nginx and redis-server with apt-get when they
-# are missing.
+# Installs Debian's haproxy, nginx, redis-server and wrk with apt-get when
+# they are missing.
 # Only 127.0.0.1 is used. Every process started here is stopped by its pid
 # on exit.
 # The PID_<name> variables are set by start (procs.sh), with printf -v.
@@ -37,8 +42,11 @@ ROOT="$(cd "$(dirname "$0")/../.." && pwd)"
 PEERS="$ROOT/benches/peers"
 cd "$ROOT"
 
-ROUNDS=3
-DURATION=5
+# 7 rounds: the machine's speed drifts by up to a quarter between rounds,
+# so the targets are paired within rounds and need rounds more than long
+# runs; 3 s keeps a full run under half an hour (methodology.md).
+ROUNDS=7
+DURATION=3
 WARMUP=1
 POOL=150000
 QUICK=0
@@ -57,7 +65,7 @@ while [ $# -gt 0 ]; do
         --no-install) INSTALL=0 ;;
         --no-build) BUILD=0 ;;
         --only) ONLY="$2"; SHAPING+=" --only '$2'"; shift ;;
-        -h|--help) sed -n '2,31p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,36p' "$0"; exit 0 ;;
         *) echo "unknown option: $1" >&2; exit 2 ;;
     esac
     shift
@@ -116,11 +124,12 @@ rss_kib() {
 [ "$(nproc)" -ge 2 ] || log "warning: fewer than 2 cores; proxy and load generator share one"
 command -v taskset >/dev/null || die "taskset (util-linux) is required"
 command -v python3 >/dev/null || die "python3 is required for the report"
-if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null; then
-    [ "$INSTALL" = 1 ] || die "haproxy, nginx or redis-server is missing (and --no-install was given)"
-    log "installing haproxy, nginx and redis-server (Debian packages)"
+if ! command -v haproxy >/dev/null || ! command -v nginx >/dev/null || ! command -v redis-server >/dev/null ||
+    ! command -v wrk >/dev/null; then
+    [ "$INSTALL" = 1 ] || die "haproxy, nginx, redis-server or wrk is missing (and --no-install was given)"
+    log "installing haproxy, nginx, redis-server and wrk (Debian packages)"
     apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx redis-server >/dev/null
+    DEBIAN_FRONTEND=noninteractive apt-get install -y -qq haproxy nginx redis-server wrk >/dev/null
 fi
 haproxy -vv 2>/dev/null | grep -q 'OpenSSL' || die "this haproxy is built without OpenSSL (no jwt_verify)"
 ulimit -n "$(ulimit -Hn)"
@@ -279,6 +288,33 @@ tokengate_config tg-tls    $((P+14)) 100000  routes-10   issuers-1  1   0
 tokengate_config tg-mem    $((P+40)) 100000  routes-10   issuers-1  0   0
 tokengate_config tg-fleet  $((P+15)) 100000  routes-10   issuers-1  0   0   fleet-extra
 tokengate_config tg-grpc   $((P+16)) 100000  routes-10   issuers-1  0   0   grpc-extra
+# tokengate_variant BASE NAME OLD NEW [OLD NEW]...: NAME's configuration is
+# BASE's with each OLD text (found exactly once) replaced by NEW.
+tokengate_variant() {
+    local base="$1" name="$2"
+    shift 2
+    python3 - "$RUN/$base.toml" "$RUN/$name.toml" "$@" <<'PY'
+import sys
+src, dst, *edits = sys.argv[1:]
+text = open(src).read()
+for old, new in zip(edits[::2], edits[1::2]):
+    assert text.count(old) == 1, f"{src}: {old!r} is not there exactly once"
+    text = text.replace(old, new)
+open(dst, "w").write(text)
+PY
+    "$TOKENGATE" check --config "$RUN/$name.toml" >/dev/null 2>"$RUN/$name.check.log" ||
+        die "tokengate rejects $RUN/$name.toml: $(cat "$RUN/$name.check.log")"
+}
+# Copies of tg on their own ports: one started with its access log on
+# (RUST_LOG=info), one with two worker threads (on the same one core), one
+# whose upstream is the `return 200` nginx of the wrk variant.
+TG_LISTEN="listen = \"127.0.0.1:$((P + 10))\""
+tokengate_variant tg tg-log "$TG_LISTEN" "listen = \"127.0.0.1:$((P + 17))\""
+tokengate_variant tg tg-w2 "$TG_LISTEN" "listen = \"127.0.0.1:$((P + 18))\"" \
+    "worker_threads = 1" "worker_threads = 2"
+tokengate_variant tg tg-r200 "$TG_LISTEN" "listen = \"127.0.0.1:$((P + 19))\"" \
+    "url = \"http://127.0.0.1:$((P + 1))\"" "url = \"http://127.0.0.1:$((P + 3))\""
+
 # The rate limit goes on the last route (/svc9/**, the one measured).
 python3 - "$RUN/tg-fleet.toml" <<'PY2'
 import sys
@@ -291,22 +327,31 @@ PY2
 "$TOKENGATE" check --config "$RUN/tg-fleet.toml" >/dev/null 2>"$RUN/tg-fleet.check.log" ||
     die "tokengate rejects $RUN/tg-fleet.toml: $(cat "$RUN/tg-fleet.check.log")"
 
-mkdir -p "$RUN/nginx/tmp" "$RUN/nginx-mem/tmp"
+mkdir -p "$RUN/nginx/tmp" "$RUN/nginx-mem/tmp" "$RUN/nginx-r200/tmp"
 fill "$PEERS/nginx.conf.in" "$RUN/nginx/nginx.conf" "RUN=$RUN/nginx" \
     "PORT=$((P + 20))" "TLS_PORT=$((P + 21))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" \
-    "GRPC_PORT=$((P + 22))" "GRPC_UPSTREAM_PORT=$((P + 2))"
+    "GRPC_PORT=$((P + 22))" "GRPC_UPSTREAM_PORT=$((P + 2))" \
+    "R200_PORT=$((P + 23))" "R200_UPSTREAM_PORT=$((P + 3))" "LOG_PORT=$((P + 24))"
 fill "$PEERS/nginx.conf.in" "$RUN/nginx-mem/nginx.conf" "RUN=$RUN/nginx-mem" \
     "PORT=$((P + 41))" "TLS_PORT=$((P + 42))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" \
-    "GRPC_PORT=$((P + 43))" "GRPC_UPSTREAM_PORT=$((P + 2))"
+    "GRPC_PORT=$((P + 43))" "GRPC_UPSTREAM_PORT=$((P + 2))" \
+    "R200_PORT=$((P + 44))" "R200_UPSTREAM_PORT=$((P + 3))" "LOG_PORT=$((P + 45))"
+fill "$PEERS/nginx-return200.conf.in" "$RUN/nginx-r200/nginx.conf" "RUN=$RUN/nginx-r200" "PORT=$((P + 3))"
 fill "$PEERS/haproxy.cfg.in" "$RUN/haproxy.cfg" "PORT=$((P + 30))" "JWT_PORT=$((P + 31))" \
     "TLS_PORT=$((P + 32))" "UPSTREAM_PORT=$((P + 1))" "KEYS=$KEYS" "ISS=$ISS" "AUD=$AUD"
-nginx -t -q -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log" ||
-    die "nginx rejects $RUN/nginx/nginx.conf"
+for conf in nginx nginx-r200; do
+    nginx -t -q -p "$RUN/$conf" -c "$RUN/$conf/nginx.conf" -e "$RUN/$conf/error.log" ||
+        die "nginx rejects $RUN/$conf/nginx.conf"
+done
 haproxy -c -q -f "$RUN/haproxy.cfg" || die "haproxy rejects $RUN/haproxy.cfg"
 
-for port in $((P + 1)) $((P + 2)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
-    $((P + 15)) $((P + 16)) $((P + 20)) $((P + 21)) $((P + 22)) $((P + 30)) $((P + 31)) \
-    $((P + 32)) $((P + 40)) $((P + 41)) $((P + 43)) $((P + 50)); do
+# Ports, PORT_BASE plus: 1-3 upstreams; 10-19 tokengate; 20-24 nginx;
+# 30-32 HAProxy; 40-45 the memory instances; 50-51 Redis, fleet admin.
+SERVED=($((P + 1)) $((P + 2)) $((P + 3)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13))
+    $((P + 14)) $((P + 15)) $((P + 16)) $((P + 17)) $((P + 18)) $((P + 19)) $((P + 20))
+    $((P + 21)) $((P + 22)) $((P + 23)) $((P + 24)) $((P + 30)) $((P + 31)) $((P + 32)))
+for port in "${SERVED[@]}" $((P + 40)) $((P + 41)) $((P + 42)) $((P + 43)) $((P + 44)) \
+    $((P + 45)) $((P + 50)) $((P + 51)); do
     port_free "$port" || die "127.0.0.1:$port is in use; set PORT_BASE"
 done
 
@@ -316,6 +361,9 @@ done
 export RUST_LOG=warn
 start upstream "$CLIENT_CPU" "$LOADGEN" upstream --listen "127.0.0.1:$((P + 1))" \
     --grpc-listen "127.0.0.1:$((P + 2))"
+# The wrk variant's upstream, on the same core.
+start nginx-r200 "$CLIENT_CPU" nginx -p "$RUN/nginx-r200" -c "$RUN/nginx-r200/nginx.conf" \
+    -e "$RUN/nginx-r200/error.log"
 # Redis for the fleet instance, on the load generator's core like the
 # upstream: no persistence, loopback only.
 start redis "$CLIENT_CPU" redis-server --port $((P + 50)) --bind 127.0.0.1 --save "" \
@@ -345,16 +393,19 @@ for kind, count in kinds:
 sys.stdout.write("".join(lines))
 PY2
 [ "$("${REDIS[@]}" HLEN tokengate:revocations)" = 100000 ] || die "the revocation list was not seeded (see $RUN/redis-seed.log)"
-for name in tg tg-nocache tg-fresh tg-many tg-tls tg-fleet tg-grpc; do
+for name in tg tg-nocache tg-fresh tg-many tg-tls tg-fleet tg-grpc tg-w2 tg-r200; do
     start "$name" "$PROXY_CPU" "$TOKENGATE" --log-format json --config "$RUN/$name.toml"
 done
+# Its access log (one JSON event per request, on stderr) goes to
+# $RUN/tg-log.log, a file, as start redirects it.
+start tg-log "$PROXY_CPU" env RUST_LOG=info "$TOKENGATE" --log-format json --config "$RUN/tg-log.toml"
 start nginx "$PROXY_CPU" nginx -p "$RUN/nginx" -c "$RUN/nginx/nginx.conf" -e "$RUN/nginx/error.log"
 start haproxy "$PROXY_CPU" haproxy -db -f "$RUN/haproxy.cfg"
-for port in $((P + 1)) $((P + 2)) $((P + 10)) $((P + 11)) $((P + 12)) $((P + 13)) $((P + 14)) \
-    $((P + 15)) $((P + 16)) $((P + 20)) $((P + 21)) $((P + 22)) $((P + 30)) $((P + 31)) $((P + 32)); do
+for port in "${SERVED[@]}"; do
     wait_port "$port"
 done
 NGINX_PIDS="$(pids_of "$PID_nginx")"
+R200_PIDS="$(pids_of "$PID_nginx_r200")"
 
 U="http://127.0.0.1"
 S="https://127.0.0.1"
@@ -400,6 +451,22 @@ check --url "$U:$((P + 2))/bench.Echo/Call" "${GRPC[@]}"
 check --url "$U:$((P + 22))/bench.Echo/Call" "${GRPC[@]}"
 check --url "$U:$((P + 16))/bench.Echo/Call" "${GRPC[@]}" --tokens "$TOK_RS"
 check --url "$U:$((P + 16))/h2svc/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 17))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 18))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 24))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 3))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 23))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 19))/svc9/ping" --tokens "$TOK_RS"
+check --url "$U:$((P + 19))/svc9/ping" --tokens "$TOK_BAD" --expect 401
+
+# Both access logs are written (nginx's buffer is flushed within a second).
+for _ in $(seq 50); do
+    grep -q '"method"' "$RUN/nginx/access.log" 2>/dev/null &&
+        grep -q 'tokengate::access' "$RUN/tg-log.log" && break
+    sleep 0.1
+done
+grep -q '"method"' "$RUN/nginx/access.log" 2>/dev/null || die "nginx wrote no access log to $RUN/nginx/access.log"
+grep -q 'tokengate::access' "$RUN/tg-log.log" || die "tokengate wrote no access log to $RUN/tg-log.log"
 
 # The fleet instance holds the whole list before it is measured.
 for _ in $(seq 100); do
@@ -441,14 +508,23 @@ busy_ticks() { awk '/^cpu / {print $2 + $3 + $4 + $7 + $8 + $9}' /proc/stat; }
 # wait_quiet: on a shared machine, wait (up to QUIET_WAIT seconds) until
 # other work uses less than a tenth of a core, so it does not land in the
 # measurement. Whatever still runs is recorded per run (other_cpu_util)
-# and flagged in the report.
+# and flagged in the report. The waits of a whole run add up to
+# QUIET_BUDGET seconds at most, so a long build elsewhere cannot stretch
+# a full run by more; after that, runs just keep half a second apart.
+QUIET_LEFT=$((2 * ${QUIET_BUDGET:-300}))
 wait_quiet() {
     local waited=0 a b
-    while [ "$waited" -lt $((2 * ${QUIET_WAIT:-10})) ]; do
+    if [ "$QUIET_LEFT" -le 0 ]; then
+        sleep 0.5
+        return 0
+    fi
+    while [ "$waited" -lt $((2 * ${QUIET_WAIT:-10})) ] && [ "$QUIET_LEFT" -gt 0 ]; do
         a=$(busy_ticks); sleep 0.5; b=$(busy_ticks)
         [ $((b - a)) -le 5 ] && return 0
         waited=$((waited + 1))
+        QUIET_LEFT=$((QUIET_LEFT - 1))
     done
+    [ "$QUIET_LEFT" -gt 0 ] || log "warning: the QUIET_BUDGET of waits for a quiet machine is spent; no more waiting"
     log "warning: the machine is busy with other work; measuring anyway"
 }
 
@@ -464,6 +540,24 @@ measure() {
     if ! taskset -c "$CLIENT_CPU" "$LOADGEN" run "$@" \
         --duration "${DURATION}s" --warmup "${WARMUP}s" \
         "${pid_args[@]}" --side-pid "$PID_upstream" \
+        --tag "round=$round" --tag "scenario=$scenario" --tag "target=$target" \
+        >>"$RAW" 2>>"$RUN/loadgen.log"; then
+        log "warning: run failed: $scenario / $target (see $RUN/loadgen.log)"
+    fi
+    tail -n 1 "$RUN/loadgen.log" >&2
+}
+
+# measure_wrk ROUND SCENARIO TARGET PROXY_PIDS URL: one wrk run (one
+# thread, 64 connections, the RS256 token as a fixed header) after an
+# unmeasured one for the warm-up; wrk.py turns it into a line like the load
+# generator's, with the proxy's CPU sampled from /proc around the run.
+measure_wrk() {
+    local round="$1" scenario="$2" target="$3" pids="$4" url="$5"
+    [ -z "$ONLY" ] || [[ "$scenario/$target" =~ $ONLY ]] || return 0
+    wait_quiet
+    if ! taskset -c "$CLIENT_CPU" python3 "$PEERS/wrk.py" --url "$url" --token-file "$TOK_RS" \
+        --connections 64 --duration "$DURATION" --warmup "$WARMUP" --cpu "$CLIENT_CPU" \
+        --proxy-pid "$pids" --side-pid "$R200_PIDS" \
         --tag "round=$round" --tag "scenario=$scenario" --tag "target=$target" \
         >>"$RAW" 2>>"$RUN/loadgen.log"; then
         log "warning: run failed: $scenario / $target (see $RUN/loadgen.log)"
@@ -491,8 +585,13 @@ one_round() {
     measure "$r" c64 direct "" --url "$U:$((P + 1))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 tokengate-public "$PID_tg" --url "$U:$((P + 10))/public/ping" "${c64[@]}"
     measure "$r" c64 nginx "$NGINX_PIDS" --url "$U:$((P + 20))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    # nginx's server with an access log, in the same process as the one above.
+    measure "$r" c64 nginx-log "$NGINX_PIDS" --url "$U:$((P + 24))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 haproxy "$PID_haproxy" --url "$U:$((P + 30))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     measure "$r" c64 tokengate-rs256 "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    # tg's configuration with the access log on, then with two worker threads.
+    measure "$r" c64 tokengate-log "$PID_tg_log" --url "$U:$((P + 17))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
+    measure "$r" c64 tokengate-w2 "$PID_tg_w2" --url "$U:$((P + 18))/svc9/ping" "${c64[@]}" --tokens "$TOK_RS"
     # The same instance and route, a DPoP-bound token: a fresh proof per request.
     measure "$r" c64 tokengate-dpop "$PID_tg" --url "$U:$((P + 10))/svc9/ping" "${c64[@]}" --tokens "$TOK_DPOP" \
         "${DPOP_KEY[@]}" --dpop-proofs "$DPOP_POOL"
@@ -510,6 +609,12 @@ one_round() {
     restart_fresh
     measure "$r" c64 tokengate-fresh "$PID_tg_fresh" --url "$U:$((P + 12))/svc9/ping" "${c64[@]}" --tokens "$TOK_POOL"
     measure "$r" c64 haproxy-jwt-fresh "$PID_haproxy" --url "$U:$((P + 31))/svc9/ping" "${c64[@]}" --tokens "$TOK_POOL"
+
+    # wrk, one thread and 64 connections, against an nginx answering
+    # `return 200` itself: the setup most proxy comparisons use.
+    measure_wrk "$r" wrk direct "" "$U:$((P + 3))/svc9/ping"
+    measure_wrk "$r" wrk nginx "$NGINX_PIDS" "$U:$((P + 23))/svc9/ping"
+    measure_wrk "$r" wrk tokengate-rs256 "$PID_tg_r200" "$U:$((P + 19))/svc9/ping"
 
     # TLS, keep-alive: HTTP/1.1, then h2 (one stream at a time per connection).
     measure "$r" tls-h1 tokengate-rs256 "$PID_tg_tls" --url "$S:$((P + 14))/svc9/ping" "${c64[@]}" "${ca[@]}" --tokens "$TOK_RS"
@@ -543,6 +648,25 @@ for r in $(seq 1 "$ROUNDS"); do
     log "round $r of $ROUNDS"
     one_round "$r"
 done
+
+# What the two access logs hold: lines, bytes and a sample line.
+ACCESS="$OUT/access-logs.json"
+sleep 1.5 # nginx flushes its buffer within a second
+python3 - "$RUN/tg-log.log" "$RUN/nginx/access.log" "$ACCESS" <<'PY'
+import json, sys
+def scan(path, marker):
+    lines = size = 0
+    sample = None
+    with open(path, "rb") as f:
+        for line in f:
+            if marker in line:
+                lines += 1
+                size += len(line)
+                sample = sample or line.decode(errors="replace").strip()
+    return {"lines": lines, "bytes": size, "sample": sample}
+json.dump({"tokengate": scan(sys.argv[1], b"tokengate::access"),
+           "nginx": scan(sys.argv[2], b'"method"')}, open(sys.argv[3], "w"), indent=1)
+PY
 
 # ---------------------------------------------------------------------------
 # Resident memory: fresh instances, idle, then holding $HOLD connections.
@@ -585,43 +709,53 @@ memory nginx "$(pids_of "$PID_nginx_mem")" "$U:$((P + 41))/svc9/ping"
 fi
 
 # ---------------------------------------------------------------------------
-# Config growth, in process: what 1,000 routes and 20 issuers add to the
-# per-request work that depends on the configuration (route lookup, the
-# route's issuers, cached identity, scopes). A difference under 1 us is far
-# below what throughput on a shared machine can resolve, so criterion
-# measures it on the proxy's core (benches/auth.rs, group config_growth).
+# In process, with criterion on the proxy's core (benches/auth.rs):
+# - config growth: what 1,000 routes and 20 issuers add to the per-request
+#   work that depends on the configuration (route lookup, the route's
+#   issuers, cached identity, scopes). A difference under 1 us is far below
+#   what throughput on a shared machine can resolve (group config_growth);
+# - one ES256 DPoP proof's verification (group dpop);
+# - the RS256 verification floor of the identity-cache-off row: the whole
+#   token check (verify/uncached/RS256) and the signature alone
+#   (rs256/tokengate_signature).
 
 GROWTH="$OUT/growth.json"
 DPOP_VERIFY="$OUT/dpop.json"
+RS256_VERIFY="$OUT/rs256.json"
+# criterion_medians DIR OUT NAME...: the median (and its confidence
+# interval) of each benchmark DIR/NAME, as JSON in OUT.
+criterion_medians() {
+    python3 - "$@" <<'PY'
+import json, pathlib, sys
+base, dest, names = pathlib.Path(sys.argv[1]), sys.argv[2], sys.argv[3:]
+out = {}
+for name in names:
+    est = json.loads((base / name / "new" / "estimates.json").read_text())
+    out[name] = {"median_ns": est["median"]["point_estimate"],
+                 "low_ns": est["median"]["confidence_interval"]["lower_bound"],
+                 "high_ns": est["median"]["confidence_interval"]["upper_bound"]}
+json.dump(out, open(dest, "w"), indent=1)
+PY
+}
+# medians_line FILE SCALE UNIT: "name 1.2 unit, ..." for the log.
+medians_line() {
+    python3 -c 'import json, sys
+d = json.load(open(sys.argv[1]))
+print(", ".join("%s %.1f %s" % (k, v["median_ns"] / float(sys.argv[2]), sys.argv[3]) for k, v in d.items()))' "$@"
+}
 if [ -z "$ONLY" ]; then
-log "config growth and DPoP proof verification: criterion, config_growth and dpop groups of benches/auth.rs"
+log "criterion on the proxy's core: config_growth, dpop, verify/uncached/RS256 and rs256/tokengate_signature of benches/auth.rs"
 rm -rf "$OUT/criterion"
-CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" --bench '^(config_growth|dpop)/' \
-    --noplot >"$RUN/config-growth.log" 2>&1 || die "config_growth/dpop bench failed (see $RUN/config-growth.log)"
-python3 - "$OUT/criterion/config_growth" "$GROWTH" <<'PY'
-import json, pathlib, sys
-base = pathlib.Path(sys.argv[1])
-out = {}
-for name in ("10_routes_1_issuer", "1000_routes_20_issuers"):
-    est = json.loads((base / name / "new" / "estimates.json").read_text())
-    out[name] = {"median_ns": est["median"]["point_estimate"],
-                 "low_ns": est["median"]["confidence_interval"]["lower_bound"],
-                 "high_ns": est["median"]["confidence_interval"]["upper_bound"]}
-json.dump(out, open(sys.argv[2], "w"), indent=1)
-PY
-log "config growth: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.0f ns" % (k, v["median_ns"]) for k, v in d.items()))' "$GROWTH")"
-python3 - "$OUT/criterion/dpop" "$DPOP_VERIFY" <<'PY'
-import json, pathlib, sys
-base = pathlib.Path(sys.argv[1])
-out = {}
-for name in ("verify_es256", "es256_signature", "es256_key_parse", "verify_and_remember_es256"):
-    est = json.loads((base / name / "new" / "estimates.json").read_text())
-    out[name] = {"median_ns": est["median"]["point_estimate"],
-                 "low_ns": est["median"]["confidence_interval"]["lower_bound"],
-                 "high_ns": est["median"]["confidence_interval"]["upper_bound"]}
-json.dump(out, open(sys.argv[2], "w"), indent=1)
-PY
-log "DPoP: $(python3 -c 'import json,sys; d=json.load(open(sys.argv[1])); print(", ".join("%s %.1f µs" % (k, v["median_ns"] / 1e3) for k, v in d.items()))' "$DPOP_VERIFY")"
+CRITERION_HOME="$OUT/criterion" taskset -c "$PROXY_CPU" "$AUTHBENCH" \
+    --bench '^(config_growth|dpop)/|^verify/uncached/RS256$|^rs256/tokengate_signature$' \
+    --noplot >"$RUN/criterion.log" 2>&1 || die "the auth bench failed (see $RUN/criterion.log)"
+criterion_medians "$OUT/criterion/config_growth" "$GROWTH" 10_routes_1_issuer 1000_routes_20_issuers
+criterion_medians "$OUT/criterion/dpop" "$DPOP_VERIFY" \
+    verify_es256 es256_signature es256_key_parse verify_and_remember_es256
+criterion_medians "$OUT/criterion" "$RS256_VERIFY" verify/uncached/RS256 rs256/tokengate_signature
+log "config growth: $(medians_line "$GROWTH" 1 ns)"
+log "DPoP: $(medians_line "$DPOP_VERIFY" 1000 µs)"
+log "RS256: $(medians_line "$RS256_VERIFY" 1000 µs)"
 fi
 
 # ---------------------------------------------------------------------------
@@ -649,6 +783,7 @@ info = {
     "tokengate": sh("git -C '$ROOT' rev-parse --short HEAD") + (" (with uncommitted changes)" if sh("git -C '$ROOT' status --porcelain -- src Cargo.toml") else ""),
     "nginx": sh("nginx -v 2>&1").replace("nginx version: ", ""),
     "haproxy": sh("haproxy -v | head -1"),
+    "wrk": sh("wrk -v 2>&1 | head -1").split(" [")[0],
     "rounds": $ROUNDS, "duration_s": $DURATION, "warmup_s": $WARMUP,
     "open_rate": $OPEN_RATE, "hold_connections": $HOLD, "pool": $POOL, "dpop_pool": $DPOP_POOL,
     "proxy_cpu": "$PROXY_CPU", "client_cpu": "$CLIENT_CPU",
@@ -666,11 +801,13 @@ cp "$RAW" "$REPORT/raw.jsonl"
 cp "$MEM" "$REPORT/memory.jsonl"
 cp "$OUT/machine.json" "$REPORT/machine.json"
 cp "$FLEET" "$REPORT/fleet.json"
-EXTRA_ARGS=(--fleet "$FLEET")
+cp "$ACCESS" "$REPORT/access-logs.json"
+EXTRA_ARGS=(--fleet "$FLEET" --access-logs "$ACCESS")
 if [ -z "$ONLY" ]; then
     cp "$GROWTH" "$REPORT/growth.json"
     cp "$DPOP_VERIFY" "$REPORT/dpop.json"
-    EXTRA_ARGS+=(--growth "$GROWTH" --dpop "$DPOP_VERIFY")
+    cp "$RS256_VERIFY" "$REPORT/rs256.json"
+    EXTRA_ARGS+=(--growth "$GROWTH" --dpop "$DPOP_VERIFY" --rs256 "$RS256_VERIFY")
 fi
 [ "$QUICK" = 1 ] || [ -n "$ONLY" ] || EXTRA_ARGS+=(--readme "$ROOT/README.md")
 python3 "$PEERS/report.py" --raw "$RAW" --memory "$MEM" --machine "$OUT/machine.json" \
