@@ -77,6 +77,10 @@ fn main() -> ExitCode {
     // and stderr go to the same place: its logs are held until then.
     let hold_logs = matches!(cli.command, Some(Command::Demo { .. }));
     init_logging(cli.log_format, hold_logs);
+    // Parked connections free hyper's buffers; this returns those pages.
+    // SAFETY: `mi_collect` only walks this thread's mimalloc heap, which is
+    // the global allocator's.
+    tokengate::server::on_parked(|| unsafe { libmimalloc_sys::mi_collect(true) });
     tokengate::tls::install_default_provider();
     let config_path = cli.config;
     let result = match cli.command.unwrap_or(Command::Run) {
@@ -91,6 +95,7 @@ fn main() -> ExitCode {
         Command::Demo { .. } => return no_demo(),
         Command::Tool(tool) => tool.run(),
     };
+    tokengate::access_log::flush();
     match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -115,6 +120,7 @@ fn init_logging(format: Option<LogFormat>, hold: bool) {
         .with_writer(held_logs::Stderr);
     if json {
         builder.json().flatten_event(true).init();
+        tokengate::access_log::install_json(Box::new(held_logs::Stderr));
     } else {
         builder.init();
     }

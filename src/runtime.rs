@@ -38,8 +38,13 @@ pub struct Runtime {
     /// Every route with what a request on it needs, in configuration order.
     pub compiled: Vec<CompiledRoute>,
     pub tls: Option<TlsAcceptor>,
-    /// The HTTP/1 and h2 server settings, built once per snapshot.
+    /// The h2 server settings (and HTTP/1.1 for a connection whose
+    /// protocol hyper-util detects), built once per snapshot.
     pub http: auto::Builder<TokioExecutor>,
+    /// The HTTP/1.1 server settings, the same as `http`'s: a plain HTTP/1.1
+    /// connection is driven through hyper's connection parts (see
+    /// `server::connection`).
+    pub http1: hyper::server::conn::http1::Builder,
     pub auth: Authenticator,
     /// The clock of token times, shared with `auth`.
     pub clock: Clock,
@@ -232,6 +237,7 @@ impl Runtime {
             revocations,
             rate_limits,
             http: http_builder(&config.server),
+            http1: http1_builder(&config.server),
             config,
             routes,
             compiled,
@@ -312,6 +318,18 @@ pub type SharedRuntime = Arc<ArcSwap<Runtime>>;
 
 pub fn shared(runtime: Runtime) -> SharedRuntime {
     Arc::new(ArcSwap::from_pointee(runtime))
+}
+
+/// The HTTP/1.1 server settings for a configuration; `http_builder` sets
+/// the same on its HTTP/1 side.
+fn http1_builder(server: &ServerConfig) -> hyper::server::conn::http1::Builder {
+    let mut builder = hyper::server::conn::http1::Builder::new();
+    builder
+        .timer(TokioTimer::new())
+        .header_read_timeout(server.header_read_timeout)
+        .max_buf_size(server.max_header_bytes)
+        .keep_alive(true);
+    builder
 }
 
 /// The HTTP server settings for a configuration.

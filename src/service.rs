@@ -11,6 +11,7 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+use crate::access_log;
 use crate::auth::bearer::{self, Credential};
 use crate::auth::binding::{self, Evidence};
 use crate::auth::dpop::DPOP_NONCE;
@@ -115,21 +116,19 @@ pub async fn handle(
     rt.route_metrics(trace.route).record(outcome, elapsed);
     let route = trace.route.map(|r| r.config.path.as_str());
     span.finish(route, &method, resp.status().as_u16(), outcome);
-    tracing::info!(
-        target: "tokengate::access",
-        method = %method,
-        route = route.unwrap_or("-"),
-        subject = trace
+    access_log::record(&access_log::Entry {
+        method: &method,
+        route,
+        subject: trace
             .principal
             .as_deref()
-            .and_then(|p| p.subject.as_deref().or(p.client_id.as_deref()))
-            .unwrap_or("-"),
-        status = resp.status().as_u16(),
+            .and_then(|p| p.subject.as_deref().or(p.client_id.as_deref())),
+        status: resp.status().as_u16(),
         outcome,
-        latency_us = elapsed.as_micros() as u64,
-        request_id = request_id.to_str().unwrap_or("-"),
-        peer = %conn.peer,
-    );
+        latency_us: elapsed.as_micros() as u64,
+        request_id: &request_id,
+        peer: conn.peer,
+    });
     resp
 }
 

@@ -219,6 +219,13 @@ pub fn trace_spans_dropped() -> Counter {
     metrics::counter!("tokengate_trace_spans_dropped_total")
 }
 
+/// `tokengate_access_log_lines_dropped_total`: access-log lines lost
+/// because the log stream did not keep up.
+pub fn access_log_lines_dropped() -> Counter {
+    handle();
+    metrics::counter!("tokengate_access_log_lines_dropped_total")
+}
+
 /// Counts a configuration reload by result (`ok` or `error`).
 pub fn reload(result: &'static str) {
     handle();

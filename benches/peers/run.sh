@@ -691,7 +691,10 @@ memory() {
     done
     holding=$(sed -n 's/^holding \([0-9]*\).*/\1/p' "$RUN/hold-$name.log")
     [ -n "$holding" ] || die "hold against $name did not get its connections"
-    sleep 2
+    # tokengate parks an HTTP/1.1 connection after 1 s of quiet
+    # (server::PARK_AFTER) and returns the freed pages a moment later;
+    # the last connection got its request just before "holding".
+    sleep 3
     held=$(rss_kib "$pids")
     stop "$hold_pid"
     printf '{"target":"%s","idle_kib":%s,"held_kib":%s,"connections":%s}\n' \

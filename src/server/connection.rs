@@ -1,14 +1,42 @@
 //! One client connection: the TLS handshake (bounded by
-//! `server.tls_handshake_timeout_ms`), hyper-util's `auto` builder from the
-//! runtime snapshot (HTTP/1.1 and h2, upgrades), the header-read and idle
-//! timeouts, and a graceful end when the gateway drains.
+//! `server.tls_handshake_timeout_ms`), the protocol (h2 by its preface,
+//! else HTTP/1.1), the header-read and idle timeouts, and a graceful end
+//! when the gateway drains.
+//!
+//! h2 goes to hyper-util's `auto` builder. HTTP/1.1 is driven through
+//! hyper's connection parts, so that a connection can be **parked**: once
+//! it has been quiet for [`PARK_AFTER`] (no request in flight, no response
+//! being sent, no byte moved), its I/O wrapper answers hyper's next read
+//! with end-of-stream, hyper's connection ends without shutting the socket,
+//! and [`hyper::server::conn::http1::Connection::into_parts`] gives back the
+//! socket and any bytes hyper had read but not used. Hyper's read and write
+//! buffers, its header map and the request future's slot are freed; the
+//! parked connection is this task, its timers and the socket. The first
+//! readable byte starts a new hyper connection on the same socket, with the
+//! saved bytes first. A parked idle keep-alive connection costs about 2 KiB
+//! instead of about 31 KiB.
+//!
+//! Parking never loses or reorders bytes: hyper is only told end-of-stream
+//! when the socket itself has nothing to read, and whatever hyper buffered
+//! comes back through `into_parts`. It is never done mid-request, while a
+//! response is being written, or while a request head is arriving (which
+//! would restart hyper's header-read timer).
+//!
+//! Without hyper's upgrade machinery (it needs the connection future to
+//! own the socket to the end), a WebSocket upgrade is handed over through
+//! [`Handoff`]: the request carries it, the tunnel waits on it, and this
+//! driver sends the socket once hyper has written the `101`.
 
+use bytes::Bytes;
 use futures_util::future::Either;
+use http::header::UPGRADE;
 use http::{Request, Response};
+use http_body::{Body, Frame, SizeHint};
 use hyper::body::Incoming;
 use hyper::service::service_fn;
 use hyper_util::rt::TokioIo;
 use std::convert::Infallible;
+use std::future::Future;
 use std::io;
 use std::net::SocketAddr;
 use std::pin::Pin;
@@ -16,15 +44,29 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
 use tokio::net::TcpStream;
+use tokio_rustls::server::TlsStream;
 use tokio_rustls::TlsAcceptor;
 
 use super::prioritized::Prioritized;
+use crate::config::ServerConfig;
+use crate::proxy::tunnel::Handoff;
 use crate::proxy::ResponseBody;
 use crate::runtime::{Runtime, SharedRuntime};
 use crate::service::{self, ConnInfo};
 use crate::shutdown::{Phase, Watcher};
+
+/// How long an HTTP/1.1 connection stays quiet before it is parked.
+/// Long enough that a client sending requests back to back never pays
+/// for a new hyper connection; short against any idle timeout.
+pub const PARK_AFTER: Duration = Duration::from_secs(1);
+
+/// The HTTP/2 client preface (RFC 9113 section 3.4).
+const H2_PREFACE: &[u8; 24] = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n";
+
+/// The longest the socket's shutdown may take after a session ends.
+const SHUTDOWN_LIMIT: Duration = Duration::from_secs(5);
 
 pub(super) async fn serve(
     shared: SharedRuntime,
@@ -71,56 +113,141 @@ async fn tls_connection(
     }
 }
 
+/// A client stream: TCP or TLS over TCP, with a way to wait for bytes
+/// without reading them (a parked connection holds no buffer).
+pub(super) trait ClientStream: AsyncRead + AsyncWrite + Unpin + Send + 'static {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_;
+}
+
+impl ClientStream for TcpStream {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        TcpStream::readable(self)
+    }
+}
+
+/// A parked TLS connection has no plaintext left in rustls (hyper's last
+/// read found nothing), so new bytes arrive on the TCP socket first.
+impl ClientStream for TlsStream<TcpStream> {
+    fn readable(&self) -> impl Future<Output = io::Result<()>> + Send + '_ {
+        self.get_ref().0.readable()
+    }
+}
+
 /// Serves one connection until it closes, idles out, or the server stops.
-async fn drive<IO>(rt: &Runtime, shared: SharedRuntime, io: IO, conn: ConnInfo, mut stop: Watcher)
-where
-    IO: AsyncRead + AsyncWrite + Unpin + Send + 'static,
-{
+async fn drive<IO: ClientStream>(
+    rt: &Runtime,
+    shared: SharedRuntime,
+    io: IO,
+    conn: ConnInfo,
+    mut stop: Watcher,
+) {
     let state = Arc::new(ConnState {
         shared,
         activity: Activity::new(),
         info: conn,
+        handoff: Handoff::default(),
     });
-    let io = TokioIo::new(ActivityIo {
-        inner: io,
-        state: state.clone(),
-    });
-    let svc_state = state.clone();
-    let svc = service_fn(move |req: Request<Incoming>| {
-        let state = svc_state.clone();
-        async move {
-            let _in_flight = state.activity.begin();
-            let rt = state.shared.load_full();
-            Ok::<Response<ResponseBody>, Infallible>(service::handle(&rt, &state.info, req).await)
-        }
-    });
-    let (activity, conn) = (&state.activity, &state.info);
-    // Pinned where it is made: `tokio::pin!` on a local would keep two slots
-    // of it in this future, which every idle connection holds.
-    let mut connection = std::pin::pin!(rt.http.serve_connection_with_upgrades(io, svc));
+    let mut io = ActivityIo::new(io, state.clone());
     let server = &rt.config.server;
-    let limits = async {
-        tokio::select! {
-            _ = stop.until(Phase::Draining) => Stop::Drain,
-            _ = activity.idle(server.idle_timeout) => Stop::Idle,
-            // hyper's header timer starts only once the protocol is detected:
-            // a client that never completes a first request head is cut here.
-            _ = activity.no_first_request(server.header_read_timeout) => Stop::NoRequestHead,
-        }
+    let detected = {
+        let limits = limits(&state.activity, &mut stop, server, false);
+        let first = std::pin::pin!(starts_with_h2_preface(&mut io));
+        Prioritized::new(first, limits).await
     };
-    match Prioritized::new(connection.as_mut(), limits).await {
+    match detected {
+        Either::Left(Ok(true)) => serve_auto(rt, io, &state, stop).await,
+        Either::Left(Ok(false)) => serve_h1(rt, io, &state, stop).await,
+        Either::Left(Err(e)) => {
+            tracing::debug!(peer = %state.info.peer, error = %e, "connection ended before a request")
+        }
+        Either::Right(_) => {
+            tracing::debug!(peer = %state.info.peer, "no request head in time; connection closed")
+        }
+    }
+}
+
+/// Reads the first bytes (kept in `io` for hyper) until they differ from
+/// the h2 preface or complete it. End-of-stream before a first byte is an
+/// error.
+async fn starts_with_h2_preface<IO: ClientStream>(io: &mut ActivityIo<IO>) -> io::Result<bool> {
+    let mut first = [0u8; 24];
+    let mut n = 0;
+    while n < first.len() && first[..n] == H2_PREFACE[..n] {
+        match io.inner.read(&mut first[n..]).await? {
+            0 => break,
+            read => n += read,
+        }
+    }
+    if n == 0 {
+        return Err(io::ErrorKind::UnexpectedEof.into());
+    }
+    io.state.activity.touch();
+    io.prefix = Bytes::copy_from_slice(&first[..n]);
+    Ok(n == first.len() && first == *H2_PREFACE)
+}
+
+/// What the request handler returns: boxed, because hyper's
+/// `poll_without_shutdown` wants an `Unpin` future (and a boxed one keeps
+/// the request's large state off the connection between requests).
+type Handling = Pin<Box<dyn Future<Output = Result<Response<Tracked>, Infallible>> + Send>>;
+
+/// The request handler hyper calls, for both protocols.
+fn service(
+    state: &Arc<ConnState>,
+) -> impl hyper::service::Service<
+    Request<Incoming>,
+    Response = Response<Tracked>,
+    Error = Infallible,
+    Future = Handling,
+> + Clone
+       + Unpin {
+    let state = state.clone();
+    service_fn(move |mut req: Request<Incoming>| -> Handling {
+        let state = state.clone();
+        Box::pin(async move {
+            let in_flight = state.activity.begin();
+            if req.headers().contains_key(UPGRADE) {
+                req.extensions_mut().insert(state.handoff.clone());
+            }
+            let rt = state.shared.load_full();
+            let resp = service::handle(&rt, &state.info, req).await;
+            drop(in_flight);
+            Ok::<_, Infallible>(resp.map(|body| Tracked::new(body, state.clone())))
+        })
+    })
+}
+
+/// h2 (and anything else hyper-util's `auto` builder detects) until the
+/// client closes, the connection idles out, or the gateway drains.
+async fn serve_auto<IO: ClientStream>(
+    rt: &Runtime,
+    io: ActivityIo<IO>,
+    state: &Arc<ConnState>,
+    mut stop: Watcher,
+) {
+    // Boxed: hyper's connection lives on the heap only while it runs.
+    let mut connection = Box::pin(
+        rt.http
+            .serve_connection_with_upgrades(TokioIo::new(io), service(state)),
+    );
+    let server = &rt.config.server;
+    let ended = {
+        let limits = limits(&state.activity, &mut stop, server, false);
+        Prioritized::new(connection.as_mut(), limits).await
+    };
+    match ended {
         Either::Left(res) => {
             if let Err(e) = res {
-                tracing::debug!(peer = %conn.peer, error = %e, "connection ended with an error");
+                tracing::debug!(peer = %state.info.peer, error = %e, "connection ended with an error");
             }
             return;
         }
         Either::Right(Stop::NoRequestHead) => {
-            tracing::debug!(peer = %conn.peer, "no request head in time; connection closed");
+            tracing::debug!(peer = %state.info.peer, "no request head in time; connection closed");
             return;
         }
         Either::Right(Stop::Idle) => {
-            tracing::debug!(peer = %conn.peer, "idle connection closed");
+            tracing::debug!(peer = %state.info.peer, "idle connection closed");
         }
         Either::Right(Stop::Drain) => {}
     }
@@ -128,6 +255,122 @@ where
     tokio::select! {
         _ = connection.as_mut() => {}
         _ = stop.until(Phase::Closed) => {}
+    }
+}
+
+/// HTTP/1.1: hyper sessions on one socket, parked between them when the
+/// connection is quiet.
+async fn serve_h1<IO: ClientStream>(
+    rt: &Runtime,
+    mut io: ActivityIo<IO>,
+    state: &Arc<ConnState>,
+    mut stop: Watcher,
+) {
+    let server = &rt.config.server;
+    let svc = service(state);
+    loop {
+        io.parkable = true;
+        let mut session = Box::new(rt.http1.serve_connection(TokioIo::new(io), svc.clone()));
+        let outcome = {
+            let running = std::future::poll_fn(|cx| session.poll_without_shutdown(cx));
+            let limits = limits(&state.activity, &mut stop, server, true);
+            Prioritized::new(running, limits).await
+        };
+        let ended = match outcome {
+            Either::Left(res) => res,
+            Either::Right(Stop::NoRequestHead) => {
+                tracing::debug!(peer = %state.info.peer, "no request head in time; connection closed");
+                return;
+            }
+            Either::Right(stop_as) => {
+                if let Stop::Idle = stop_as {
+                    tracing::debug!(peer = %state.info.peer, "idle connection closed");
+                }
+                Pin::new(&mut *session).graceful_shutdown();
+                let finish = std::future::poll_fn(|cx| session.poll_without_shutdown(cx));
+                tokio::select! {
+                    _ = finish => {}
+                    _ = stop.until(Phase::Closed) => return,
+                }
+                let mut io = session.into_parts().io.into_inner();
+                shut_down(&mut io.inner).await;
+                return;
+            }
+        };
+        let (hyper_io, unread) = {
+            let parts = session.into_parts();
+            (parts.io, parts.read_buf)
+        };
+        io = hyper_io.into_inner();
+        io.prefix = unused_bytes(unread);
+        io.parkable = false;
+        if let Some(tunnel) = state.handoff.take() {
+            // The 101 is written: the rest of the socket is the tunnel's.
+            let _ = tunnel.send(Box::new(io));
+            return;
+        }
+        if !std::mem::take(&mut io.parked) {
+            if let Err(e) = ended {
+                tracing::debug!(peer = %state.info.peer, error = %e, "connection ended with an error");
+            }
+            shut_down(&mut io.inner).await;
+            return;
+        }
+        // Parked: this task, its timers and the socket, until bytes come.
+        state.activity.park.store(false, Ordering::Relaxed);
+        super::release::parked();
+        let woke = {
+            let readable = std::pin::pin!(io.inner.readable());
+            Prioritized::new(readable, limits(&state.activity, &mut stop, server, false)).await
+        };
+        match woke {
+            Either::Left(Ok(())) => continue,
+            Either::Left(Err(e)) => {
+                tracing::debug!(peer = %state.info.peer, error = %e, "parked connection failed");
+                return;
+            }
+            Either::Right(Stop::Idle) => {
+                tracing::debug!(peer = %state.info.peer, "idle connection closed");
+                return;
+            }
+            // Nothing in flight: a drain just closes it.
+            Either::Right(_) => return,
+        }
+    }
+}
+
+/// The bytes hyper read but did not use, in an allocation of their own:
+/// `read_buf` shares hyper's whole read buffer (8 KiB or more), even when
+/// empty, and a parked connection must not keep that alive.
+fn unused_bytes(read_buf: Bytes) -> Bytes {
+    match read_buf.is_empty() {
+        true => Bytes::new(),
+        false => Bytes::copy_from_slice(&read_buf),
+    }
+}
+
+/// Ends the write side after a session that was not parked (what hyper's
+/// connection future does itself).
+async fn shut_down<IO: AsyncWrite + Unpin>(io: &mut IO) {
+    let _ = tokio::time::timeout(SHUTDOWN_LIMIT, io.shutdown()).await;
+}
+
+/// The connection's limits, polled beside hyper: the drain, the idle and
+/// first-request timeouts and, for an HTTP/1.1 session, the quiet time
+/// after which it is parked.
+async fn limits(
+    activity: &Activity,
+    stop: &mut Watcher,
+    server: &ServerConfig,
+    park: bool,
+) -> Stop {
+    tokio::select! {
+        _ = stop.until(Phase::Draining) => Stop::Drain,
+        _ = activity.idle(server.idle_timeout) => Stop::Idle,
+        // hyper's header timer starts only once a session reads: a
+        // client that never completes a first request head is cut here.
+        _ = activity.no_first_request(server.header_read_timeout) => Stop::NoRequestHead,
+        never = activity.ask_to_park(), if park => match never {},
     }
 }
 
@@ -143,6 +386,8 @@ struct ConnState {
     shared: SharedRuntime,
     activity: Activity,
     info: ConnInfo,
+    /// The socket's way to a WebSocket tunnel.
+    handoff: Handoff,
 }
 
 /// Last I/O time and in-flight request count of one connection.
@@ -150,8 +395,16 @@ struct Activity {
     base: Instant,
     last_ms: AtomicU64,
     in_flight: AtomicUsize,
+    /// Response bodies hyper still sends.
+    responding: AtomicUsize,
     /// A request head has been received on this connection.
     started: AtomicBool,
+    /// Bytes arrived since the last request head was complete: possibly
+    /// the start of the next head.
+    head_pending: AtomicBool,
+    /// The connection has been quiet for [`PARK_AFTER`]: park it at the
+    /// next chance.
+    park: AtomicBool,
 }
 
 struct InFlight<'a>(&'a Activity);
@@ -169,7 +422,10 @@ impl Activity {
             base: Instant::now(),
             last_ms: AtomicU64::new(0),
             in_flight: AtomicUsize::new(0),
+            responding: AtomicUsize::new(0),
             started: AtomicBool::new(false),
+            head_pending: AtomicBool::new(false),
+            park: AtomicBool::new(false),
         }
     }
 
@@ -181,7 +437,28 @@ impl Activity {
     fn begin(&self) -> InFlight<'_> {
         self.in_flight.fetch_add(1, Ordering::Relaxed);
         self.started.store(true, Ordering::Relaxed);
+        self.head_pending.store(false, Ordering::Relaxed);
+        self.park.store(false, Ordering::Relaxed);
         InFlight(self)
+    }
+
+    /// No request in flight and no response being sent.
+    fn at_rest(&self) -> bool {
+        self.in_flight.load(Ordering::Relaxed) == 0 && self.responding.load(Ordering::Relaxed) == 0
+    }
+
+    /// Each time the connection has been quiet for [`PARK_AFTER`], raises
+    /// the park flag and has the task polled once, so that hyper reads
+    /// again and the I/O wrapper can park the session; tries again after
+    /// another [`PARK_AFTER`] if it could not (a response still on its
+    /// way, for one).
+    async fn ask_to_park(&self) -> std::convert::Infallible {
+        loop {
+            self.idle(PARK_AFTER).await;
+            self.park.store(true, Ordering::Relaxed);
+            tokio::task::yield_now().await;
+            tokio::time::sleep(PARK_AFTER).await;
+        }
     }
 
     /// Resolves after `timeout` if no request has started by then.
@@ -211,10 +488,98 @@ impl Activity {
     }
 }
 
-/// An I/O stream that records when bytes last moved.
+/// A response body that counts as "being sent" until hyper drops it.
+pub(super) struct Tracked {
+    inner: ResponseBody,
+    state: Arc<ConnState>,
+}
+
+impl Tracked {
+    fn new(inner: ResponseBody, state: Arc<ConnState>) -> Tracked {
+        state.activity.responding.fetch_add(1, Ordering::Relaxed);
+        Tracked { inner, state }
+    }
+}
+
+impl Drop for Tracked {
+    fn drop(&mut self) {
+        self.state
+            .activity
+            .responding
+            .fetch_sub(1, Ordering::Relaxed);
+    }
+}
+
+impl Body for Tracked {
+    type Data = <ResponseBody as Body>::Data;
+    type Error = <ResponseBody as Body>::Error;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+    ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
+        Pin::new(&mut self.inner).poll_frame(cx)
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.inner.is_end_stream()
+    }
+
+    fn size_hint(&self) -> SizeHint {
+        self.inner.size_hint()
+    }
+}
+
+/// The client stream as hyper sees it: records when bytes last moved,
+/// serves bytes read before hyper took over (`prefix`), and parks an
+/// HTTP/1.1 session by answering a read with end-of-stream when the
+/// connection is quiet and the socket has nothing to read.
 struct ActivityIo<IO> {
     inner: IO,
     state: Arc<ConnState>,
+    /// Bytes read from the socket that hyper has not seen yet.
+    prefix: Bytes,
+    /// This session may be parked (HTTP/1.1 through hyper's parts).
+    parkable: bool,
+    /// hyper was told end-of-stream to park the session.
+    parked: bool,
+    /// The last write or flush could not complete: hyper holds bytes.
+    write_blocked: bool,
+}
+
+impl<IO> ActivityIo<IO> {
+    fn new(inner: IO, state: Arc<ConnState>) -> Self {
+        ActivityIo {
+            inner,
+            state,
+            prefix: Bytes::new(),
+            parkable: false,
+            parked: false,
+            write_blocked: false,
+        }
+    }
+
+    /// Whether an empty socket read may end the session now.
+    fn may_park(&self) -> bool {
+        let activity = &self.state.activity;
+        self.parkable
+            && !self.write_blocked
+            && activity.park.load(Ordering::Relaxed)
+            && !activity.head_pending.load(Ordering::Relaxed)
+            && activity.at_rest()
+    }
+
+    fn wrote<T>(&mut self, res: &Poll<io::Result<T>>, moved: bool) {
+        match res {
+            Poll::Pending => self.write_blocked = true,
+            Poll::Ready(_) => {
+                self.write_blocked = false;
+                if moved {
+                    self.state.activity.touch();
+                }
+            }
+        }
+    }
 }
 
 impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
@@ -223,10 +588,40 @@ impl<IO: AsyncRead + Unpin> AsyncRead for ActivityIo<IO> {
         cx: &mut Context<'_>,
         buf: &mut ReadBuf<'_>,
     ) -> Poll<io::Result<()>> {
+        if !self.prefix.is_empty() {
+            let n = self.prefix.len().min(buf.remaining());
+            let saved = self.prefix.split_to(n);
+            buf.put_slice(&saved);
+            // What else the socket has goes in the same read: hyper then
+            // sees the whole head at once and keeps its first buffer.
+            if self.prefix.is_empty() && buf.remaining() > 0 {
+                let _ = self.read_socket(cx, buf);
+            }
+            return Poll::Ready(Ok(()));
+        }
+        let res = self.read_socket(cx, buf);
+        if res.is_pending() && self.may_park() {
+            self.parked = true;
+            return Poll::Ready(Ok(()));
+        }
+        res
+    }
+}
+
+impl<IO: AsyncRead + Unpin> ActivityIo<IO> {
+    /// A read from the socket, noting the activity.
+    fn read_socket(&mut self, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<io::Result<()>> {
         let before = buf.filled().len();
         let res = Pin::new(&mut self.inner).poll_read(cx, buf);
-        if buf.filled().len() > before {
-            self.state.activity.touch();
+        match res {
+            Poll::Ready(Ok(())) if buf.filled().len() > before => {
+                let activity = &self.state.activity;
+                activity.touch();
+                if activity.at_rest() {
+                    activity.head_pending.store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
         }
         res
     }
@@ -239,9 +634,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
         buf: &[u8],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write(cx, buf);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.activity.touch();
-        }
+        let moved = matches!(res, Poll::Ready(Ok(n)) if n > 0);
+        self.wrote(&res, moved);
         res
     }
 
@@ -251,9 +645,8 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
         bufs: &[io::IoSlice<'_>],
     ) -> Poll<io::Result<usize>> {
         let res = Pin::new(&mut self.inner).poll_write_vectored(cx, bufs);
-        if matches!(res, Poll::Ready(Ok(n)) if n > 0) {
-            self.state.activity.touch();
-        }
+        let moved = matches!(res, Poll::Ready(Ok(n)) if n > 0);
+        self.wrote(&res, moved);
         res
     }
 
@@ -262,7 +655,9 @@ impl<IO: AsyncWrite + Unpin> AsyncWrite for ActivityIo<IO> {
     }
 
     fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
-        Pin::new(&mut self.inner).poll_flush(cx)
+        let res = Pin::new(&mut self.inner).poll_flush(cx);
+        self.wrote(&res, false);
+        res
     }
 
     fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {

@@ -4,11 +4,16 @@
 //!
 //! | module | owns |
 //! |---|---|
-//! | `connection` | one connection: TLS handshake with a timeout, hyper-util's `auto` builder (HTTP/1.1 and h2, upgrades), header-read and idle timeouts, graceful drain |
+//! | `connection` | one connection: TLS handshake with a timeout, the protocol (h2 through hyper-util's `auto` builder; HTTP/1.1 through hyper's connection parts, parked when quiet), WebSocket hand-over, header-read and idle timeouts, graceful drain |
 //! | `prioritized` | polling a connection's timers only when they fired |
+//! | `release` | giving the memory parked connections freed back to the system |
 
 mod connection;
 mod prioritized;
+mod release;
+
+pub use connection::PARK_AFTER;
+pub use release::on_parked;
 
 use std::io;
 use std::sync::Arc;
