@@ -154,3 +154,31 @@ async fn tls_https_upstream_without_ca_file_is_502() {
     }
     assert_eq!(upstream.hits(), 0, "an untrusted upstream gets no request");
 }
+
+#[tokio::test]
+async fn tls_keep_alive_connection_serves_requests_after_parking() {
+    let pki = Pki::generate();
+    let (upstream, gw) = tls_gateway(&pki, "").await;
+    let tcp = TcpStream::connect(gw.addr()).await.expect("connect");
+    let tls = tls_connect(tcp, pki.client_config(&[b"http/1.1"])).await;
+    let (mut sender, conn) =
+        hyper::client::conn::http1::handshake(hyper_util::rt::TokioIo::new(tls))
+            .await
+            .expect("HTTP/1.1 over TLS");
+    tokio::spawn(conn);
+    let authority = format!("localhost:{}", gw.addr().port());
+    for i in 0..3 {
+        let req = http::Request::get(format!("/api/parked/{i}"))
+            .header("host", &authority)
+            .body(common::empty())
+            .expect("request");
+        let resp = within("response", sender.send_request(req))
+            .await
+            .expect("response on the same connection");
+        assert_eq!(common::Reply::read(resp).await.status, 200);
+        // Quiet long enough for the connection to park between requests.
+        tokio::time::sleep(tokengate::server::PARK_AFTER + Duration::from_millis(700)).await;
+    }
+    assert_eq!(upstream.hits(), 3);
+    assert_eq!(upstream.connections(), 1);
+}

@@ -12,10 +12,7 @@ use http::{HeaderMap, Request};
 use hyper::body::Incoming;
 use hyper::upgrade::OnUpgrade;
 use hyper_util::rt::TokioIo;
-use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tokio::io::{AsyncRead, AsyncWrite};
-use tokio::sync::oneshot;
 
 /// The GUID every `Sec-WebSocket-Accept` is derived with (RFC 6455 1.3).
 const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
@@ -24,74 +21,18 @@ const WEBSOCKET_GUID: &[u8] = b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11";
 /// with an absurd `exp` must not overflow the clock).
 const MAX_LIFETIME: Duration = Duration::from_secs(100 * 365 * 24 * 3600);
 
-/// A client connection after its `101`, as the tunnel uses it.
-pub trait ClientIo: AsyncRead + AsyncWrite + Send + Unpin {}
-impl<T: AsyncRead + AsyncWrite + Send + Unpin> ClientIo for T {}
-
-/// How the server hands an HTTP/1.1 client connection to the tunnel once
-/// the `101` is written. The server drives HTTP/1.1 with hyper's
-/// connection parts (so that an idle connection can put hyper's state
-/// down), which upgrades by hand instead of through
-/// `hyper::upgrade::on`: the server puts this in the extensions of a
-/// request that asks for an upgrade and sends the connection through it.
-#[derive(Clone, Default)]
-pub struct Handoff(Arc<Mutex<Option<ToTunnel>>>);
-
-/// The sending end of a [`Handoff`].
-pub type ToTunnel = oneshot::Sender<Box<dyn ClientIo>>;
-
-impl Handoff {
-    /// The receiving end for the tunnel; replaces an earlier one.
-    fn expect(&self) -> oneshot::Receiver<Box<dyn ClientIo>> {
-        let (tx, rx) = oneshot::channel();
-        *self.0.lock().unwrap_or_else(|e| e.into_inner()) = Some(tx);
-        rx
-    }
-
-    /// The sending end, if a tunnel still waits for the connection.
-    pub fn take(&self) -> Option<ToTunnel> {
-        let tx = self.0.lock().unwrap_or_else(|e| e.into_inner()).take();
-        tx.filter(|tx| !tx.is_closed())
-    }
-}
-
-/// Where the client's upgraded connection comes from.
-enum ClientSide {
-    Hyper(OnUpgrade),
-    Handoff(oneshot::Receiver<Box<dyn ClientIo>>),
-}
-
-impl ClientSide {
-    async fn connection(self) -> Result<Box<dyn ClientIo>, String> {
-        match self {
-            ClientSide::Hyper(on) => match on.await {
-                Ok(upgraded) => Ok(Box::new(TokioIo::new(upgraded))),
-                Err(e) => Err(e.to_string()),
-            },
-            ClientSide::Handoff(rx) => rx
-                .await
-                .map_err(|_| "the client connection ended before its upgrade".to_string()),
-        }
-    }
-}
-
 /// The client's side of an upgrade request.
 pub struct Handshake {
     key: Option<HeaderValue>,
-    client: ClientSide,
+    client: OnUpgrade,
 }
 
 impl Handshake {
-    /// Takes the client's upgrade future (or the server's [`Handoff`]) and
-    /// its `Sec-WebSocket-Key`.
+    /// Takes the client's upgrade future and its `Sec-WebSocket-Key`.
     pub fn new(req: &mut Request<Incoming>) -> Handshake {
-        let client = match req.extensions_mut().remove::<Handoff>() {
-            Some(handoff) => ClientSide::Handoff(handoff.expect()),
-            None => ClientSide::Hyper(hyper::upgrade::on(&mut *req)),
-        };
         Handshake {
             key: req.headers().get(SEC_WEBSOCKET_KEY).cloned(),
-            client,
+            client: hyper::upgrade::on(req),
         }
     }
 
@@ -127,15 +68,15 @@ impl Handshake {
     }
 }
 
-async fn run(client: ClientSide, upstream: OnUpgrade, lifetime: Option<Duration>) {
-    let upstream = async { upstream.await.map_err(|e| e.to_string()) };
-    let (mut client, upstream) = match tokio::try_join!(client.connection(), upstream) {
+async fn run(client: OnUpgrade, upstream: OnUpgrade, lifetime: Option<Duration>) {
+    let (client, upstream) = match tokio::try_join!(client, upstream) {
         Ok(pair) => pair,
         Err(e) => {
             tracing::debug!(error = %e, "upgrade failed");
             return;
         }
     };
+    let mut client = TokioIo::new(client);
     let mut upstream = TokioIo::new(upstream);
     let copy = tokio::io::copy_bidirectional(&mut client, &mut upstream);
     let expiry = async {
@@ -217,7 +158,7 @@ mod tests {
                 .insert(SEC_WEBSOCKET_KEY, HeaderValue::from_static(key));
             let handshake = Handshake {
                 key: req.headers().get(SEC_WEBSOCKET_KEY).cloned(),
-                client: ClientSide::Hyper(hyper::upgrade::on(&mut req)),
+                client: hyper::upgrade::on(&mut req),
             };
             assert_eq!(
                 handshake.accepts(&handshake_headers(headers)).is_ok(),
