@@ -48,8 +48,8 @@ static ALLOCATOR: Counting = Counting;
 const CONNECTIONS: usize = 200;
 
 /// The most heap a parked connection may keep alive, in any build (an
-/// unoptimized build's futures are larger: about 3.6 KiB there, 2.5 KiB
-/// in a release build). Before parking existed, about 30 KiB.
+/// unoptimized build's futures are the larger: about 3.6 KiB there).
+/// Before parking existed, about 30 KiB.
 const PARKED_BYTES_MAX: isize = 4 * 1024;
 
 /// How long to wait for connections to park.

@@ -14,8 +14,9 @@
 //! and write buffers, its header map and the request future's slot are
 //! freed; the parked connection is this task, its timers and the socket.
 //! The first readable byte starts a new session on the same socket, with
-//! the saved bytes first. A parked connection keeps about 2.5 KiB of heap
-//! instead of about 30 KiB.
+//! the saved bytes first. A parked connection keeps about 3.6 KiB of heap
+//! instead of about 30 KiB (an unoptimized build, tests/idle_connections.rs),
+//! 3.7 KiB resident in the optimized binary with 10,000 of them.
 //!
 //! Parking never loses or reorders bytes: hyper is only told end-of-stream
 //! when the socket itself has nothing to read, and whatever hyper buffered
