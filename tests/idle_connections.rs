@@ -282,3 +282,27 @@ async fn a_slow_request_head_is_not_parked_away_from_its_timeout() {
     assert!(cut < Duration::from_secs(8), "cut after {cut:?}");
     assert_eq!(upstream.hits(), 1);
 }
+
+#[tokio::test]
+async fn a_quiet_keep_alive_connection_outlives_the_header_read_timeout() {
+    // The header-read timeout bounds a request head, not the wait for the
+    // next one: that is the idle timeout's job.
+    let upstream = Upstream::start().await;
+    let gw = GatewayConfig::open_api(&upstream.url())
+        .server("header_read_timeout_ms = 1000\nidle_timeout_ms = 60000")
+        .start()
+        .await;
+    let addr = gw.addr();
+    let statuses = blocking(move || {
+        let mut c = TcpStream::connect(addr).expect("connect");
+        let first = get(&mut c, addr, "/api/one");
+        std::thread::sleep(Duration::from_millis(2500));
+        let second = get(&mut c, addr, "/api/two");
+        [first, second]
+    })
+    .await;
+    for s in &statuses {
+        assert!(s.starts_with("HTTP/1.1 200"), "{statuses:?}");
+    }
+    assert_eq!(upstream.hits(), 2);
+}
