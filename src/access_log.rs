@@ -19,6 +19,10 @@
 //!   `tokengate_access_log_lines_dropped_total`;
 //! - [`flush`] writes what is left when the process ends.
 //!
+//! `tracing-appender`'s non-blocking writer is not used: it moves every
+//! line through a channel as its own `Vec` and writes each one with its own
+//! `write`, which is the per-line allocation and system call this avoids.
+//!
 //! Access lines may therefore reach stderr up to [`FLUSH_INTERVAL`] after
 //! other events of the same moment. Text logs (meant for a terminal) go
 //! through `tracing` as before.
@@ -76,11 +80,17 @@ pub fn record(entry: &Entry<'_>) {
 /// Sends JSON access lines to `out` through the buffered writer, from now
 /// on for the life of the process. Later calls change nothing.
 pub fn install_json(out: Box<dyn Write + Send>) {
-    let writer = WRITER.get_or_init(|| Writer {
+    let writer = Writer {
         pending: Mutex::new(Pending::default()),
         wake: Condvar::new(),
         out: Mutex::new(out),
-    });
+    };
+    if WRITER.set(writer).is_err() {
+        return;
+    }
+    let Some(writer) = WRITER.get() else {
+        return;
+    };
     let started = std::thread::Builder::new()
         .name("access-log".into())
         .spawn(move || writer.run());
@@ -379,6 +389,32 @@ mod tests {
             rfc3339_micros(&mut out, UNIX_EPOCH + Duration::from_micros(micros));
             assert_eq!(String::from_utf8(out).unwrap(), want);
         }
+    }
+
+    #[test]
+    fn a_stalled_log_stream_drops_lines_instead_of_buffering_them() {
+        // No writer thread: nothing drains the buffer.
+        let writer = Writer {
+            pending: Mutex::new(Pending::default()),
+            wake: Condvar::new(),
+            out: Mutex::new(Box::new(std::io::sink())),
+        };
+        let id = HeaderValue::from_static("stalled");
+        let e = entry(&id, Some("s"));
+        let line_len = {
+            let mut one = Vec::new();
+            format_json(&mut one, &e, SystemTime::now());
+            one.len()
+        };
+        for _ in 0..(2 * MAX_BUFFERED / line_len) {
+            writer.append(&e);
+        }
+        let buffered = writer.lock().bytes.len();
+        assert!(buffered <= MAX_BUFFERED, "{buffered} bytes buffered");
+        assert!(
+            buffered > MAX_BUFFERED - line_len,
+            "stopped early: {buffered}"
+        );
     }
 
     /// A sink the test can read while the writer holds it.

@@ -120,9 +120,23 @@ async fn answer_all(mut conn: tokio::net::TcpStream, hits: Arc<AtomicUsize>) {
 }
 
 async fn gateway() -> (Upstream, Gateway) {
+    gateway_with("").await
+}
+
+/// The gateway with `server` lines in its `[server]` table.
+async fn gateway_with(server: &str) -> (Upstream, Gateway) {
     let upstream = Upstream::start().await;
-    let gw = GatewayConfig::open_api(&upstream.url()).start().await;
+    let gw = GatewayConfig::open_api(&upstream.url())
+        .server(server)
+        .start()
+        .await;
     (upstream, gw)
+}
+
+fn assert_all_ok(statuses: &[String]) {
+    for s in statuses {
+        assert!(s.starts_with("HTTP/1.1 200"), "{statuses:?}");
+    }
 }
 
 /// One keep-alive GET on `conn`; the status line of the answer.
@@ -246,9 +260,7 @@ async fn a_request_head_split_across_a_park_is_served_whole() {
         [first, second, third]
     })
     .await;
-    for s in &statuses {
-        assert!(s.starts_with("HTTP/1.1 200"), "{statuses:?}");
-    }
+    assert_all_ok(&statuses);
     assert_eq!(upstream.hits(), 3);
 }
 
@@ -257,11 +269,7 @@ async fn a_slow_request_head_is_not_parked_away_from_its_timeout() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // A head that stops half-way must still meet the header-read timeout:
     // parking would restart hyper's timer with every new session.
-    let upstream = Upstream::start().await;
-    let gw = GatewayConfig::open_api(&upstream.url())
-        .server("header_read_timeout_ms = 2500")
-        .start()
-        .await;
+    let (upstream, gw) = gateway_with("header_read_timeout_ms = 2500").await;
     let addr = gw.addr();
     let outcome = blocking(move || {
         let mut c = TcpStream::connect(addr).expect("connect");
@@ -276,7 +284,7 @@ async fn a_slow_request_head_is_not_parked_away_from_its_timeout() {
         let mut buf = [0u8; 512];
         loop {
             match c.read(&mut buf) {
-                Ok(0) => return (first, Some(started.elapsed())),
+                // An answer or the close: either ends the slow head.
                 Ok(_) => return (first, Some(started.elapsed())),
                 Err(_) if started.elapsed() > Duration::from_secs(12) => return (first, None),
                 Err(_) => {
@@ -299,11 +307,8 @@ async fn a_quiet_keep_alive_connection_outlives_the_header_read_timeout() {
     let _serial = ONE_AT_A_TIME.lock().await;
     // The header-read timeout bounds a request head, not the wait for the
     // next one: that is the idle timeout's job.
-    let upstream = Upstream::start().await;
-    let gw = GatewayConfig::open_api(&upstream.url())
-        .server("header_read_timeout_ms = 1000\nidle_timeout_ms = 60000")
-        .start()
-        .await;
+    let (upstream, gw) =
+        gateway_with("header_read_timeout_ms = 1000\nidle_timeout_ms = 60000").await;
     let addr = gw.addr();
     let statuses = blocking(move || {
         let mut c = TcpStream::connect(addr).expect("connect");
@@ -313,8 +318,6 @@ async fn a_quiet_keep_alive_connection_outlives_the_header_read_timeout() {
         [first, second]
     })
     .await;
-    for s in &statuses {
-        assert!(s.starts_with("HTTP/1.1 200"), "{statuses:?}");
-    }
+    assert_all_ok(&statuses);
     assert_eq!(upstream.hits(), 2);
 }

@@ -323,10 +323,7 @@ async fn serve_h1<IO: ClientStream>(
 /// `read_buf` shares hyper's whole read buffer (8 KiB or more), even when
 /// empty, and a parked connection must not keep that alive.
 fn unused_bytes(read_buf: Bytes) -> Bytes {
-    match read_buf.is_empty() {
-        true => Bytes::new(),
-        false => Bytes::copy_from_slice(&read_buf),
-    }
+    Bytes::copy_from_slice(&read_buf)
 }
 
 /// The connection's limits, polled beside hyper: the drain, the idle and

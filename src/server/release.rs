@@ -47,12 +47,14 @@ pub(super) fn parked() {
 }
 
 /// Whether `MIN_GAP` has passed since the last collection; if so, this
-/// call takes the turn.
+/// call takes the turn. Times are counted from `MIN_GAP` before the first
+/// call, so that the first collection is due at once (`LAST_MS` starts at 0).
 fn due() -> bool {
+    let gap = MIN_GAP.as_millis() as u64;
     let epoch = *EPOCH.get_or_init(Instant::now);
-    let now = epoch.elapsed().as_millis() as u64 + MIN_GAP.as_millis() as u64;
+    let now = gap + epoch.elapsed().as_millis() as u64;
     let last = LAST_MS.load(Ordering::Acquire);
-    now >= last + MIN_GAP.as_millis() as u64
+    now >= last + gap
         && LAST_MS
             .compare_exchange(last, now, Ordering::AcqRel, Ordering::Relaxed)
             .is_ok()
