@@ -148,7 +148,7 @@ fn check_segments(path: &str) -> Result<(), TargetError> {
 /// cannot be a host (RFC 3986 section 3.2.2: `:` only inside an IP literal,
 /// a port of digits only; no empty name, no second trailing dot), so that no
 /// `Host` slips past a host route as an unmatched name.
-pub fn normalize_host(raw: &str) -> Result<String, TargetError> {
+pub fn normalize_host(raw: &str) -> Result<Cow<'_, str>, TargetError> {
     let host_end = if raw.starts_with('[') {
         raw.find(']').ok_or(TargetError::BadHost)? + 1
     } else {
@@ -174,10 +174,12 @@ pub fn normalize_host(raw: &str) -> Result<String, TargetError> {
             // A `:` can only be inside brackets: the host ends at the first one.
             b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b':')
         });
-    if ok {
-        Ok(host.to_ascii_lowercase())
-    } else {
+    if !ok {
         Err(TargetError::BadHost)
+    } else if host.bytes().any(|b| b.is_ascii_uppercase()) {
+        Ok(Cow::Owned(host.to_ascii_lowercase()))
+    } else {
+        Ok(Cow::Borrowed(host))
     }
 }
 
@@ -262,6 +264,21 @@ mod tests {
         assert_eq!(normalize_host("127.0.0.1").unwrap(), "127.0.0.1");
         assert!(normalize_host("a b").is_err());
         assert!(normalize_host("").is_err());
+    }
+
+    #[test]
+    fn normalize_host_borrows_a_host_already_in_lower_case() {
+        assert!(matches!(
+            normalize_host("api.example.com:8443"),
+            Ok(Cow::Borrowed("api.example.com"))
+        ));
+        assert!(matches!(
+            normalize_host("[::1]:80"),
+            Ok(Cow::Borrowed("[::1]"))
+        ));
+        assert!(
+            matches!(normalize_host("API.example.com"), Ok(Cow::Owned(h)) if h == "api.example.com")
+        );
     }
 
     #[test]

@@ -105,7 +105,7 @@ pub(super) fn check_host(raw: &str) {
         "not idempotent"
     );
     assert!(
-        raw.to_ascii_lowercase().starts_with(&host),
+        raw.to_ascii_lowercase().starts_with(&*host),
         "host {host:?} is not the start of {raw:?}"
     );
 }

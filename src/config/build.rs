@@ -342,7 +342,7 @@ fn route(b: &mut Builder, i: usize, r: &RawRoute, names: &Names) -> RouteConfig 
         .host
         .as_ref()
         .map(|h| match crate::target::normalize_host(h) {
-            Ok(norm) if !h.contains(':') || h.starts_with('[') => norm,
+            Ok(norm) if !h.contains(':') || h.starts_with('[') => norm.into_owned(),
             _ => {
                 b.err(
                     k("host"),

@@ -310,16 +310,13 @@ fn upstream_uri(
         }
         q => q,
     };
-    let base = &upstream.config.base_path;
-    let mut pq = String::with_capacity(base.len() + path.len() + query.map_or(0, |q| q.len() + 1));
-    pq.push_str(base);
-    pq.push_str(path);
-    if let Some(q) = query {
-        pq.push('?');
-        pq.push_str(q);
-    }
+    let base = upstream.config.base_path.as_bytes();
+    let pq = match query {
+        Some(q) => crate::arena::concat(&[base, path.as_bytes(), b"?", q.as_bytes()]),
+        None => crate::arena::concat(&[base, path.as_bytes()]),
+    };
     // Origin form: the connection already goes to the upstream.
-    let pq = PathAndQuery::try_from(pq).map_err(|_| UpstreamError::BadTarget {
+    let pq = PathAndQuery::from_maybe_shared(pq).map_err(|_| UpstreamError::BadTarget {
         upstream: upstream.config.name.clone(),
     })?;
     Ok(Uri::from(pq))

@@ -118,7 +118,8 @@ impl RouteTable {
     /// Finds the first route (in file order) matching host, path and method.
     /// `host` is lower-case without port; `path` is normalised.
     pub fn find(&self, host: Option<&str>, path: &str, method: &Method) -> Match {
-        let mut candidates = Vec::new();
+        // On the stack: a request matches a handful of routes at most.
+        let mut candidates = smallvec::SmallVec::<[usize; 8]>::new();
         collect(&self.root, &path_segments(path), &mut candidates);
         if let Some(folded) = &self.folded {
             let lower = fold(path);
@@ -165,7 +166,7 @@ fn fold(path: &str) -> Cow<'_, str> {
     }
 }
 
-fn collect(node: &Node, segs: &[&str], out: &mut Vec<usize>) {
+fn collect(node: &Node, segs: &[&str], out: &mut smallvec::SmallVec<[usize; 8]>) {
     out.extend_from_slice(&node.prefix);
     let Some((first, rest)) = segs.split_first() else {
         out.extend_from_slice(&node.exact);

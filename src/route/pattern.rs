@@ -170,14 +170,18 @@ fn parse_segment(part: &str, is_last: bool) -> Result<Segment, String> {
 }
 
 /// Splits a normalised path into segments: `/` is none, `/a/` is `a` and ``.
-pub(super) fn path_segments(path: &str) -> Vec<&str> {
+pub(super) fn path_segments(path: &str) -> Segments<'_> {
     let rest = path.strip_prefix('/').unwrap_or(path);
     if rest.is_empty() {
-        Vec::new()
+        Segments::new()
     } else {
         rest.split('/').collect()
     }
 }
+
+/// A path's segments: on the stack for up to 16 (no allocation per
+/// request for the paths APIs use).
+pub(super) type Segments<'a> = smallvec::SmallVec<[&'a str; 16]>;
 
 #[cfg(test)]
 mod tests {

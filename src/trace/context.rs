@@ -80,7 +80,7 @@ fn hex(digits: &[u8]) -> Option<u128> {
 }
 
 /// The version `00` `traceparent` naming `span_id` in `trace_id`,
-/// formatted on the stack: the header value is the only allocation.
+/// formatted on the stack and carved (see [`crate::arena`]).
 pub fn traceparent(trace_id: u128, span_id: u64, sampled: bool) -> HeaderValue {
     const DIGITS: &[u8; 16] = b"0123456789abcdef";
     let mut text = *b"00-00000000000000000000000000000000-0000000000000000-00";
@@ -92,7 +92,8 @@ pub fn traceparent(trace_id: u128, span_id: u64, sampled: bool) -> HeaderValue {
     put(3, 32, trace_id);
     put(36, 16, u128::from(span_id));
     put(53, 2, u128::from(sampled as u8));
-    HeaderValue::from_bytes(&text).unwrap_or_else(|_| HeaderValue::from_static("-"))
+    HeaderValue::from_maybe_shared(crate::arena::concat(&[&text]))
+        .unwrap_or_else(|_| HeaderValue::from_static("-"))
 }
 
 #[cfg(test)]
