@@ -361,7 +361,7 @@ async fn authenticate<'r>(
         }
         None => None,
     };
-    let principal = Box::pin(rt.auth.authenticate(token, &route.issuers)).await?;
+    let principal = rt.auth.authenticate(token, &route.issuers).await?;
     let issuer = &rt.config.issuers[principal.issuer].name;
     if rt.revocations.revoked(&principal, issuer, rt.clock.now()) {
         return Err(AuthError::InvalidToken("the token has been revoked"));
