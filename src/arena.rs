@@ -21,7 +21,7 @@ thread_local! {
 /// The bytes `write` puts, which should be about `len` (more is correct,
 /// only slower), in a slice of this thread's current block, or of a new
 /// one when fewer than `len` bytes are left in it.
-pub fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
+fn carve(len: usize, write: impl FnOnce(&mut BytesMut)) -> Bytes {
     REST.with(|rest| {
         let mut rest = rest.borrow_mut();
         if rest.capacity() < len {

@@ -458,12 +458,14 @@ fn request_host(
     }
     let uri = req.uri();
     let authority = uri.authority();
-    let original = if req.version() == Version::HTTP_2 {
+    // The host's text, borrowed from the request, and the value passed on.
+    let named = if req.version() == Version::HTTP_2 {
         match (authority, host_header) {
             (Some(a), _) => {
-                Some(HeaderValue::from_str(a.as_str()).map_err(|_| TargetError::BadHost)?)
+                let value = HeaderValue::from_str(a.as_str()).map_err(|_| TargetError::BadHost)?;
+                Some((a.as_str(), value))
             }
-            (None, h) => h.cloned(),
+            (None, h) => h.map(host_text).transpose()?,
         }
     } else {
         match (uri.scheme(), authority, host_header) {
@@ -472,25 +474,26 @@ fn request_host(
             (None, None, None) if req.version() == Version::HTTP_11 => {
                 return Err(TargetError::MissingHost)
             }
-            (None, None, h) => h.cloned(),
+            (None, None, h) => h.map(host_text).transpose()?,
             (Some(_), Some(a), Some(h))
                 if a.as_str().eq_ignore_ascii_case(h.to_str().unwrap_or("")) =>
             {
-                Some(h.clone())
+                Some(host_text(h)?)
             }
             (Some(_), Some(_), _) => return Err(TargetError::AuthorityMismatch),
             _ => return Err(TargetError::NotOriginForm),
         }
     };
-    // The same text as `original`, borrowed from the request.
-    let source = match (req.version(), authority, host_header) {
-        (Version::HTTP_2, Some(a), _) => Some(a.as_str()),
-        (Version::HTTP_2, None, h) | (_, _, h) => h
-            .map(|h| h.to_str().map_err(|_| TargetError::BadHost))
-            .transpose()?,
+    let Some((text, original)) = named else {
+        return Ok((None, None));
     };
-    let host = source.map(normalize_host).transpose()?;
-    Ok((host, original))
+    Ok((Some(normalize_host(text)?), Some(original)))
+}
+
+/// A Host header's text (borrowed) and the header itself.
+fn host_text(h: &HeaderValue) -> Result<(&str, HeaderValue), TargetError> {
+    let text = h.to_str().map_err(|_| TargetError::BadHost)?;
+    Ok((text, h.clone()))
 }
 
 /// 128 random bits as 32 lower-case hex digits, carved (see [`arena`]).
