@@ -5,8 +5,9 @@
 //!
 //! h2 goes to hyper-util's `auto` builder. HTTP/1.1 is served by hyper's
 //! HTTP/1.1 connection in **sessions**, so that a connection can be
-//! parked: once it has been quiet for [`PARK_AFTER`] (no request in flight,
-//! no response being sent, no byte moved), its I/O wrapper answers hyper's
+//! parked: once it has been quiet (no request in flight,
+//! no response being sent, no byte moved) for [`PARK_AFTER`], or half the
+//! header-read timeout when shorter ([`park_after`]), its I/O wrapper answers hyper's
 //! next read with end-of-stream, hyper's connection ends (its shutdown of
 //! the socket is ignored while parked), and
 //! [`hyper::server::conn::http1::UpgradeableConnection::into_parts`] gives
@@ -341,8 +342,16 @@ async fn limits(
         // hyper's header timer starts only once a session reads: a
         // client that never completes a first request head is cut here.
         _ = activity.no_first_request(server.header_read_timeout) => Stop::NoRequestHead,
-        never = activity.ask_to_park(), if park => match never {},
+        never = activity.ask_to_park(park_after(server.header_read_timeout)), if park => match never {},
     }
+}
+
+/// The quiet time after which a session parks: [`PARK_AFTER`], or half the
+/// header-read timeout when that is shorter. hyper's header timer starts
+/// when a session waits for its next head, so the session must end before
+/// that timer does: the wait for the next request is the idle timeout's.
+fn park_after(header_read_timeout: Duration) -> Duration {
+    PARK_AFTER.min(header_read_timeout / 2)
 }
 
 /// Why a connection stops before its client closes it.
@@ -416,17 +425,17 @@ impl Activity {
         self.in_flight.load(Ordering::Relaxed) == 0 && self.responding.load(Ordering::Relaxed) == 0
     }
 
-    /// Each time the connection has been quiet for [`PARK_AFTER`], raises
-    /// the park flag and has the task polled once, so that hyper reads
-    /// again and the I/O wrapper can park the session; tries again after
-    /// another [`PARK_AFTER`] if it could not (a response still on its
-    /// way, for one).
-    async fn ask_to_park(&self) -> std::convert::Infallible {
+    /// Each time the connection has been quiet for `after` (see
+    /// [`park_after`]), raises the park flag and has the task polled once,
+    /// so that hyper reads again and the I/O wrapper can park the session;
+    /// tries again after another `after` if it could not (a response still
+    /// on its way, for one).
+    async fn ask_to_park(&self, after: Duration) -> std::convert::Infallible {
         loop {
-            self.idle(PARK_AFTER).await;
+            self.idle(after).await;
             self.park.store(true, Ordering::Relaxed);
             tokio::task::yield_now().await;
-            tokio::time::sleep(PARK_AFTER).await;
+            tokio::time::sleep(after).await;
         }
     }
 
@@ -646,6 +655,23 @@ mod tests {
     use crate::runtime;
     use std::path::Path;
     use tokio::net::TcpListener;
+
+    #[test]
+    fn park_after_comes_before_the_header_read_timeout() {
+        let ms = Duration::from_millis;
+        for (header_read_timeout, want) in [
+            (ms(10_000), PARK_AFTER),
+            (ms(2_000), PARK_AFTER),
+            (ms(1_000), ms(500)),
+            (ms(100), ms(50)),
+        ] {
+            assert_eq!(
+                park_after(header_read_timeout),
+                want,
+                "{header_read_timeout:?}"
+            );
+        }
+    }
 
     /// Every open connection holds this future for as long as it is open,
     /// idle or not, so a plain connection must not carry the TLS session
