@@ -9,12 +9,17 @@ use tokio::net::TcpListener;
 
 use crate::config::{Config, ConfigErrors};
 use crate::runtime::{self, Runtime, SharedRuntime};
+use crate::server::WorkerListener;
 use crate::shutdown::{Phase, Shutdown};
 
 /// The sockets the gateway serves on, bound by the caller.
 pub struct Listeners {
     pub gateway: TcpListener,
     pub admin: Option<TcpListener>,
+    /// More listeners on the gateway's address, each accepted on by another
+    /// worker's runtime ([`crate::worker`]); empty: the caller's runtime
+    /// serves every connection.
+    pub workers: Vec<WorkerListener>,
 }
 
 /// Builds the runtime from `config` and serves until `shutdown` resolves.
@@ -55,7 +60,13 @@ pub fn start(
     tokio::spawn(crate::reload::triggers(shared.clone(), async move {
         reload_stop.until(Phase::Draining).await
     }));
-    let served = crate::server::serve(shared.clone(), listeners.gateway, phases, shutdown);
+    let served = crate::server::serve(
+        shared.clone(),
+        listeners.gateway,
+        listeners.workers,
+        phases,
+        shutdown,
+    );
     async move {
         served.await;
         // The spans of the last requests, within a bounded wait.

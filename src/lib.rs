@@ -4,7 +4,7 @@
 //! # Layout
 //!
 //! Dependencies point down this table: a module uses only modules below it
-//! (and leaves such as `arena`, `clock`, `header_names`, `shutdown`), never one above;
+//! (and leaves such as `arena`, `clock`, `header_names`, `shutdown`, `worker`), never one above;
 //! `tests/module_graph.rs` fails on an import circle.
 //!
 //! | module | owns |
@@ -37,6 +37,7 @@
 //! | [`shutdown`] | the drain phases every listener watches (leaf) |
 //! | [`clock`] | the wall clock of token times, steppable in tests (leaf) |
 //! | [`header_names`] | the header names the gateway reserves (leaf) |
+//! | [`worker`] | which worker thread runs this; one current-thread runtime per worker, each on its own `SO_REUSEPORT` listener (leaf) |
 //! | [`arena`] | per-thread blocks that per-request values (request id, `traceparent`, upstream target) are carved from (leaf) |
 //!
 //! One request: `server` accepts the connection (TLS if configured) and
@@ -84,3 +85,4 @@ pub mod tls;
 pub mod tools;
 pub mod trace;
 pub mod upstream_auth;
+pub mod worker;

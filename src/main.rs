@@ -13,7 +13,9 @@ use tracing_subscriber::EnvFilter;
 use tokengate::config::{Config, ConfigErrors};
 use tokengate::gateway::{self, Listeners};
 use tokengate::runtime::{self, Runtime};
+use tokengate::server::WorkerListener;
 use tokengate::service_manager;
+use tokengate::worker::{self, Workers};
 
 /// mimalloc instead of the system allocator: a request allocates and frees
 /// many small buffers, and glibc's malloc/free showed up as about a tenth of
@@ -147,16 +149,12 @@ fn build(config: Config) -> anyhow::Result<Runtime> {
 }
 
 /// One worker: tokio's current-thread scheduler (no work-stealing
-/// machinery, no cross-thread wakeups); more: the multi-thread scheduler.
-fn tokio_runtime(worker_threads: Option<usize>) -> anyhow::Result<tokio::runtime::Runtime> {
-    let mut builder = match worker_threads {
-        Some(1) => tokio::runtime::Builder::new_current_thread(),
-        Some(n) => {
-            let mut b = tokio::runtime::Builder::new_multi_thread();
-            b.worker_threads(n);
-            b
-        }
-        None => tokio::runtime::Builder::new_multi_thread(),
+/// machinery, no cross-thread wakeups); the gateway runs one per worker.
+/// The demo (several servers in one process) uses the multi-thread one.
+fn tokio_runtime(current_thread: bool) -> anyhow::Result<tokio::runtime::Runtime> {
+    let mut builder = match current_thread {
+        true => tokio::runtime::Builder::new_current_thread(),
+        false => tokio::runtime::Builder::new_multi_thread(),
     };
     builder.enable_all();
     builder.build().context("cannot start the async runtime")
@@ -168,20 +166,33 @@ async fn bind(addr: SocketAddr, what: &str) -> anyhow::Result<TcpListener> {
         .with_context(|| format!("cannot listen on {addr} ({what})"))
 }
 
+/// Serves on `server.worker_threads` workers: this thread's current-thread
+/// runtime and, with more than one, as many more threads, each accepting on
+/// its own `SO_REUSEPORT` listener (see `tokengate::worker`).
 fn run(path: &Path) -> anyhow::Result<()> {
     if !path.exists() {
         anyhow::bail!(tokengate::tools::init::missing_config_hint(path));
     }
     let config = load(path)?;
+    let workers = worker::resolve(config.server.worker_threads);
+    // Before the snapshot: its upstream pools keep an idle list per worker.
+    worker::set_count(workers);
     let rt = build(config)?;
-    tokio_runtime(rt.config.server.worker_threads)?.block_on(serve(rt))
+    let others = Workers::start(workers).context("cannot start the worker threads")?;
+    let served = tokio_runtime(true)?.block_on(serve(rt, &others));
+    others.stop();
+    served
 }
 
 /// Binds, serves until SIGTERM/SIGINT; a configuration read from a file
 /// reloads on SIGHUP (and on change, with `server.watch_config`).
-async fn serve(rt: Runtime) -> anyhow::Result<()> {
+async fn serve(rt: Runtime, others: &Workers) -> anyhow::Result<()> {
     raise_open_file_limit();
-    let gateway = bind(rt.config.server.listen, "server.listen").await?;
+    let listen = rt.config.server.listen;
+    let (gateway, workers) = match others.handles().count() {
+        0 => (bind(listen, "server.listen").await?, Vec::new()),
+        n => bind_workers(listen, others, n + 1)?,
+    };
     let admin = match &rt.config.admin {
         Some(a) => Some(bind(a.listen, "admin.listen").await?),
         None => None,
@@ -196,12 +207,41 @@ async fn serve(rt: Runtime) -> anyhow::Result<()> {
         service_manager::stopping();
     };
     let shared = runtime::shared(rt);
-    let serving = gateway::start(shared.clone(), Listeners { gateway, admin }, stop);
+    let listeners = Listeners {
+        gateway,
+        admin,
+        workers,
+    };
+    let serving = gateway::start(shared.clone(), listeners, stop);
     tracing::info!(%listen, tls, routes, "tokengate serving");
     // Under systemd (Type=notify): READY=1 once every issuer is usable too.
     tokio::spawn(service_manager::ready_when_issuers_ready(shared));
     serving.await;
     Ok(())
+}
+
+/// `n` listeners on `addr` with `SO_REUSEPORT`: the first for this
+/// runtime, one for each of `others`.
+fn bind_workers(
+    addr: SocketAddr,
+    others: &Workers,
+    n: usize,
+) -> anyhow::Result<(TcpListener, Vec<WorkerListener>)> {
+    let mut listeners = worker::bind_reuseport(addr, n)
+        .with_context(|| format!("cannot listen on {addr} (server.listen)"))?
+        .into_iter();
+    let first = listeners.next().context("no listener bound")?;
+    let mut workers = Vec::with_capacity(n - 1);
+    for (runtime, listener) in others.handles().zip(listeners) {
+        let listener = listener
+            .into_std()
+            .context("cannot hand a listener to a worker")?;
+        workers.push(WorkerListener {
+            runtime: runtime.clone(),
+            listener,
+        });
+    }
+    Ok((first, workers))
 }
 
 /// Every client connection and every upstream connection is a file
@@ -289,7 +329,7 @@ fn demo(port: u16) -> anyhow::Result<()> {
         anyhow::anyhow!("the embedded demo configuration is invalid")
     })?;
     let rt = build(config)?;
-    tokio_runtime(None)?.block_on(async move {
+    tokio_runtime(false)?.block_on(async move {
         let loopback = |p: u16| SocketAddr::from(([127, 0, 0, 1], p));
         let listeners = DemoListeners {
             issuer: bind(loopback(ports.issuer), "demo issuer").await?,

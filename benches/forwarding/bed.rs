@@ -126,6 +126,7 @@ impl Bed {
         let listeners = Listeners {
             gateway: listener,
             admin: None,
+            workers: Vec::new(),
         };
         gateway_rt.spawn(serve(shared, listeners, std::future::pending()));
 

@@ -11,7 +11,10 @@
 # Options: --rounds N (10), --duration SECONDS (5), --loadgen PATH (the
 # load generator; default: built with `cargo bench --bench loadgen
 # --no-run`), --out DIR (raw results, default target/bench-profiles).
-# Environment: PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18500).
+# Environment: PROXY_CPU (0), CLIENT_CPU (1), PORT_BASE (18500), WORKERS
+# (server.worker_threads of both binaries, 1). Both CPU variables take
+# taskset lists: `WORKERS=2 PROXY_CPU=0,1 CLIENT_CPU=0,1` compares two
+# workers on both cores, sharing them with the load.
 # docs/build.md has the figures this produced.
 #
 # Only 127.0.0.1 is used. Every process started here is stopped by its pid
@@ -43,6 +46,7 @@ done
 PROXY_CPU="${PROXY_CPU:-0}"
 CLIENT_CPU="${CLIENT_CPU:-1}"
 P="${PORT_BASE:-18500}"
+WORKERS="${WORKERS:-1}"
 
 # shellcheck source=benches/peers/procs.sh
 . "$ROOT/benches/peers/procs.sh"
@@ -84,15 +88,17 @@ RAW="$OUT/raw.jsonl"
 
 # The run.sh `tg` instance: 10 routes, one issuer, identity cache on.
 config() {
-    python3 - "$PEERS/tokengate.toml.in" "$RUN/$1.toml" "$2" "$((P + 1))" "$ISS" "$AUD" "$KEYS" <<'PY'
+    python3 - "$PEERS/tokengate.toml.in" "$RUN/$1.toml" "$2" "$((P + 1))" "$ISS" "$AUD" "$KEYS" "$WORKERS" <<'PY'
 import sys
-template, out, port, upstream, iss, aud, keys = sys.argv[1:]
+template, out, port, upstream, iss, aud, keys, workers = sys.argv[1:]
 routes = "".join('\n[[routes]]\npath = "/svc%d/**"\nupstream = "up"\n' % i for i in range(1, 10))
 text = open(template).read()
 for name, value in (("PORT", port), ("CACHE_SIZE", "100000"), ("UPSTREAM_PORT", upstream),
                     ("ISS", iss), ("AUD", aud), ("KEYS", keys), ("TLS", ""), ("DPOP", ""),
                     ("MORE_ISSUERS", ""), ("ROUTES", routes)):
     text = text.replace("@%s@" % name, value)
+assert text.count("worker_threads = 1\n") == 1, "no worker_threads = 1 in the template"
+text = text.replace("worker_threads = 1\n", "worker_threads = %s\n" % workers)
 open(out, "w").write(text)
 PY
 }

@@ -113,6 +113,7 @@ pub async fn serve(
         Listeners {
             gateway: listeners.gateway,
             admin: None,
+            workers: Vec::new(),
         },
         shutdown,
     ));

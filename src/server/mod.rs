@@ -22,21 +22,39 @@ use tokio::net::TcpListener;
 use tokio::sync::Semaphore;
 
 use crate::runtime::SharedRuntime;
-use crate::shutdown::{Shutdown, Watcher};
+use crate::shutdown::{Phase, Shutdown, Watcher};
 
-/// Serves `listener` until `stop` resolves, then drains: in-flight requests
-/// finish within `server.shutdown_grace_ms`, and every [`Watcher`] of
-/// `shutdown` (connections here, and whatever else the caller handed one)
-/// is waited for.
+/// A listener on the gateway's address that another worker's runtime
+/// accepts on (see [`crate::worker`]).
+pub struct WorkerListener {
+    pub runtime: tokio::runtime::Handle,
+    pub listener: std::net::TcpListener,
+}
+
+/// Serves `listener` (and each of `workers` on its own runtime) until
+/// `stop` resolves, then drains: in-flight requests finish within
+/// `server.shutdown_grace_ms`, and every [`Watcher`] of `shutdown`
+/// (connections here, and whatever else the caller handed one) is waited
+/// for. `server.max_connections` counts the connections of every worker.
 pub async fn serve(
     shared: SharedRuntime,
     listener: TcpListener,
+    workers: Vec<WorkerListener>,
     shutdown: Shutdown,
     stop: impl std::future::Future<Output = ()> + Send,
 ) {
     let limit = Arc::new(Semaphore::new(shared.load().config.server.max_connections));
+    for worker in workers {
+        let accepting = serve_worker(
+            worker.listener,
+            shared.clone(),
+            limit.clone(),
+            shutdown.watcher(),
+        );
+        worker.runtime.spawn(accepting);
+    }
     tokio::select! {
-        _ = accept_loop(&listener, &shared, &limit, &shutdown) => {}
+        _ = accept_loop(&listener, &shared, &limit, shutdown.watcher()) => {}
         _ = stop => {}
     }
     drop(listener);
@@ -44,11 +62,35 @@ pub async fn serve(
     shutdown.drain(grace).await;
 }
 
+/// One more worker's accept loop, on that worker's runtime, until the
+/// gateway drains: its connections are served on the same runtime.
+async fn serve_worker(
+    listener: std::net::TcpListener,
+    shared: SharedRuntime,
+    limit: Arc<Semaphore>,
+    watcher: Watcher,
+) {
+    let listener = match TcpListener::from_std(listener) {
+        Ok(listener) => listener,
+        Err(e) => {
+            tracing::error!(error = %e, "a worker cannot accept on its listener");
+            return;
+        }
+    };
+    let mut draining = watcher.clone();
+    tokio::select! {
+        _ = accept_loop(&listener, &shared, &limit, watcher) => {}
+        _ = draining.until(Phase::Draining) => {}
+    }
+}
+
+/// Accepts until the listener fails for good; each connection holds a
+/// clone of `watcher` while it runs.
 async fn accept_loop(
     listener: &TcpListener,
     shared: &SharedRuntime,
     limit: &Arc<Semaphore>,
-    shutdown: &Shutdown,
+    watcher: Watcher,
 ) {
     let mut backoff = AcceptBackoff::default();
     loop {
@@ -85,7 +127,7 @@ async fn accept_loop(
         }
         let _ = stream.set_nodelay(true);
         let shared = shared.clone();
-        let watcher: Watcher = shutdown.watcher();
+        let watcher = watcher.clone();
         tokio::spawn(async move {
             let open = crate::telemetry::open_connections();
             open.increment(1.0);

@@ -10,6 +10,7 @@ mod init;
 mod keys;
 mod run;
 mod service_manager;
+mod workers;
 
 use std::process::Output;
 

@@ -198,7 +198,15 @@ pub async fn bind_listeners(config: &Config) -> (Listeners, SocketAddr, Option<S
         .expect("bind gateway");
     let addr = gateway.local_addr().expect("gateway addr");
     let admin_addr = admin.as_ref().map(|l| l.local_addr().expect("admin addr"));
-    (Listeners { gateway, admin }, addr, admin_addr)
+    (
+        Listeners {
+            gateway,
+            admin,
+            workers: Vec::new(),
+        },
+        addr,
+        admin_addr,
+    )
 }
 
 /// A request with an empty body: `request("GET", "/api/x")`.

@@ -39,15 +39,16 @@ fn expired_count(since: impl Iterator<Item = Instant>, now: Instant, timeout: Du
         .count()
 }
 
-/// Closes idle connections as they expire. Ends when the pool holds none
-/// (the next checkin starts another) or is gone.
-pub(super) async fn sweep(pool: Weak<Pool>) {
+/// Closes the idle connections of one worker's `list` as they expire. Ends
+/// when the list is empty (the next checkin starts another) or the pool is
+/// gone.
+pub(super) async fn sweep(pool: Weak<Pool>, list: usize) {
     loop {
         let next = {
             let Some(pool) = pool.upgrade() else {
                 return;
             };
-            let mut idle = pool.lock_idle();
+            let mut idle = pool.lock_idle(list);
             idle.evict_expired(Instant::now(), pool.idle_timeout);
             match idle.conns.first() {
                 Some(oldest) => oldest.since + pool.idle_timeout,

@@ -15,6 +15,14 @@
 //! dropped (a reload leaves no task behind). The pool keeps at most
 //! `pool_max_idle_per_host` idle connections, dropping the oldest.
 //!
+//! **Workers.** With several worker threads ([`crate::worker`]), each
+//! worker has its own idle list: a connection is opened by a request on
+//! one worker, its task runs on that worker's runtime, and it goes back to
+//! that worker's list, so a request reuses only connections of its own
+//! thread and no wake-up crosses threads. `pool_max_idle_per_host` applies
+//! to each list. Only at the cap, when no permit is left to open one, does
+//! a request take an idle connection of another worker rather than wait.
+//!
 //! **Cap.** At most `max_connections` connections to the upstream are open,
 //! idle and busy together. Each holds a permit of the pool's semaphore inside
 //! its I/O object, so the permit comes back whenever that object is dropped,
@@ -104,7 +112,8 @@ pub struct Pool {
     /// Signalled when a connection goes back to the idle list, for requests
     /// waiting at the cap.
     returned: Notify,
-    idle: Mutex<IdleList>,
+    /// One idle list per worker.
+    idle: Box<[Mutex<IdleList>]>,
     /// `protocol = "h2"`: the multiplexed connections; the idle list and
     /// its sweeper are then unused.
     h2: Option<multiplex::Multiplexed>,
@@ -115,6 +124,8 @@ pub struct Pool {
 struct Conn {
     sender: SendRequest<WireBody>,
     read_any: Arc<AtomicBool>,
+    /// The worker whose runtime drives the connection: its idle list.
+    home: usize,
 }
 
 /// How to get a connection once the pool is at its cap.
@@ -134,6 +145,11 @@ enum Reused {
 impl Pool {
     /// Reads `ca_file` for an `https` upstream, so it may fail.
     pub fn new(config: &UpstreamConfig) -> Result<Pool, ConfigError> {
+        Pool::with_workers(config, crate::worker::count())
+    }
+
+    /// [`Pool::new`] with one idle list for each of `workers`.
+    fn with_workers(config: &UpstreamConfig, workers: usize) -> Result<Pool, ConfigError> {
         let host = config.authority.host().to_string();
         let tls = match config.scheme {
             Scheme::Http => None,
@@ -166,7 +182,9 @@ impl Pool {
             max_connections: config.max_connections,
             slots: Arc::new(Semaphore::new(config.max_connections)),
             returned: Notify::new(),
-            idle: Mutex::new(IdleList::default()),
+            idle: (0..workers.max(1))
+                .map(|_| Mutex::new(IdleList::default()))
+                .collect(),
             h2: (config.protocol == UpstreamProtocol::H2).then(multiplex::Multiplexed::default),
         })
     }
@@ -188,7 +206,7 @@ impl Pool {
             return Box::pin(self.send_multiplexed(h2, req)).await;
         }
         let req = req.map(Either::Left);
-        let conn = match self.checkout() {
+        let conn = match self.checkout(self.own_list()) {
             Some(conn) => conn,
             None => match self.slots.clone().try_acquire_owned() {
                 Ok(slot) => return self.send_fresh(slot, req).await,
@@ -257,7 +275,7 @@ impl Pool {
                 let returned = self.returned.notified();
                 tokio::pin!(returned);
                 returned.as_mut().enable();
-                if let Some(conn) = self.checkout() {
+                if let Some(conn) = self.checkout_any() {
                     return Ok(Free::Idle(conn));
                 }
                 tokio::select! {
@@ -288,13 +306,25 @@ impl Pool {
         SendError::Saturated(self.max_connections)
     }
 
-    fn lock_idle(&self) -> MutexGuard<'_, IdleList> {
-        self.idle.lock().unwrap_or_else(|e| e.into_inner())
+    /// This worker's idle list.
+    fn own_list(&self) -> usize {
+        crate::worker::index() % self.idle.len()
     }
 
-    /// The newest idle connection that is still open.
-    fn checkout(&self) -> Option<Conn> {
-        let mut idle = self.lock_idle();
+    fn lock_idle(&self, list: usize) -> MutexGuard<'_, IdleList> {
+        self.idle[list].lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// An idle connection from this worker's list, else from another's.
+    fn checkout_any(&self) -> Option<Conn> {
+        let own = self.own_list();
+        let n = self.idle.len();
+        (0..n).find_map(|i| self.checkout((own + i) % n))
+    }
+
+    /// The newest idle connection of `list` that is still open.
+    fn checkout(&self, list: usize) -> Option<Conn> {
+        let mut idle = self.lock_idle(list);
         idle.evict_expired(Instant::now(), self.idle_timeout);
         while let Some(Idle { conn, .. }) = idle.conns.pop() {
             if !conn.sender.is_closed() {
@@ -310,7 +340,8 @@ impl Pool {
         }
         let now = Instant::now();
         {
-            let mut idle = self.lock_idle();
+            let list = conn.home % self.idle.len();
+            let mut idle = self.lock_idle(list);
             idle.evict_expired(now, self.idle_timeout);
             if idle.conns.len() >= self.max_idle {
                 idle.conns.remove(0);
@@ -319,15 +350,15 @@ impl Pool {
             if idle.sweeper.is_none() {
                 // Spawned under the lock, so the sweeper cannot clear the
                 // field before it is set.
-                idle.sweeper = self.spawn_sweeper();
+                idle.sweeper = self.spawn_sweeper(list);
             }
         }
         self.returned.notify_one();
     }
 
-    fn spawn_sweeper(self: &Arc<Self>) -> Option<AbortHandle> {
+    fn spawn_sweeper(self: &Arc<Self>, list: usize) -> Option<AbortHandle> {
         let runtime = tokio::runtime::Handle::try_current().ok()?;
-        let task = runtime.spawn(sweep(Arc::downgrade(self)));
+        let task = runtime.spawn(sweep(Arc::downgrade(self), list));
         Some(task.abort_handle())
     }
 
@@ -398,7 +429,11 @@ impl Pool {
                 tracing::debug!(upstream = %name, error = %e, "upstream connection closed");
             }
         });
-        Ok(Conn { sender, read_any })
+        Ok(Conn {
+            sender,
+            read_any,
+            home: crate::worker::index(),
+        })
     }
 }
 
@@ -408,9 +443,11 @@ fn connect_error(e: io::Error) -> SendError {
 
 impl Drop for Pool {
     fn drop(&mut self) {
-        let idle = self.idle.get_mut().unwrap_or_else(|e| e.into_inner());
-        if let Some(sweeper) = idle.sweeper.take() {
-            sweeper.abort();
+        for idle in self.idle.iter_mut() {
+            let idle = idle.get_mut().unwrap_or_else(|e| e.into_inner());
+            if let Some(sweeper) = idle.sweeper.take() {
+                sweeper.abort();
+            }
         }
     }
 }
@@ -448,7 +485,7 @@ mod tests {
     }
 
     fn sweeper(pool: &Pool) -> Option<AbortHandle> {
-        pool.lock_idle().sweeper.clone()
+        pool.lock_idle(0).sweeper.clone()
     }
 
     #[tokio::test]
@@ -468,11 +505,55 @@ mod tests {
         // Its permit came back, and the sweeper ended with nothing to watch.
         assert_eq!(pool.slots.available_permits(), 1024);
         assert!(sweeper(&pool).is_none());
-        assert!(pool.lock_idle().conns.is_empty());
+        assert!(pool.lock_idle(0).conns.is_empty());
 
         // The next idle connection starts another.
         let _upstream_end = idle_connection(&pool, &listener).await;
         assert!(sweeper(&pool).is_some());
+    }
+
+    #[tokio::test]
+    async fn each_worker_reuses_its_own_idle_connections() {
+        use crate::worker::as_worker;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "");
+        let pool = Arc::new(Pool::with_workers(&config, 2).unwrap());
+        // Opened on worker 0 (this thread): it goes to worker 0's list.
+        let _upstream_end = idle_connection(&pool, &listener).await;
+        assert_eq!(pool.lock_idle(0).conns.len(), 1);
+        assert!(as_worker(1, || pool.checkout(pool.own_list())).is_none());
+        let mut conn = pool
+            .checkout(pool.own_list())
+            .expect("worker 0's connection");
+
+        // A connection whose task runs on worker 1 goes back to worker 1's
+        // list (with its own sweeper), whichever worker used it last.
+        conn.home = 1;
+        pool.checkin(conn);
+        assert!(pool.lock_idle(0).conns.is_empty());
+        assert!(pool.lock_idle(1).sweeper.is_some());
+        assert!(pool.checkout(pool.own_list()).is_none());
+        assert!(as_worker(1, || pool.checkout(pool.own_list())).is_some());
+    }
+
+    #[tokio::test]
+    async fn at_the_cap_a_worker_takes_another_workers_idle_connection() {
+        use crate::worker::as_worker;
+        use futures_util::FutureExt;
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let config = upstream_config(listener.local_addr().unwrap(), "max_connections = 1");
+        let pool = Arc::new(Pool::with_workers(&config, 2).unwrap());
+        let _upstream_end = idle_connection(&pool, &listener).await;
+        assert_eq!(pool.slots.available_permits(), 0);
+        // Worker 1 has no idle connection and no permit to open one: it
+        // takes worker 0's at once instead of waiting connect_timeout_ms.
+        let free = as_worker(1, || pool.wait_for_free().now_or_never());
+        match free {
+            Some(Ok(Free::Idle(conn))) => assert_eq!(conn.home, 0),
+            Some(Ok(Free::Slot(_))) => panic!("a permit beyond the cap"),
+            Some(Err(e)) => panic!("{e}"),
+            None => panic!("worker 1 waited with an idle connection in the pool"),
+        }
     }
 
     #[tokio::test]
