@@ -431,18 +431,15 @@ fn check_framing(req: &Request<Incoming>) -> Result<(), Rejection> {
     }
 }
 
-/// The `forward.claims` headers for a principal: absent claims and values
-/// that cannot be a header are not sent.
+/// The `forward.claims` headers for a principal, from the values rendered
+/// when it was verified: absent claims and values that cannot be a header
+/// are not sent.
 fn identity_headers(rt: &Runtime, p: &Principal) -> Vec<(HeaderName, HeaderValue)> {
     rt.config
         .forward
         .claims
         .iter()
-        .filter_map(|(claim, header)| {
-            let text = Principal::header_value(p.forwarded.get(claim)?)?;
-            let value = HeaderValue::from_bytes(text.as_bytes()).ok()?;
-            Some((header.clone(), value))
-        })
+        .filter_map(|(claim, header)| Some((header.clone(), p.forwarded_value(claim)?.clone())))
         .collect()
 }
 

@@ -156,10 +156,7 @@ pub fn validate(
         issued_at: claims.get("iat").and_then(Value::as_f64),
         audiences: audience_values(claims.get("aud")),
         binding,
-        forwarded: forward_claims
-            .iter()
-            .filter_map(|c| claims.get(c).map(|v| (c.clone(), v.clone())))
-            .collect(),
+        forwarded: Principal::forwarded_claims(forward_claims, claims),
     })
 }
 
@@ -325,7 +322,12 @@ mod tests {
         assert_eq!(p.client_id.as_deref(), Some("app"));
         assert_eq!(p.scopes, vec!["a", "b"]);
         assert_eq!(p.expires_at, NOW + 600.0);
-        assert_eq!(p.forwarded.len(), 2);
+        let forwarded: Vec<(&str, &str)> = p
+            .forwarded
+            .iter()
+            .map(|(claim, value)| (claim.as_str(), value.to_str().unwrap()))
+            .collect();
+        assert_eq!(forwarded, [("sub", "alice"), ("tenant", "t1")]);
     }
 
     #[test]

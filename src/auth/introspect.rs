@@ -337,11 +337,7 @@ impl Introspector {
             issued_at: doc.get("iat").and_then(Value::as_f64),
             audiences: claims::audience_values(doc.get("aud")),
             binding,
-            forwarded: self
-                .forward_claims
-                .iter()
-                .filter_map(|c| doc.get(c).map(|v| (c.clone(), v.clone())))
-                .collect(),
+            forwarded: Principal::forwarded_claims(&self.forward_claims, doc),
         })
     }
 }

@@ -387,17 +387,8 @@ mod tests {
         let m = issuer("m", "jwks_uri = \"https://idp/jwks\"", "leeway_s = 5");
         let auth = authenticator_at(&m, None, &clock);
         let p = Principal {
-            issuer: 0,
-            key: None,
             expires_at: 1_000_010.0,
-            scopes: Vec::new(),
-            subject: None,
-            client_id: None,
-            token_id: None,
-            issued_at: None,
-            audiences: Vec::new(),
-            binding: None,
-            forwarded: serde_json::Map::new(),
+            ..Principal::default()
         };
         let expired = Err(AuthError::InvalidToken("token expired"));
         for (step_s, want) in [

@@ -2,9 +2,12 @@
 //! (JWT signature or introspection): what policy checks and what is
 //! forwarded. Never holds the token itself.
 
+use bytes::Bytes;
+use http::HeaderValue;
 use serde_json::{Map, Value};
 
 #[derive(Debug, Clone, PartialEq)]
+#[cfg_attr(test, derive(Default))]
 pub struct Principal {
     /// Index of the issuer in the configuration.
     pub issuer: usize,
@@ -24,11 +27,37 @@ pub struct Principal {
     pub audiences: Vec<String>,
     /// What the token is bound to (`cnf`); `None` for a bearer token.
     pub binding: Option<super::binding::Binding>,
-    /// The claims named in `forward.claims`, as found in the token.
-    pub forwarded: Map<String, Value>,
+    /// The claims named in `forward.claims` that the token has, each
+    /// rendered once ([`Principal::header_value`]) as the value it is
+    /// forwarded as: a cached identity forwards them without rendering
+    /// again. A claim whose value cannot be a header is left out.
+    pub forwarded: Vec<(String, HeaderValue)>,
 }
 
 impl Principal {
+    /// [`Principal::forwarded`]: the claims of `names` found in `claims`,
+    /// rendered.
+    pub fn forwarded_claims(
+        names: &[String],
+        claims: &Map<String, Value>,
+    ) -> Vec<(String, HeaderValue)> {
+        names
+            .iter()
+            .filter_map(|name| {
+                let text = Principal::header_value(claims.get(name)?)?;
+                let value = HeaderValue::from_maybe_shared(Bytes::from(text)).ok()?;
+                Some((name.clone(), value))
+            })
+            .collect()
+    }
+
+    /// The rendered value of the forwarded claim `name`.
+    pub fn forwarded_value(&self, name: &str) -> Option<&HeaderValue> {
+        self.forwarded
+            .iter()
+            .find_map(|(claim, value)| (claim == name).then_some(value))
+    }
+
     /// The value of a claim header: strings as they are, numbers and
     /// booleans printed, arrays of those joined with spaces; `None` for
     /// anything else or a value with control characters.
@@ -56,6 +85,36 @@ impl Principal {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn forwarded_claims_are_rendered_once_and_found_by_name() {
+        let claims = json!({
+            "sub": "alice",
+            "groups": ["a", "b"],
+            "level": 3,
+            "nested": {"x": 1},
+            "bad": "line\nbreak",
+        });
+        let names: Vec<String> = ["sub", "groups", "level", "nested", "bad", "absent"]
+            .map(String::from)
+            .to_vec();
+        let p = Principal {
+            forwarded: Principal::forwarded_claims(&names, claims.as_object().unwrap()),
+            ..Principal::default()
+        };
+        let value = |name: &str| {
+            p.forwarded_value(name)
+                .map(|v| v.to_str().unwrap().to_string())
+        };
+        assert_eq!(value("sub").as_deref(), Some("alice"));
+        assert_eq!(value("groups").as_deref(), Some("a b"));
+        assert_eq!(value("level").as_deref(), Some("3"));
+        // Not a header value, or not in the token: not forwarded.
+        for name in ["nested", "bad", "absent", "unnamed"] {
+            assert_eq!(value(name), None, "{name}");
+        }
+        assert_eq!(p.forwarded.len(), 3);
+    }
 
     #[test]
     fn header_value_table() {

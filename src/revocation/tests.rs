@@ -22,7 +22,7 @@ fn principal(
         issued_at: iat,
         audiences: Vec::new(),
         binding: None,
-        forwarded: serde_json::Map::new(),
+        forwarded: Vec::new(),
     }
 }
 
