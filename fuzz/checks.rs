@@ -22,11 +22,18 @@ mod jws;
 #[path = "checks/target.rs"]
 mod target;
 
+// Each fuzz target includes this file and calls one of these.
+#[allow(unused_imports)]
 pub use bearer::check_bearer;
+#[allow(unused_imports)]
 pub use config::check_config;
+#[allow(unused_imports)]
 pub use introspect::check_introspect;
+#[allow(unused_imports)]
 pub use jwk::check_jwk;
+#[allow(unused_imports)]
 pub use jws::check_jws;
+#[allow(unused_imports)]
 pub use target::check_target;
 
 use std::path::Path;
