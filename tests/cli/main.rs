@@ -1,6 +1,7 @@
 //! The binary as a user runs it, one module a subject: `run` (exit codes,
 //! environment overrides, signals), `check`, `init`, the key, token and
-//! certificate tools, and `service_manager` (systemd's `sd_notify`).
+//! certificate tools, `service_manager` (systemd's `sd_notify`), and
+//! `workers` (`server.worker_threads` above one).
 
 #[path = "../common/mod.rs"]
 mod common;
