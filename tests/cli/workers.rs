@@ -11,6 +11,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use super::run::{signal, start_with_env, wait_exit, write_config};
+use crate::common::{request, Client, Pki};
 
 /// An HTTP/1.1 upstream on threads: answers every request with `200 ok`
 /// after `delay`; counts the connections it accepted.
@@ -180,4 +181,52 @@ fn a_second_gateway_on_the_same_port_is_refused() {
     exchange(&mut conn, 1).unwrap();
     signal(&child, "-TERM");
     assert_eq!(wait_exit(&mut child), Some(0));
+}
+
+/// TLS on every worker, over HTTP/1.1 and h2 (ALPN): 24 connections of
+/// each are handshaken and answered, whichever worker the kernel gives
+/// them to.
+#[test]
+fn every_worker_serves_tls_over_http1_and_h2() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = Pki::generate();
+    let (up, _) = upstream(Duration::ZERO);
+    let tls = format!(
+        "tls_cert = \"{}\"\ntls_key = \"{}\"\n",
+        pki.dir().join("server.pem").display(),
+        pki.dir().join("server.key").display()
+    );
+    let text = config(3, "127.0.0.1:0", up).replacen(
+        "worker_threads = 3\n",
+        &format!("worker_threads = 3\n{tls}"),
+        1,
+    );
+    let path = write_config(dir.path(), &text);
+    let (mut child, addr) = start_with_env(&path, &[]);
+    let addr: SocketAddr = addr.parse().unwrap();
+
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    let statuses: Vec<(bool, u16)> = runtime.block_on(async {
+        let mut statuses = Vec::new();
+        for h2 in [false, true] {
+            let client = match h2 {
+                false => Client::h1(),
+                true => Client::h2(),
+            }
+            .tls(&pki);
+            // Connections opened together, so the kernel spreads them.
+            let calls = (0..24).map(|i| client.fetch(addr, request("GET", &format!("/tls/{i}"))));
+            for reply in futures_util::future::join_all(calls).await {
+                statuses.push((h2, reply.status.as_u16()));
+            }
+        }
+        statuses
+    });
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), Some(0));
+    assert_eq!(statuses.len(), 48);
+    assert!(statuses.iter().all(|(_, s)| *s == 200), "{statuses:?}");
 }
