@@ -213,7 +213,8 @@ async fn serve(rt: Runtime, others: &Workers) -> anyhow::Result<()> {
         workers,
     };
     let serving = gateway::start(shared.clone(), listeners, stop);
-    tracing::info!(%listen, tls, routes, "tokengate serving");
+    let workers = others.handles().count() + 1;
+    tracing::info!(%listen, tls, routes, workers, "tokengate serving");
     // Under systemd (Type=notify): READY=1 once every issuer is usable too.
     tokio::spawn(service_manager::ready_when_issuers_ready(shared));
     serving.await;

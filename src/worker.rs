@@ -82,7 +82,7 @@ impl Workers {
             let handle = runtime.handle().clone();
             let mut stopped = stopped.clone();
             let thread = std::thread::Builder::new()
-                .name(format!("tokengate-worker-{index}"))
+                .name(format!("tokengate-w{index}"))
                 .spawn(move || {
                     INDEX.with(|i| i.set(index));
                     runtime.block_on(async move {

@@ -161,6 +161,13 @@ fn start(path: &Path) -> (Child, String) {
 
 /// [`start`] with extra environment variables.
 pub(crate) fn start_with_env(path: &Path, env: &[(&str, &str)]) -> (Child, String) {
+    let (child, serving) = start_serving(path, env);
+    let addr = serving["listen"].as_str().unwrap().to_string();
+    (child, addr)
+}
+
+/// [`start_with_env`], returning the "tokengate serving" log line.
+pub(crate) fn start_serving(path: &Path, env: &[(&str, &str)]) -> (Child, serde_json::Value) {
     let mut child = Command::new(BIN)
         .args([
             "run",
@@ -181,10 +188,9 @@ pub(crate) fn start_with_env(path: &Path, env: &[(&str, &str)]) -> (Child, Strin
     while Instant::now() < deadline {
         let Some(Ok(line)) = lines.next() else { break };
         if line.contains("tokengate serving") {
-            let v: serde_json::Value = serde_json::from_str(&line).unwrap();
-            let addr = v["listen"].as_str().unwrap().to_string();
+            let serving: serde_json::Value = serde_json::from_str(&line).unwrap();
             std::thread::spawn(move || for _ in lines.by_ref() {});
-            return (child, addr);
+            return (child, serving);
         }
     }
     let _ = child.kill();

@@ -10,7 +10,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::run::{signal, start_with_env, wait_exit, write_config};
+use super::run::{signal, start_serving, start_with_env, wait_exit, write_config};
 use crate::common::{request, Client, Pki};
 
 /// An HTTP/1.1 upstream on threads: answers every request with `200 ok`
@@ -95,7 +95,7 @@ fn worker_threads(pid: u32) -> Vec<String> {
     tasks
         .filter_map(|t| std::fs::read_to_string(t.ok()?.path().join("comm")).ok())
         .map(|name| name.trim().to_string())
-        .filter(|name| name.starts_with("tokengate-work"))
+        .filter(|name| name.starts_with("tokengate-w"))
         .collect()
 }
 
@@ -108,7 +108,9 @@ fn every_worker_serves_the_connections_its_listener_gets() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = upstream(Duration::ZERO);
     let path = write_config(dir.path(), &config(3, "127.0.0.1:0", up));
-    let (mut child, addr) = start_with_env(&path, &[]);
+    let (mut child, serving) = start_serving(&path, &[]);
+    let addr = serving["listen"].as_str().unwrap().to_string();
+    assert_eq!(serving["workers"], 3, "{serving}");
     assert_eq!(worker_threads(child.id()).len(), 2, "workers 1 and 2");
 
     let mut conns: Vec<TcpStream> = (0..48).map(|_| connect(&addr)).collect();
@@ -229,4 +231,19 @@ fn every_worker_serves_tls_over_http1_and_h2() {
     assert_eq!(wait_exit(&mut child), Some(0));
     assert_eq!(statuses.len(), 48);
     assert!(statuses.iter().all(|(_, s)| *s == 200), "{statuses:?}");
+}
+
+/// `worker_threads = 0` is one worker per CPU the process may use, which
+/// the start line reports.
+#[test]
+fn zero_workers_is_one_per_usable_core() {
+    let dir = tempfile::tempdir().unwrap();
+    let (up, _) = upstream(Duration::ZERO);
+    let path = write_config(dir.path(), &config(0, "127.0.0.1:0", up));
+    let (mut child, serving) = start_serving(&path, &[]);
+    let cores = std::thread::available_parallelism().unwrap().get();
+    assert_eq!(serving["workers"], cores, "{serving}");
+    assert_eq!(worker_threads(child.id()).len(), cores - 1);
+    signal(&child, "-TERM");
+    assert_eq!(wait_exit(&mut child), Some(0));
 }
