@@ -71,9 +71,11 @@ pub struct Workers {
 }
 
 impl Workers {
-    /// Starts workers `1..n` (the caller's thread is worker 0).
+    /// Starts workers `1..n` (the caller's thread is worker 0); returns
+    /// once each thread runs, with its name and index set.
     pub fn start(n: usize) -> io::Result<Workers> {
         let (stop, stopped) = watch::channel(false);
+        let (running_tx, running) = std::sync::mpsc::channel();
         let mut threads = Vec::with_capacity(n.saturating_sub(1));
         for index in 1..n {
             let runtime = tokio::runtime::Builder::new_current_thread()
@@ -81,15 +83,22 @@ impl Workers {
                 .build()?;
             let handle = runtime.handle().clone();
             let mut stopped = stopped.clone();
+            let running_tx = running_tx.clone();
             let thread = std::thread::Builder::new()
                 .name(format!("tokengate-w{index}"))
                 .spawn(move || {
                     INDEX.with(|i| i.set(index));
+                    let _ = running_tx.send(());
                     runtime.block_on(async move {
                         let _ = stopped.wait_for(|stop| *stop).await;
                     });
                 })?;
             threads.push((handle, thread));
+        }
+        for _ in &threads {
+            running
+                .recv()
+                .map_err(|_| io::Error::other("a worker thread ended at start"))?;
         }
         Ok(Workers { threads, stop })
     }
