@@ -13,6 +13,31 @@ use std::time::Duration;
 use super::run::{signal, start_serving, start_with_env, wait_exit, write_config};
 use crate::common::{request, Client, Pki};
 
+/// A started gateway, killed if a test fails before stopping it.
+struct Running(std::process::Child);
+
+impl std::ops::Deref for Running {
+    type Target = std::process::Child;
+    fn deref(&self) -> &std::process::Child {
+        &self.0
+    }
+}
+
+impl std::ops::DerefMut for Running {
+    fn deref_mut(&mut self) -> &mut std::process::Child {
+        &mut self.0
+    }
+}
+
+impl Drop for Running {
+    fn drop(&mut self) {
+        if let Ok(None) = self.0.try_wait() {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+}
+
 /// An HTTP/1.1 upstream on threads: answers every request with `200 ok`
 /// after `delay`; counts the connections it accepted.
 fn upstream(delay: Duration) -> (SocketAddr, Arc<AtomicUsize>) {
@@ -108,7 +133,8 @@ fn every_worker_serves_the_connections_its_listener_gets() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = upstream(Duration::ZERO);
     let path = write_config(dir.path(), &config(3, "127.0.0.1:0", up));
-    let (mut child, serving) = start_serving(&path, &[]);
+    let (child, serving) = start_serving(&path, &[]);
+    let mut child = Running(child);
     let addr = serving["listen"].as_str().unwrap().to_string();
     assert_eq!(serving["workers"], 3, "{serving}");
     assert_eq!(worker_threads(child.id()).len(), 2, "workers 1 and 2");
@@ -117,8 +143,6 @@ fn every_worker_serves_the_connections_its_listener_gets() {
     for round in 0..3 {
         for (i, conn) in conns.iter_mut().enumerate() {
             if let Err(e) = exchange(conn, round * 100 + i) {
-                signal(&child, "-KILL");
-                let _ = wait_exit(&mut child);
                 panic!("connection {i}, request {round}: {e}");
             }
         }
@@ -135,7 +159,8 @@ fn a_stop_drains_the_requests_in_flight_on_every_worker() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = upstream(Duration::from_millis(600));
     let path = write_config(dir.path(), &config(3, "127.0.0.1:0", up));
-    let (mut child, addr) = start_with_env(&path, &[]);
+    let (child, addr) = start_with_env(&path, &[]);
+    let mut child = Running(child);
 
     let mut conns: Vec<TcpStream> = (0..24).map(|_| connect(&addr)).collect();
     for (i, conn) in conns.iter_mut().enumerate() {
@@ -163,7 +188,8 @@ fn a_second_gateway_on_the_same_port_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = upstream(Duration::ZERO);
     let path = write_config(dir.path(), &config(2, "127.0.0.1:0", up));
-    let (mut child, addr) = start_with_env(&path, &[]);
+    let (child, addr) = start_with_env(&path, &[]);
+    let mut child = Running(child);
 
     let second_dir = tempfile::tempdir().unwrap();
     let second = write_config(second_dir.path(), &config(2, &addr, up));
@@ -204,7 +230,8 @@ fn every_worker_serves_tls_over_http1_and_h2() {
         1,
     );
     let path = write_config(dir.path(), &text);
-    let (mut child, addr) = start_with_env(&path, &[]);
+    let (child, addr) = start_with_env(&path, &[]);
+    let mut child = Running(child);
     let addr: SocketAddr = addr.parse().unwrap();
 
     let runtime = tokio::runtime::Builder::new_current_thread()
@@ -240,7 +267,8 @@ fn zero_workers_is_one_per_usable_core() {
     let dir = tempfile::tempdir().unwrap();
     let (up, _) = upstream(Duration::ZERO);
     let path = write_config(dir.path(), &config(0, "127.0.0.1:0", up));
-    let (mut child, serving) = start_serving(&path, &[]);
+    let (child, serving) = start_serving(&path, &[]);
+    let mut child = Running(child);
     let cores = std::thread::available_parallelism().unwrap().get();
     assert_eq!(serving["workers"], cores, "{serving}");
     assert_eq!(worker_threads(child.id()).len(), cores - 1);
